@@ -1,0 +1,211 @@
+//! The command line: clap definitions only. `docs/cli.md` documents every flag.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::policy::RestartPolicy;
+
+/// forkscope: launch, supervise and explain multiprocess programs.
+#[derive(Debug, Parser)]
+#[command(name = "forkscope", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Write a debug log to this file (never to the terminal). Also FORKSCOPE_LOG.
+    #[arg(long, global = true, env = "FORKSCOPE_LOG", value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a pool of N workers of CMD and supervise them (TUI, or --headless JSON lines).
+    Run(RunArgs),
+    /// Classroom demos of fork semantics; no NAME runs the built-in tour.
+    Demo(DemoArgs),
+    /// One-shot snapshot of the live process tree under PID.
+    Inspect(InspectArgs),
+    /// Internal: the programs the demos run as workers.
+    #[command(name = "__demo-worker", hide = true)]
+    DemoWorker(DemoWorkerArgs),
+}
+
+/// How the session is shown and recorded.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// No TUI: print one JSON object per event on stdout.
+    #[arg(long)]
+    pub headless: bool,
+    /// Also write every event as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// With --headless, also print the periodic `sample` events.
+    #[arg(long)]
+    pub samples: bool,
+    /// Seconds between /proc samples of the tree (CPU, memory, state).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = positive_seconds)]
+    pub sample_interval: f64,
+    /// Lines of output kept per process in the TUI.
+    #[arg(long, value_name = "LINES", default_value_t = 10_000)]
+    pub scrollback: usize,
+}
+
+/// How workers are stopped and restarted.
+#[derive(Debug, Args, Clone)]
+pub struct SupervisionArgs {
+    /// Seconds between the stop signal and SIGKILL.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative_seconds)]
+    pub stop_timeout: f64,
+    /// When to start an ended worker again.
+    #[arg(long, value_enum, default_value_t = RestartArg::Never)]
+    pub restart: RestartArg,
+    /// The polite stop signal (name or number).
+    #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM", value_parser = parse_signal)]
+    pub stop_signal: i32,
+    /// Where fork/exec/exit facts of descendants come from.
+    #[arg(long, value_enum, default_value_t = TrackArg::Auto)]
+    pub track: TrackArg,
+    /// Internal: run without the guardian process (tests of the guardian itself).
+    #[arg(long, hide = true)]
+    pub no_guardian: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Number of workers.
+    #[arg(short = 'n', long = "workers", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub workers: u32,
+    /// Pool name (default: the command's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub supervision: SupervisionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// The command and its arguments (no shell unless you write one).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Which demo (see --list).
+    pub name: Option<String>,
+    /// List the demos and exit.
+    #[arg(long)]
+    pub list: bool,
+    #[command(flatten)]
+    pub supervision: SupervisionArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The root of the tree.
+    pub pid: i32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoWorkerArgs {
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RestartArg {
+    Never,
+    OnFailure,
+    Always,
+}
+
+impl From<RestartArg> for RestartPolicy {
+    fn from(arg: RestartArg) -> Self {
+        match arg {
+            RestartArg::Never => RestartPolicy::Never,
+            RestartArg::OnFailure => RestartPolicy::OnFailure,
+            RestartArg::Always => RestartPolicy::Always,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TrackArg {
+    Auto,
+    Kernel,
+    Ptrace,
+    Poll,
+}
+
+fn parse_signal(text: &str) -> Result<i32, String> {
+    crate::model::signals::signal_number(text)
+        .ok_or_else(|| format!("unknown signal {text:?} (try TERM, SIGINT, 15)"))
+}
+
+fn non_negative_seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if value.is_finite() && (0.0..=86_400.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is out of range (0 to 86400 seconds)"))
+    }
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let value = non_negative_seconds(text)?;
+    if value >= 0.01 {
+        Ok(value)
+    } else {
+        Err(format!("{text} is too small (at least 0.01 seconds)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_run() {
+        let cli = Cli::try_parse_from([
+            "forkscope",
+            "run",
+            "-n",
+            "4",
+            "--restart",
+            "on-failure",
+            "--stop-timeout",
+            "2",
+            "--",
+            "python3",
+            "-c",
+            "print(1)",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.workers, 4);
+        assert_eq!(run.supervision.restart, RestartArg::OnFailure);
+        assert_eq!(run.command, vec!["python3", "-c", "print(1)"]);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(Cli::try_parse_from(["forkscope", "run", "--",]).is_err());
+        assert!(Cli::try_parse_from(["forkscope", "run", "-n", "0", "--", "true"]).is_err());
+        assert!(
+            Cli::try_parse_from(["forkscope", "run", "--stop-signal", "SIGNOPE", "--", "true"])
+                .is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["forkscope", "run", "--stop-timeout", "-1", "--", "true"])
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Classroom demos: small pools of forkscope's own binary (`forkscope __demo-worker NAME`) that
+//! fork, exit, crash, orphan and ignore signals on purpose. No Python or config needed.
+
+pub mod worker;
+
+use crate::model::policy::RestartPolicy;
+use crate::supervise::PoolSpec;
+
+/// One demo: what it shows and the pool that shows it.
+pub struct Demo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub workers: u32,
+    pub restart: RestartPolicy,
+}
+
+pub const DEMOS: &[Demo] = &[
+    Demo {
+        name: "tour",
+        summary: "four workers: fork returning twice, exit codes, SIGTERM, SIGSEGV, an orphan, a zombie",
+        workers: 4,
+        restart: RestartPolicy::Never,
+    },
+    Demo {
+        name: "ignore-term",
+        summary: "a worker whose child ignores SIGTERM: quit and watch the stop escalate to SIGKILL",
+        workers: 1,
+        restart: RestartPolicy::Never,
+    },
+    Demo {
+        name: "crashloop",
+        summary: "a worker that exits 1 at once, restarted with backoff until marked failed",
+        workers: 1,
+        restart: RestartPolicy::OnFailure,
+    },
+    Demo {
+        name: "flood",
+        summary: "a worker writing lines as fast as it can: scrollback stays bounded, nothing blocks",
+        workers: 1,
+        restart: RestartPolicy::Never,
+    },
+];
+
+/// Finds a demo by name.
+pub fn find(name: &str) -> Option<&'static Demo> {
+    DEMOS.iter().find(|d| d.name == name)
+}
+
+/// The pool that runs `demo` with this very binary.
+pub fn pool(demo: &Demo, stop_signal: i32) -> std::io::Result<PoolSpec> {
+    let exe = std::env::current_exe()?;
+    Ok(PoolSpec {
+        name: demo.name.to_string(),
+        size: demo.workers,
+        argv: vec![
+            exe.to_string_lossy().into_owned(),
+            "__demo-worker".into(),
+            demo.name.into(),
+        ],
+        env: Vec::new(),
+        cwd: None,
+        restart: demo.restart,
+        stop_signal,
+    })
+}

@@ -1,0 +1,207 @@
+//! The programs the demos run. Each runs in its own single-threaded process, so plain
+//! `fork` is safe here; children leave with `_exit` so nothing is flushed or run twice.
+
+use std::io::Write;
+use std::thread::sleep;
+use std::time::Duration;
+
+use crate::model::ExitStatus;
+
+/// Runs demo worker `name`; returns its exit code.
+pub fn run(name: &str) -> i32 {
+    let index: u32 = std::env::var("FORKSCOPE_WORKER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    match name {
+        "tour" => tour(index),
+        "ignore-term" => ignore_term(),
+        "crashloop" => {
+            eprintln!("crashloop: failing at once (exit 1)");
+            1
+        }
+        "flood" => flood(),
+        other => {
+            eprintln!("no demo worker named {other:?}");
+            2
+        }
+    }
+}
+
+fn say(text: &str) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Forks; the child runs `child` and `_exit`s with its result. Returns the child's pid.
+fn fork_child(child: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: demo workers are single-threaded processes.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = child();
+        let _ = std::io::stdout().flush();
+        // SAFETY: _exit ends the child without running the parent's destructors twice.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+fn wait_for(pid: i32) -> ExitStatus {
+    let mut raw = 0;
+    // SAFETY: waiting for our own child with a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut raw, 0) };
+    ExitStatus::from_wait_status(raw)
+}
+
+fn me() -> i32 {
+    std::process::id() as i32
+}
+
+fn tour(index: u32) -> i32 {
+    say(&format!("worker {index}: pid {} started", me()));
+    for round in 1..=3 {
+        match index % 4 {
+            0 => exits_and_signals(round),
+            1 => segfault(round),
+            2 => orphan(round),
+            _ => zombie(round),
+        }
+        sleep(Duration::from_secs(2));
+    }
+    say(&format!("worker {index}: done after 3 rounds"));
+    0
+}
+
+fn exits_and_signals(round: u32) {
+    say(&format!("round {round}: fork() three times"));
+    let children = [
+        fork_child(|| {
+            say(&format!(
+                "  child {}: fork() returned 0 to me; exiting 0",
+                me()
+            ));
+            0
+        }),
+        fork_child(|| {
+            say(&format!("  child {}: exiting 7", me()));
+            7
+        }),
+        fork_child(|| {
+            say(&format!("  child {}: sending myself SIGTERM", me()));
+            // SAFETY: raising a signal in our own process.
+            unsafe { libc::raise(libc::SIGTERM) };
+            0
+        }),
+    ];
+    say(&format!(
+        "  parent {}: fork() returned {:?} to me",
+        me(),
+        children
+    ));
+    for pid in children {
+        let status = wait_for(pid);
+        say(&format!(
+            "  parent: child {pid} ended: {} (Python exitcode {:?}, shell $? {:?})",
+            status.describe(),
+            status.python_exitcode(),
+            status.shell_status()
+        ));
+    }
+}
+
+fn segfault(round: u32) {
+    let pid = fork_child(|| {
+        // No core file in the user's directory.
+        let limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain libc calls on our own process.
+        unsafe {
+            libc::setrlimit(libc::RLIMIT_CORE, &limit);
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::raise(libc::SIGSEGV);
+        }
+        0
+    });
+    let status = wait_for(pid);
+    say(&format!(
+        "round {round}: child {pid} crashed: {}",
+        status.describe()
+    ));
+}
+
+fn orphan(round: u32) {
+    let middle = fork_child(|| {
+        let grandchild = fork_child(|| {
+            sleep(Duration::from_millis(300));
+            // SAFETY: getppid has no preconditions.
+            let parent = unsafe { libc::getppid() };
+            say(&format!(
+                "  orphan {}: my parent died; I was re-parented to pid {parent} (forkscope, a subreaper); exiting 3",
+                me()
+            ));
+            sleep(Duration::from_secs(1));
+            3
+        });
+        say(&format!(
+            "  middle {}: forked {grandchild}, now exiting without waiting",
+            me()
+        ));
+        0
+    });
+    let status = wait_for(middle);
+    say(&format!(
+        "round {round}: middle child {middle} ended: {}",
+        status.describe()
+    ));
+}
+
+fn zombie(round: u32) {
+    let pid = fork_child(|| 0);
+    say(&format!(
+        "round {round}: child {pid} exited at once, but I do not wait() for 1.5 s: it is a zombie (Z) until I do"
+    ));
+    sleep(Duration::from_millis(1500));
+    let status = wait_for(pid);
+    say(&format!(
+        "round {round}: reaped {pid}: {}",
+        status.describe()
+    ));
+}
+
+fn ignore_term() -> i32 {
+    let pid = fork_child(|| {
+        // SAFETY: ignoring SIGTERM in our own process.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+        say(&format!(
+            "  child {}: I ignore SIGTERM; only SIGKILL can stop me",
+            me()
+        ));
+        loop {
+            sleep(Duration::from_secs(1));
+        }
+    });
+    say(&format!(
+        "worker {}: my child {pid} ignores SIGTERM; I will exit on SIGTERM",
+        me()
+    ));
+    loop {
+        sleep(Duration::from_secs(1));
+    }
+}
+
+fn flood() -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for n in 0u64.. {
+        if writeln!(out, "flood line {n}").is_err() {
+            return 0;
+        }
+        if n % 1_000_000 == 999_999 {
+            sleep(Duration::from_millis(200));
+        }
+    }
+    0
+}

@@ -1,0 +1,76 @@
+//! The headless consumer: every event as one JSON line on stdout, and the recorder that
+//! writes the same lines to a file for `replay`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use crate::model::{Action, Event, EventBody};
+use crate::supervise::EngineHandle;
+
+/// Writes events as JSON lines to a file.
+pub struct Recorder {
+    out: BufWriter<File>,
+}
+
+impl Recorder {
+    pub fn create(path: &Path) -> io::Result<Recorder> {
+        Ok(Recorder {
+            out: BufWriter::new(File::create(path)?),
+        })
+    }
+
+    pub fn write(&mut self, event: &Event) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, event)?;
+        self.out.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Prints every event until the engine's `end`; returns the session's exit status.
+pub fn print_events(engine: &EngineHandle, mut recorder: Option<Recorder>, samples: bool) -> i32 {
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut status = 1;
+    let mut stdout_broken = false;
+    while let Some(event) = engine.events.recv() {
+        if let Some(rec) = recorder.as_mut()
+            && let Err(err) = rec.write(&event)
+        {
+            tracing::error!("recording failed: {err}");
+            recorder = None;
+        }
+        let end = match event.body {
+            EventBody::End { status: s, .. } => {
+                status = s;
+                true
+            }
+            _ => false,
+        };
+        let shown = samples || !matches!(event.body, EventBody::Sample { .. });
+        if shown && !stdout_broken {
+            let written = serde_json::to_writer(&mut out, &event)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if written.is_err() {
+                // Nobody reads our output any more: stop the tree as if asked to quit.
+                stdout_broken = true;
+                engine.actions.send(Action::Quit);
+            }
+        }
+        if (end || engine.events.raw().is_empty()) && !stdout_broken && out.flush().is_err() {
+            stdout_broken = true;
+            engine.actions.send(Action::Quit);
+        }
+        if end {
+            break;
+        }
+    }
+    if let Some(mut rec) = recorder {
+        let _ = rec.flush();
+    }
+    status
+}

@@ -1,0 +1,5 @@
+//! Reading the live system: `/proc` process facts (and, later, shared memory and
+//! synchronisation decoders). Read-only: nothing here changes a process.
+
+pub mod proc;
+pub mod snapshot;

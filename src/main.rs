@@ -1,0 +1,64 @@
+//! The binary edge: parse the command line, dispatch, turn errors into exit statuses.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use forkscope::cli::{Cli, Command};
+use forkscope::session::{self, SessionOptions};
+use forkscope::{demo, inspect};
+
+fn main() -> ExitCode {
+    let clock = Instant::now();
+    let cli = Cli::parse();
+    match dispatch(cli, clock) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            eprintln!("forkscope: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(args) => {
+            session::prepare(&args.supervision)?;
+            let pool = session::pool_from_run(&args);
+            let title = args.command.join(" ");
+            let options = SessionOptions {
+                supervision: &args.supervision,
+                output: &args.output,
+                log: cli.log.as_deref(),
+                title,
+            };
+            session::run_pools(vec![pool], options, clock)
+        }
+        Command::Demo(args) => {
+            if args.list {
+                for demo in demo::DEMOS {
+                    println!("{:<12} {}", demo.name, demo.summary);
+                }
+                return Ok(0);
+            }
+            let name = args.name.as_deref().unwrap_or("tour");
+            let Some(found) = demo::find(name) else {
+                eprintln!("forkscope: no demo named {name:?}; `forkscope demo --list` lists them");
+                return Ok(2);
+            };
+            session::prepare(&args.supervision)?;
+            let pool = demo::pool(found, args.supervision.stop_signal)
+                .context("finding forkscope's own binary")?;
+            let options = SessionOptions {
+                supervision: &args.supervision,
+                output: &args.output,
+                log: cli.log.as_deref(),
+                title: format!("demo {name}: {}", found.summary),
+            };
+            session::run_pools(vec![pool], options, clock)
+        }
+        Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
+        Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
+    }
+}

@@ -1,0 +1,301 @@
+//! The event vocabulary: every fact forkscope learns becomes one `Event`.
+//!
+//! Events are what `--headless` prints (one JSON object per line), what `--record` writes and
+//! what the TUI's state is built from. The JSON shape is the contract in `docs/events.md`:
+//! every event has `t` (seconds since forkscope started), `kind` and `pid`.
+
+use serde::{Deserialize, Serialize};
+
+use super::exit::ExitStatus;
+
+/// One fact, stamped with the time forkscope learnt it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Seconds since forkscope started.
+    pub t: f64,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// Which pipe a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Why forkscope sent a signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalReason {
+    /// Asked for by a person or a `ctl` client.
+    User,
+    /// The first, polite step of stopping (the pool's stop signal).
+    Stop,
+    /// The stop timeout ran out: SIGKILL for what remains of the tree.
+    Escalation,
+    /// A descendant still running after every worker ended.
+    Leftover,
+    /// Part of restarting a worker.
+    Restart,
+    /// Part of shrinking a pool.
+    Scale,
+}
+
+/// What happened to a signal forkscope tried to send.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    Sent,
+    /// Not sent; the errno name (`ESRCH`, `EPERM`) or a reason such as "process already gone".
+    Failed(String),
+}
+
+/// How a process's lifecycle facts were learnt (see `docs/tracking.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackSource {
+    /// Forkscope spawned or reaped it itself: exact.
+    Engine,
+    /// The kernel's process-events connector: exact unless events were dropped.
+    Kernel,
+    /// ptrace: exact.
+    Ptrace,
+    /// Seen by scanning `/proc`: short-lived processes and exit statuses can be missed.
+    Poll,
+}
+
+/// One process's reading from `/proc`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProcSample {
+    pub pid: i32,
+    /// The `/proc/PID/stat` state letter: R, S, D, T, t, Z, X, I.
+    pub state: char,
+    /// Percent of one CPU since the previous sample.
+    pub cpu: f32,
+    pub rss_kb: u64,
+    pub threads: u32,
+}
+
+/// A pool as the session starts it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub name: String,
+    pub size: u32,
+    pub argv: Vec<String>,
+    pub restart: String,
+}
+
+/// The facts themselves. `kind` is the tag in JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The first event of every session: who forkscope is and how it tracks processes.
+    Session {
+        pid: i32,
+        version: String,
+        pools: Vec<PoolInfo>,
+        track: TrackSource,
+        /// What the active tracking source can miss, in words.
+        track_note: String,
+        stop_timeout: f64,
+    },
+    /// A worker forkscope started.
+    Spawn {
+        pid: i32,
+        ppid: i32,
+        pool: String,
+        worker: u32,
+        argv: Vec<String>,
+        #[serde(default)]
+        start_time: Option<u64>,
+        #[serde(default)]
+        restarts: u32,
+    },
+    /// A worker could not be started (the command does not exist, is not executable...).
+    SpawnFailed {
+        pid: Option<i32>,
+        pool: String,
+        worker: u32,
+        argv: Vec<String>,
+        error: String,
+    },
+    /// A descendant appeared.
+    Fork {
+        pid: i32,
+        ppid: i32,
+        #[serde(default)]
+        start_time: Option<u64>,
+        source: TrackSource,
+    },
+    /// A process replaced its program.
+    Exec {
+        pid: i32,
+        argv: Vec<String>,
+        source: TrackSource,
+    },
+    /// A process ended. The status fields are flattened: `code`, `signal`, `core_dumped`,
+    /// `python_exitcode`, `shell_status`.
+    Exit {
+        pid: i32,
+        ppid: i32,
+        #[serde(flatten)]
+        status: ExitStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<u32>,
+        source: TrackSource,
+    },
+    /// A signal forkscope sent (or tried to).
+    Signal {
+        pid: i32,
+        signal: String,
+        reason: SignalReason,
+        result: Delivery,
+    },
+    /// One line a worker (or a descendant sharing its pipes) wrote.
+    Output {
+        pid: i32,
+        stream: Stream,
+        /// The line without its newline; invalid UTF-8 replaced by U+FFFD here...
+        line: String,
+        /// ...and the exact bytes in hex, present only when the line was not valid UTF-8.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        raw_hex: Option<String>,
+        /// 1-based number of this line on this stream of this process: a gap means loss.
+        seq: u64,
+        /// A piece of a line longer than the 64 KiB line limit; the last piece has `false`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        partial: bool,
+    },
+    /// A worker will be started again after `delay_ms`.
+    Restart {
+        pid: Option<i32>,
+        pool: String,
+        worker: u32,
+        attempt: u32,
+        delay_ms: u64,
+    },
+    /// A worker crashed too often in a row and will not be restarted.
+    WorkerFailed {
+        pid: Option<i32>,
+        pool: String,
+        worker: u32,
+        reason: String,
+    },
+    /// A pool's target size changed.
+    Scale {
+        pid: Option<i32>,
+        pool: String,
+        from: u32,
+        to: u32,
+    },
+    /// Forkscope began stopping the tree.
+    Stopping { pid: Option<i32>, reason: String },
+    /// A periodic `/proc` reading of every live process of the tree.
+    Sample {
+        pid: Option<i32>,
+        procs: Vec<ProcSample>,
+    },
+    /// Something a person should know that is not a process fact.
+    Notice {
+        pid: Option<i32>,
+        level: String,
+        message: String,
+    },
+    /// The last event: nothing of the tree is left running.
+    End {
+        pid: Option<i32>,
+        /// The exit status `forkscope run` returns.
+        status: i32,
+    },
+}
+
+impl EventBody {
+    /// The process the event is about, if any.
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            EventBody::Session { pid, .. }
+            | EventBody::Spawn { pid, .. }
+            | EventBody::Fork { pid, .. }
+            | EventBody::Exec { pid, .. }
+            | EventBody::Exit { pid, .. }
+            | EventBody::Signal { pid, .. }
+            | EventBody::Output { pid, .. } => Some(*pid),
+            EventBody::SpawnFailed { pid, .. }
+            | EventBody::Restart { pid, .. }
+            | EventBody::WorkerFailed { pid, .. }
+            | EventBody::Scale { pid, .. }
+            | EventBody::Stopping { pid, .. }
+            | EventBody::Sample { pid, .. }
+            | EventBody::Notice { pid, .. }
+            | EventBody::End { pid, .. } => *pid,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_event_has_flat_contract_fields() {
+        let event = Event {
+            t: 1.5,
+            body: EventBody::Exit {
+                pid: 42,
+                ppid: 1,
+                status: ExitStatus::Signaled {
+                    signal: 15,
+                    core_dumped: false,
+                },
+                pool: Some("main".into()),
+                worker: Some(0),
+                source: TrackSource::Engine,
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["kind"], "exit");
+        assert_eq!(json["t"], 1.5);
+        assert_eq!(json["pid"], 42);
+        assert_eq!(json["signal"], "SIGTERM");
+        assert_eq!(json["python_exitcode"], -15);
+        assert_eq!(json["shell_status"], 143);
+        assert_eq!(json["core_dumped"], false);
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let bodies = vec![
+            EventBody::Output {
+                pid: 3,
+                stream: Stream::Stderr,
+                line: "x".into(),
+                raw_hex: Some("ff".into()),
+                seq: 9,
+                partial: true,
+            },
+            EventBody::Signal {
+                pid: 3,
+                signal: "SIGKILL".into(),
+                reason: SignalReason::Escalation,
+                result: Delivery::Failed("ESRCH".into()),
+            },
+            EventBody::End {
+                pid: None,
+                status: 1,
+            },
+        ];
+        for body in bodies {
+            let event = Event { t: 0.25, body };
+            let line = serde_json::to_string(&event).unwrap();
+            assert!(line.contains("\"pid\""), "{line}");
+            let back: Event = serde_json::from_str(&line).unwrap();
+            assert_eq!(back, event);
+        }
+    }
+}

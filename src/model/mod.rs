@@ -1,0 +1,17 @@
+//! Plain data and pure logic: events, exit statuses, actions, restart policy and the state
+//! the views render. Nothing here touches the operating system.
+
+pub mod action;
+pub mod event;
+pub mod exit;
+pub mod output;
+pub mod policy;
+pub mod signals;
+pub mod state;
+
+pub use action::Action;
+pub use event::{
+    Delivery, Event, EventBody, PoolInfo, ProcSample, SignalReason, Stream, TrackSource,
+};
+pub use exit::ExitStatus;
+pub use state::{State, update};

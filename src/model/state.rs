@@ -1,0 +1,549 @@
+//! The state every view renders: a pure function of the events seen so far.
+//!
+//! `update(state, event)` is the only way the state changes (plus `clear_ended`, a view
+//! choice). Process identity is (pid, start time): a reused pid becomes a new record.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use super::event::{Delivery, Event, EventBody, PoolInfo, ProcSample, SignalReason, TrackSource};
+use super::exit::ExitStatus;
+use super::output::{OutputLine, OutputLog};
+
+/// A stable handle on one process record (pids are reused; these are not).
+pub type ProcId = u64;
+
+/// Samples of history kept per process for sparklines.
+pub const HISTORY: usize = 60;
+
+/// What a process is to the supervised program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Started by forkscope as worker `worker` of `pool`.
+    Worker { pool: String, worker: u32 },
+    /// Forked by a worker or one of its descendants.
+    Descendant,
+}
+
+/// A signal sent to a process, as the detail pane lists them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignalRecord {
+    pub t: f64,
+    pub signal: String,
+    pub reason: SignalReason,
+    pub result: Delivery,
+}
+
+/// How and when a process ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ended {
+    pub t: f64,
+    pub status: ExitStatus,
+    pub source: TrackSource,
+}
+
+/// Everything known about one process.
+#[derive(Clone, Debug)]
+pub struct ProcessView {
+    pub id: ProcId,
+    pub pid: i32,
+    pub ppid: i32,
+    /// The record of the parent when it was known at birth.
+    pub parent: Option<ProcId>,
+    pub start_time: Option<u64>,
+    pub argv: Vec<String>,
+    pub role: Role,
+    pub source: TrackSource,
+    pub born: f64,
+    pub ended: Option<Ended>,
+    pub sample: Option<ProcSample>,
+    pub cpu_history: VecDeque<f32>,
+    pub rss_history: VecDeque<u64>,
+    pub output: OutputLog,
+    pub signals: Vec<SignalRecord>,
+    pub execs: Vec<f64>,
+    /// How many times this worker slot had been restarted when this process started.
+    pub restarts: u32,
+}
+
+impl ProcessView {
+    pub fn is_alive(&self) -> bool {
+        self.ended.is_none()
+    }
+
+    /// A stop or kill signal went out and the process is still running.
+    pub fn is_stopping(&self) -> bool {
+        self.is_alive()
+            && self.signals.iter().any(|s| {
+                s.result == Delivery::Sent
+                    && matches!(
+                        s.reason,
+                        SignalReason::Stop | SignalReason::Escalation | SignalReason::Leftover
+                    )
+            })
+    }
+
+    /// Seconds alive (until now, or until the end).
+    pub fn age(&self, now: f64) -> f64 {
+        self.ended.map_or(now, |e| e.t) - self.born
+    }
+
+    pub fn command(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// A worker slot of a pool.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkerSlot {
+    pub current: Option<ProcId>,
+    pub restarts: u32,
+    pub failed: Option<String>,
+    pub restart_pending: Option<u64>,
+}
+
+/// A pool and its worker slots.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolView {
+    pub info: PoolInfo,
+    pub workers: BTreeMap<u32, WorkerSlot>,
+}
+
+/// Everything the views render.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub engine_pid: Option<i32>,
+    pub version: String,
+    pub track: Option<TrackSource>,
+    pub track_note: String,
+    pub stop_timeout: f64,
+    /// Time of the newest event.
+    pub now: f64,
+    pub procs: BTreeMap<ProcId, ProcessView>,
+    live: HashMap<i32, ProcId>,
+    next_id: ProcId,
+    pub pools: Vec<PoolView>,
+    pub notices: VecDeque<(f64, String, String)>,
+    pub stopping: Option<String>,
+    pub ended: Option<i32>,
+    /// Lines of scrollback kept per process.
+    pub output_lines: usize,
+}
+
+const NOTICES: usize = 200;
+
+impl State {
+    pub fn new(output_lines: usize) -> State {
+        State {
+            output_lines,
+            ..State::default()
+        }
+    }
+
+    /// The live record for `pid`, or the newest ended one.
+    pub fn find_pid(&self, pid: i32) -> Option<&ProcessView> {
+        self.id_for_pid(pid).and_then(|id| self.procs.get(&id))
+    }
+
+    fn id_for_pid(&self, pid: i32) -> Option<ProcId> {
+        self.live.get(&pid).copied().or_else(|| {
+            self.procs
+                .values()
+                .rev()
+                .find(|p| p.pid == pid)
+                .map(|p| p.id)
+        })
+    }
+
+    pub fn pool(&self, name: &str) -> Option<&PoolView> {
+        self.pools.iter().find(|p| p.info.name == name)
+    }
+
+    fn pool_mut(&mut self, name: &str) -> Option<&mut PoolView> {
+        self.pools.iter_mut().find(|p| p.info.name == name)
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Forgets every ended process (the tree keeps them, dimmed, until this).
+    pub fn clear_ended(&mut self) {
+        self.procs.retain(|_, p| p.ended.is_none());
+    }
+
+    /// Children of `parent` (`None`: the roots), in birth order.
+    pub fn children(&self, parent: Option<ProcId>) -> Vec<ProcId> {
+        self.procs
+            .values()
+            .filter(|p| self.effective_parent(p) == parent)
+            .map(|p| p.id)
+            .collect()
+    }
+
+    /// The parent record if it is still shown, so a cleared parent does not hide its children.
+    fn effective_parent(&self, proc: &ProcessView) -> Option<ProcId> {
+        proc.parent.filter(|id| self.procs.contains_key(id))
+    }
+
+    fn add_process(
+        &mut self,
+        t: f64,
+        pid: i32,
+        ppid: i32,
+        start_time: Option<u64>,
+        role: Role,
+        source: TrackSource,
+    ) -> ProcId {
+        if let Some(old) = self.live.remove(&pid)
+            && let Some(stale) = self.procs.get_mut(&old)
+            && stale.ended.is_none()
+        {
+            stale.ended = Some(Ended {
+                t,
+                status: ExitStatus::Unknown,
+                source,
+            });
+        }
+        let parent = self.live.get(&ppid).copied();
+        self.next_id += 1;
+        let id = self.next_id;
+        let max_lines = if self.output_lines == 0 {
+            super::output::DEFAULT_LINES
+        } else {
+            self.output_lines
+        };
+        self.procs.insert(
+            id,
+            ProcessView {
+                id,
+                pid,
+                ppid,
+                parent,
+                start_time,
+                argv: Vec::new(),
+                role,
+                source,
+                born: t,
+                ended: None,
+                sample: None,
+                cpu_history: VecDeque::new(),
+                rss_history: VecDeque::new(),
+                output: OutputLog::with_capacity(max_lines, super::output::DEFAULT_BYTES),
+                signals: Vec::new(),
+                execs: Vec::new(),
+                restarts: 0,
+            },
+        );
+        self.live.insert(pid, id);
+        id
+    }
+
+    fn notice(&mut self, t: f64, level: &str, message: String) {
+        self.notices.push_back((t, level.to_string(), message));
+        while self.notices.len() > NOTICES {
+            self.notices.pop_front();
+        }
+    }
+}
+
+/// Applies one event to the state.
+pub fn update(state: &mut State, event: &Event) {
+    let t = event.t;
+    state.now = state.now.max(t);
+    match &event.body {
+        EventBody::Session {
+            pid,
+            version,
+            pools,
+            track,
+            track_note,
+            stop_timeout,
+        } => {
+            state.engine_pid = Some(*pid);
+            state.version = version.clone();
+            state.track = Some(*track);
+            state.track_note = track_note.clone();
+            state.stop_timeout = *stop_timeout;
+            state.pools = pools
+                .iter()
+                .map(|info| PoolView {
+                    info: info.clone(),
+                    workers: BTreeMap::new(),
+                })
+                .collect();
+        }
+        EventBody::Spawn {
+            pid,
+            ppid,
+            pool,
+            worker,
+            argv,
+            start_time,
+            restarts,
+        } => {
+            let role = Role::Worker {
+                pool: pool.clone(),
+                worker: *worker,
+            };
+            let id = state.add_process(t, *pid, *ppid, *start_time, role, TrackSource::Engine);
+            if let Some(proc) = state.procs.get_mut(&id) {
+                proc.argv = argv.clone();
+                proc.restarts = *restarts;
+            }
+            if let Some(pool) = state.pool_mut(pool) {
+                let slot = pool.workers.entry(*worker).or_default();
+                slot.current = Some(id);
+                slot.restarts = *restarts;
+                slot.failed = None;
+                slot.restart_pending = None;
+            }
+        }
+        EventBody::SpawnFailed {
+            pool,
+            worker,
+            argv,
+            error,
+            ..
+        } => {
+            let message = format!("{pool}[{worker}]: could not start {argv:?}: {error}");
+            state.notice(t, "error", message);
+            if let Some(pool) = state.pool_mut(pool) {
+                pool.workers.entry(*worker).or_default().failed = Some(error.clone());
+            }
+        }
+        EventBody::Fork {
+            pid,
+            ppid,
+            start_time,
+            source,
+        } => {
+            let known = state
+                .live
+                .get(pid)
+                .and_then(|id| state.procs.get(id))
+                .is_some_and(|p| start_time.is_none() || p.start_time == *start_time);
+            if !known {
+                state.add_process(t, *pid, *ppid, *start_time, Role::Descendant, *source);
+            }
+        }
+        EventBody::Exec { pid, argv, .. } => {
+            if let Some(proc) = state.live.get(pid).and_then(|id| state.procs.get_mut(id)) {
+                proc.argv = argv.clone();
+                proc.execs.push(t);
+            }
+        }
+        EventBody::Exit {
+            pid,
+            status,
+            source,
+            ..
+        } => {
+            if let Some(id) = state.live.remove(pid)
+                && let Some(proc) = state.procs.get_mut(&id)
+            {
+                proc.ended = Some(Ended {
+                    t,
+                    status: *status,
+                    source: *source,
+                });
+            }
+        }
+        EventBody::Signal {
+            pid,
+            signal,
+            reason,
+            result,
+        } => {
+            if let Some(id) = state.id_for_pid(*pid)
+                && let Some(proc) = state.procs.get_mut(&id)
+            {
+                proc.signals.push(SignalRecord {
+                    t,
+                    signal: signal.clone(),
+                    reason: *reason,
+                    result: result.clone(),
+                });
+            }
+        }
+        EventBody::Output {
+            pid,
+            stream,
+            line,
+            seq,
+            partial,
+            ..
+        } => {
+            if let Some(id) = state.id_for_pid(*pid)
+                && let Some(proc) = state.procs.get_mut(&id)
+            {
+                proc.output.push(OutputLine {
+                    stream: *stream,
+                    text: line.clone(),
+                    seq: *seq,
+                    partial: *partial,
+                    t,
+                });
+            }
+        }
+        EventBody::Restart {
+            pool,
+            worker,
+            delay_ms,
+            ..
+        } => {
+            if let Some(pool) = state.pool_mut(pool) {
+                pool.workers.entry(*worker).or_default().restart_pending = Some(*delay_ms);
+            }
+        }
+        EventBody::WorkerFailed {
+            pool,
+            worker,
+            reason,
+            ..
+        } => {
+            state.notice(t, "error", format!("{pool}[{worker}] failed: {reason}"));
+            if let Some(pool) = state.pool_mut(pool) {
+                pool.workers.entry(*worker).or_default().failed = Some(reason.clone());
+            }
+        }
+        EventBody::Scale { pool, to, .. } => {
+            if let Some(pool) = state.pool_mut(pool) {
+                pool.info.size = *to;
+            }
+        }
+        EventBody::Stopping { reason, .. } => state.stopping = Some(reason.clone()),
+        EventBody::Sample { procs, .. } => {
+            for sample in procs {
+                if let Some(proc) = state
+                    .live
+                    .get(&sample.pid)
+                    .and_then(|id| state.procs.get_mut(id))
+                {
+                    push_bounded(&mut proc.cpu_history, sample.cpu);
+                    push_bounded(&mut proc.rss_history, sample.rss_kb);
+                    proc.sample = Some(sample.clone());
+                }
+            }
+        }
+        EventBody::Notice { level, message, .. } => state.notice(t, level, message.clone()),
+        EventBody::End { status, .. } => state.ended = Some(*status),
+    }
+}
+
+fn push_bounded<T>(history: &mut VecDeque<T>, value: T) {
+    history.push_back(value);
+    while history.len() > HISTORY {
+        history.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(t: f64, body: EventBody) -> Event {
+        Event { t, body }
+    }
+
+    fn spawn(t: f64, pid: i32, worker: u32) -> Event {
+        ev(
+            t,
+            EventBody::Spawn {
+                pid,
+                ppid: 1,
+                pool: "main".into(),
+                worker,
+                argv: vec!["sleep".into(), "9".into()],
+                start_time: Some(100 + pid as u64),
+                restarts: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn builds_tree_and_ends_processes() {
+        let mut state = State::new(100);
+        update(&mut state, &spawn(0.1, 10, 0));
+        update(
+            &mut state,
+            &ev(
+                0.2,
+                EventBody::Fork {
+                    pid: 11,
+                    ppid: 10,
+                    start_time: Some(5),
+                    source: TrackSource::Poll,
+                },
+            ),
+        );
+        let roots = state.children(None);
+        assert_eq!(roots.len(), 1);
+        let kids = state.children(Some(roots[0]));
+        assert_eq!(state.procs[&kids[0]].pid, 11);
+        update(
+            &mut state,
+            &ev(
+                0.3,
+                EventBody::Exit {
+                    pid: 11,
+                    ppid: 10,
+                    status: ExitStatus::Exited(7),
+                    pool: None,
+                    worker: None,
+                    source: TrackSource::Engine,
+                },
+            ),
+        );
+        let child = &state.procs[&kids[0]];
+        assert_eq!(child.ended.map(|e| e.status), Some(ExitStatus::Exited(7)));
+        assert_eq!(state.live_count(), 1);
+        state.clear_ended();
+        assert_eq!(state.procs.len(), 1);
+    }
+
+    #[test]
+    fn reused_pid_is_a_new_process() {
+        let mut state = State::new(100);
+        update(&mut state, &spawn(0.1, 10, 0));
+        update(
+            &mut state,
+            &ev(
+                0.2,
+                EventBody::Fork {
+                    pid: 10,
+                    ppid: 1,
+                    start_time: Some(999),
+                    source: TrackSource::Poll,
+                },
+            ),
+        );
+        assert_eq!(state.procs.len(), 2);
+        let first = state.procs.values().next().unwrap();
+        assert_eq!(first.ended.map(|e| e.status), Some(ExitStatus::Unknown));
+    }
+
+    #[test]
+    fn output_goes_to_the_process_scrollback() {
+        let mut state = State::new(2);
+        update(&mut state, &spawn(0.1, 10, 0));
+        for seq in 1..=3 {
+            update(
+                &mut state,
+                &ev(
+                    0.2,
+                    EventBody::Output {
+                        pid: 10,
+                        stream: super::super::event::Stream::Stdout,
+                        line: format!("line {seq}"),
+                        raw_hex: None,
+                        seq,
+                        partial: false,
+                    },
+                ),
+            );
+        }
+        let proc = state.find_pid(10).unwrap();
+        assert_eq!(proc.output.len(), 2);
+        assert_eq!(proc.output.evicted, 1);
+    }
+}

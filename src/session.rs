@@ -1,0 +1,105 @@
+//! Running a supervised session: turns `run`/`demo` arguments into an engine configuration,
+//! splits off the guardian, starts the engine and hands it to the TUI or the headless printer.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::{OutputArgs, SupervisionArgs, TrackArg};
+use crate::headless::{Recorder, print_events};
+use crate::supervise::{self, EngineConfig, PoolSpec};
+
+/// Everything a session needs besides its pools.
+pub struct SessionOptions<'a> {
+    pub supervision: &'a SupervisionArgs,
+    pub output: &'a OutputArgs,
+    pub log: Option<&'a Path>,
+    pub title: String,
+}
+
+/// Must run while the process is single-threaded: splits off the guardian.
+pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<()> {
+    if !supervision.no_guardian {
+        supervise::guardian::split().context("starting the guardian process")?;
+    }
+    Ok(())
+}
+
+/// Runs pools until the session ends; returns the exit status.
+pub fn run_pools(
+    pools: Vec<PoolSpec>,
+    options: SessionOptions,
+    clock: Instant,
+) -> anyhow::Result<i32> {
+    init_logging(options.log);
+    if options.supervision.track == TrackArg::Kernel
+        || options.supervision.track == TrackArg::Ptrace
+    {
+        tracing::warn!(
+            "--track {:?} is not available yet; using /proc polling",
+            options.supervision.track
+        );
+    }
+    let headless = options.output.headless;
+    let config = EngineConfig {
+        pools,
+        stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
+        exit_when_done: headless,
+        sample_interval: Duration::from_secs_f64(options.output.sample_interval),
+        ..EngineConfig::default()
+    };
+    let recorder = match &options.output.record {
+        Some(path) => Some(
+            Recorder::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let engine = supervise::start(config, clock).context("starting the engine")?;
+    let status = if headless {
+        print_events(&engine, recorder, options.output.samples)
+    } else {
+        crate::ui::run(&engine, recorder, options.output.scrollback, &options.title)?
+    };
+    engine.join();
+    Ok(status)
+}
+
+/// Logs go to a file or nowhere: the terminal belongs to the TUI or to the JSON stream.
+fn init_logging(path: Option<&Path>) {
+    let Some(path) = path else { return };
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FORKSCOPE_LOG_LEVEL")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+}
+
+/// The pool a `run` command describes.
+pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
+    let name = args.name.clone().unwrap_or_else(|| {
+        Path::new(&args.command[0])
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "workers".into())
+    });
+    PoolSpec {
+        name,
+        size: args.workers,
+        argv: args.command.clone(),
+        env: Vec::new(),
+        cwd: None,
+        restart: args.supervision.restart.into(),
+        stop_signal: args.supervision.stop_signal,
+    }
+}

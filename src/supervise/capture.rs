@@ -1,0 +1,183 @@
+//! Output capture: the read ends of every worker's stdout and stderr pipes, registered with
+//! the engine's poller, split into lines and sent as `output` events in order.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use super::channel::EventTx;
+use super::lines::{LineSplitter, Piece, to_hex};
+use crate::model::{EventBody, Stream};
+
+/// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
+const VISIT_BUDGET: usize = 256 * 1024;
+
+struct Capture {
+    pid: i32,
+    stream: Stream,
+    file: std::fs::File,
+    splitter: LineSplitter,
+    seq: u64,
+}
+
+/// Every open capture pipe, by poll token.
+pub struct Captures {
+    pipes: HashMap<Token, Capture>,
+    /// Pipes that may have unread bytes (readiness is edge-triggered).
+    hot: HashSet<Token>,
+    next_token: usize,
+    buffer: Vec<u8>,
+}
+
+/// Tokens below this are reserved for the engine's own sources.
+pub const FIRST_PIPE_TOKEN: usize = 16;
+
+impl Default for Captures {
+    fn default() -> Self {
+        Captures::new()
+    }
+}
+
+impl Captures {
+    pub fn new() -> Captures {
+        Captures {
+            pipes: HashMap::new(),
+            hot: HashSet::new(),
+            next_token: FIRST_PIPE_TOKEN,
+            buffer: vec![0; 64 * 1024],
+        }
+    }
+
+    /// Registers a pipe's read end for `pid`'s `stream`.
+    pub fn add(
+        &mut self,
+        registry: &Registry,
+        pid: i32,
+        stream: Stream,
+        fd: OwnedFd,
+    ) -> io::Result<()> {
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
+        self.pipes.insert(
+            token,
+            Capture {
+                pid,
+                stream,
+                file: std::fs::File::from(fd),
+                splitter: LineSplitter::default(),
+                seq: 0,
+            },
+        );
+        self.hot.insert(token);
+        Ok(())
+    }
+
+    /// Notes that a pipe became readable.
+    pub fn mark_ready(&mut self, token: Token) -> bool {
+        if self.pipes.contains_key(&token) {
+            self.hot.insert(token);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether some pipe still has bytes waiting.
+    pub fn has_hot(&self) -> bool {
+        !self.hot.is_empty()
+    }
+
+    /// Reads every hot pipe once, up to the visit budget each.
+    pub fn service(&mut self, registry: &Registry, events: &EventTx) {
+        let tokens: Vec<Token> = self.hot.iter().copied().collect();
+        for token in tokens {
+            self.read(registry, token, VISIT_BUDGET, events);
+        }
+    }
+
+    /// Reads everything already written by `pid` (called before reporting its exit, so its
+    /// last lines come before the exit event).
+    pub fn drain_pid(&mut self, registry: &Registry, pid: i32, events: &EventTx) {
+        let tokens: Vec<Token> = self
+            .pipes
+            .iter()
+            .filter(|(_, c)| c.pid == pid)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in tokens {
+            self.read(registry, token, usize::MAX, events);
+        }
+    }
+
+    fn read(&mut self, registry: &Registry, token: Token, budget: usize, events: &EventTx) {
+        let Some(capture) = self.pipes.get_mut(&token) else {
+            self.hot.remove(&token);
+            return;
+        };
+        let mut taken = 0;
+        loop {
+            if taken >= budget {
+                return; // still hot
+            }
+            match capture.file.read(&mut self.buffer) {
+                Ok(0) => {
+                    if let Some(piece) = capture.splitter.finish() {
+                        emit_piece(events, capture, piece);
+                    }
+                    let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
+                    self.pipes.remove(&token);
+                    self.hot.remove(&token);
+                    return;
+                }
+                Ok(n) => {
+                    taken += n;
+                    let Capture { splitter, .. } = capture;
+                    let mut pieces = Vec::new();
+                    splitter.feed(&self.buffer[..n], &mut |piece| pieces.push(piece));
+                    for piece in pieces {
+                        emit_piece(events, capture, piece);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.hot.remove(&token);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(pid = capture.pid, "reading output failed: {e}");
+                    let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
+                    self.pipes.remove(&token);
+                    self.hot.remove(&token);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece) {
+    capture.seq += 1;
+    let (line, raw_hex) = match String::from_utf8(piece.bytes) {
+        Ok(text) => (text, None),
+        Err(err) => {
+            let bytes = err.into_bytes();
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                Some(to_hex(&bytes)),
+            )
+        }
+    };
+    events.emit(EventBody::Output {
+        pid: capture.pid,
+        stream: capture.stream,
+        line,
+        raw_hex,
+        seq: capture.seq,
+        partial: piece.partial,
+    });
+}

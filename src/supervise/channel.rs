@@ -1,0 +1,148 @@
+//! The two channels between the engine and whoever consumes it (headless printer or TUI):
+//! events out, actions in. Events are never dropped: when the consumer falls behind by
+//! `HIGH_WATER` events the engine stops reading children's pipes (their writes then block,
+//! as they would with any slow reader) until the consumer is back under `LOW_WATER`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use mio::Waker;
+
+use crate::model::{Action, Event, EventBody};
+
+/// Events in flight above which the engine pauses output capture.
+pub const HIGH_WATER: usize = 100_000;
+/// Events in flight below which a paused engine resumes.
+pub const LOW_WATER: usize = 20_000;
+
+#[derive(Debug)]
+struct Flow {
+    pending: AtomicUsize,
+    paused: AtomicBool,
+    waker: Arc<Waker>,
+}
+
+/// The engine's end of the event channel.
+#[derive(Debug)]
+pub struct EventTx {
+    tx: Sender<Event>,
+    flow: Arc<Flow>,
+    clock: Instant,
+}
+
+/// The consumer's end of the event channel.
+#[derive(Debug)]
+pub struct EventRx {
+    rx: Receiver<Event>,
+    flow: Arc<Flow>,
+}
+
+/// Sends actions to the engine and wakes it.
+#[derive(Clone, Debug)]
+pub struct ActionTx {
+    tx: Sender<Action>,
+    waker: Arc<Waker>,
+}
+
+/// Makes the channels; `clock` is the instant event times count from.
+pub fn channels(
+    waker: Arc<Waker>,
+    clock: Instant,
+) -> (EventTx, EventRx, ActionTx, Receiver<Action>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let (action_tx, action_rx) = crossbeam_channel::unbounded();
+    let flow = Arc::new(Flow {
+        pending: AtomicUsize::new(0),
+        paused: AtomicBool::new(false),
+        waker: waker.clone(),
+    });
+    (
+        EventTx {
+            tx,
+            flow: flow.clone(),
+            clock,
+        },
+        EventRx { rx, flow },
+        ActionTx {
+            tx: action_tx,
+            waker,
+        },
+        action_rx,
+    )
+}
+
+impl EventTx {
+    /// Stamps and sends one event.
+    pub fn emit(&self, body: EventBody) {
+        self.flow.pending.fetch_add(1, Ordering::SeqCst);
+        let event = Event {
+            t: self.clock.elapsed().as_secs_f64(),
+            body,
+        };
+        if self.tx.send(event).is_err() {
+            self.flow.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// True when output capture should pause; arms the consumer's wake-up in that case.
+    pub fn congested(&self) -> bool {
+        if self.flow.pending.load(Ordering::SeqCst) < HIGH_WATER {
+            return false;
+        }
+        self.flow.paused.store(true, Ordering::SeqCst);
+        if self.flow.pending.load(Ordering::SeqCst) < HIGH_WATER {
+            self.flow.paused.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Seconds since forkscope started.
+    pub fn now(&self) -> f64 {
+        self.clock.elapsed().as_secs_f64()
+    }
+}
+
+impl EventRx {
+    pub fn recv(&self) -> Option<Event> {
+        let event = self.rx.recv().ok()?;
+        self.ack(1);
+        Some(event)
+    }
+
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        let event = self.rx.recv_timeout(timeout)?;
+        self.ack(1);
+        Ok(event)
+    }
+
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
+        let event = self.rx.try_recv()?;
+        self.ack(1);
+        Ok(event)
+    }
+
+    /// The raw receiver, for `select!`; call [`EventRx::ack`] for every event taken from it.
+    pub fn raw(&self) -> &Receiver<Event> {
+        &self.rx
+    }
+
+    /// Marks `n` events as consumed, waking a paused engine once the backlog is small.
+    pub fn ack(&self, n: usize) {
+        let before = self.flow.pending.fetch_sub(n, Ordering::SeqCst);
+        if before.saturating_sub(n) <= LOW_WATER && self.flow.paused.swap(false, Ordering::SeqCst) {
+            let _ = self.flow.waker.wake();
+        }
+    }
+}
+
+impl ActionTx {
+    /// Queues an action; false if the engine has ended.
+    pub fn send(&self, action: Action) -> bool {
+        let sent = self.tx.send(action).is_ok();
+        let _ = self.waker.wake();
+        sent
+    }
+}

@@ -1,0 +1,397 @@
+//! The engine: one thread, one `mio` poll loop over signals (SIGCHLD, SIGTERM, SIGINT,
+//! SIGHUP), the action waker and every capture pipe, with timers for restarts, sampling and
+//! stop escalation computed into the poll timeout. Nothing here busy-waits.
+
+mod actions;
+mod stop;
+mod workers;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::{Events, Interest, Poll, Token, Waker};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+
+use super::EngineConfig;
+use super::capture::Captures;
+use super::channel::{ActionTx, EventRx, EventTx, channels};
+use super::reap::{Reaped, reap_exited};
+use super::tree::become_subreaper;
+use crate::model::policy::RestartTracker;
+use crate::model::signals::signal_name;
+use crate::model::{Action, EventBody, ExitStatus, PoolInfo, TrackSource};
+use crate::track::poll::PollTracker;
+
+pub(crate) use stop::Phase;
+
+const SIGNALS: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// A running engine, seen from its consumer.
+pub struct EngineHandle {
+    pub events: EventRx,
+    pub actions: ActionTx,
+    pub engine_pid: i32,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Waits for the engine thread (after its `end` event).
+    pub fn join(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the engine thread. Makes this process a child subreaper first.
+pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
+    become_subreaper()?;
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
+    let me = std::process::id() as i32;
+    let engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    let thread = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || engine.run())?;
+    Ok(EngineHandle {
+        events: events_rx,
+        actions: actions_tx,
+        engine_pid: me,
+        thread: Some(thread),
+    })
+}
+
+/// Where a worker stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WorkerState {
+    Running,
+    /// Will be started again at this instant.
+    Waiting(Instant),
+    /// Ended for good (policy said so, or the session is quitting).
+    Ended,
+    /// Crash loop or spawn failure: given up on.
+    Failed,
+}
+
+#[derive(Debug)]
+struct Worker {
+    pid: Option<i32>,
+    pidfd: Option<super::pidfd::Pidfd>,
+    start_time: Option<u64>,
+    started: Instant,
+    restarts: u32,
+    tracker: RestartTracker,
+    state: WorkerState,
+    last: Option<ExitStatus>,
+    spawn_failed: bool,
+    restart_now: bool,
+    retiring: bool,
+}
+
+impl Worker {
+    fn new() -> Worker {
+        Worker {
+            pid: None,
+            pidfd: None,
+            start_time: None,
+            started: Instant::now(),
+            restarts: 0,
+            tracker: RestartTracker::default(),
+            state: WorkerState::Ended,
+            last: None,
+            spawn_failed: false,
+            restart_now: false,
+            retiring: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pool {
+    spec: super::PoolSpec,
+    target: u32,
+    workers: BTreeMap<u32, Worker>,
+}
+
+/// (pool index, worker index)
+type WorkerRef = (usize, u32);
+
+pub(crate) struct Engine {
+    config: EngineConfig,
+    me: i32,
+    poll: Poll,
+    signals: Signals,
+    events: EventTx,
+    actions: Receiver<Action>,
+    captures: Captures,
+    pools: Vec<Pool>,
+    by_pid: HashMap<i32, WorkerRef>,
+    tracker: PollTracker,
+    phase: Phase,
+    quit: bool,
+    next_sample: Instant,
+    more_to_reap: bool,
+    /// Identities already sent the polite stop signal in this stop.
+    stop_signalled: HashSet<(i32, u64)>,
+    /// Identities already sent SIGKILL in this stop.
+    kill_signalled: HashSet<(i32, u64)>,
+    /// Children changed since orphans were last looked for.
+    orphans_dirty: bool,
+}
+
+impl Engine {
+    fn new(
+        config: EngineConfig,
+        poll: Poll,
+        signals: Signals,
+        events: EventTx,
+        actions: Receiver<Action>,
+        me: i32,
+    ) -> Engine {
+        let pools = config
+            .pools
+            .iter()
+            .map(|spec| Pool {
+                spec: spec.clone(),
+                target: spec.size,
+                workers: BTreeMap::new(),
+            })
+            .collect();
+        Engine {
+            next_sample: Instant::now() + config.sample_interval,
+            config,
+            me,
+            poll,
+            signals,
+            events,
+            actions,
+            captures: Captures::new(),
+            pools,
+            by_pid: HashMap::new(),
+            tracker: PollTracker::default(),
+            phase: Phase::Running,
+            quit: false,
+            more_to_reap: false,
+            stop_signalled: HashSet::new(),
+            kill_signalled: HashSet::new(),
+            orphans_dirty: false,
+        }
+    }
+
+    fn run(mut self) {
+        self.emit_session();
+        for pool in 0..self.pools.len() {
+            for index in 0..self.pools[pool].target {
+                self.pools[pool].workers.insert(index, Worker::new());
+                self.start_worker((pool, index));
+            }
+        }
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(err) = self.poll.poll(&mut events, Some(timeout))
+                && err.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!("poll failed: {err}");
+                self.notice("error", format!("engine poll failed: {err}; stopping"));
+                self.begin_stop("engine error".into(), true);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.on_signals(),
+                    WAKER => {}
+                    token => {
+                        self.captures.mark_ready(token);
+                    }
+                }
+            }
+            self.take_actions();
+            if !self.events.congested() {
+                self.captures.service(self.poll.registry(), &self.events);
+            }
+            self.run_timers();
+            if self.step_phase() {
+                break;
+            }
+        }
+        // Whatever the children wrote last, then the end.
+        self.captures.service(self.poll.registry(), &self.events);
+        let status = self.final_status();
+        self.events.emit(EventBody::End {
+            pid: Some(self.me),
+            status,
+        });
+    }
+
+    fn emit_session(&self) {
+        let pools = self
+            .pools
+            .iter()
+            .map(|p| PoolInfo {
+                name: p.spec.name.clone(),
+                size: p.target,
+                argv: p.spec.argv.clone(),
+                restart: p.spec.restart.as_str().to_string(),
+            })
+            .collect();
+        self.events.emit(EventBody::Session {
+            pid: self.me,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pools,
+            track: TrackSource::Poll,
+            track_note: format!(
+                "workers and orphans re-parented to forkscope: exact; other descendants: \
+                 /proc scanned every {:.1}s, so shorter-lived ones and their exit statuses \
+                 are missed",
+                self.config.sample_interval.as_secs_f64()
+            ),
+            stop_timeout: self.config.stop_timeout.as_secs_f64(),
+        });
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let congested = self.events.congested();
+        if self.more_to_reap || (self.captures.has_hot() && !congested) {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut next = self.next_sample;
+        for pool in &self.pools {
+            for worker in pool.workers.values() {
+                if let WorkerState::Waiting(at) = worker.state {
+                    next = next.min(at);
+                }
+            }
+        }
+        if let Some(at) = self.phase.deadline() {
+            next = next.min(at);
+        }
+        let mut timeout = next.saturating_duration_since(now);
+        if congested {
+            // The consumer wakes us when it catches up; this is only a safety net.
+            timeout = timeout.min(Duration::from_millis(100));
+        }
+        timeout
+    }
+
+    fn on_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signal in pending {
+            if signal == SIGCHLD {
+                self.more_to_reap = true;
+            } else {
+                self.begin_stop(format!("received {}", signal_name(signal)), true);
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        let (reaped, more) = reap_exited();
+        self.more_to_reap = more;
+        for child in reaped {
+            self.on_reaped(child);
+        }
+    }
+
+    fn on_reaped(&mut self, child: Reaped) {
+        self.orphans_dirty = true;
+        self.captures
+            .drain_pid(self.poll.registry(), child.pid, &self.events);
+        if let Some(worker) = self.by_pid.remove(&child.pid) {
+            self.tracker.forget(child.pid);
+            self.worker_exited(worker, child.status);
+            return;
+        }
+        let ppid = match self.tracker.forget(child.pid) {
+            Some(ppid) => ppid,
+            None => {
+                // An orphan that lived and died between two scans: report its birth too.
+                let stat = child.stat.as_ref();
+                self.events.emit(EventBody::Fork {
+                    pid: child.pid,
+                    ppid: self.me,
+                    start_time: stat.map(|s| s.start_time),
+                    source: TrackSource::Engine,
+                });
+                if let Some(stat) = stat {
+                    self.events.emit(EventBody::Exec {
+                        pid: child.pid,
+                        argv: vec![format!("[{}]", stat.comm)],
+                        source: TrackSource::Engine,
+                    });
+                }
+                self.me
+            }
+        };
+        self.events.emit(EventBody::Exit {
+            pid: child.pid,
+            ppid,
+            status: child.status,
+            pool: None,
+            worker: None,
+            source: TrackSource::Engine,
+        });
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<WorkerRef> = self
+            .pools
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pool)| {
+                pool.workers.iter().filter_map(move |(i, w)| match w.state {
+                    WorkerState::Waiting(at) if at <= now => Some((p, *i)),
+                    _ => None,
+                })
+            })
+            .collect();
+        for worker in due {
+            if let Some(w) = self.worker_mut(worker) {
+                w.restarts += 1;
+            }
+            self.start_worker(worker);
+        }
+        if now >= self.next_sample {
+            self.sample();
+            self.next_sample = now + self.config.sample_interval;
+        }
+    }
+
+    fn sample(&mut self) {
+        match self.tracker.scan(self.me) {
+            Ok(scan) => {
+                for event in scan.events {
+                    self.events.emit(event);
+                }
+                self.events.emit(EventBody::Sample {
+                    pid: None,
+                    procs: scan.samples,
+                });
+            }
+            Err(err) => tracing::warn!("scanning /proc failed: {err}"),
+        }
+    }
+
+    fn notice(&self, level: &str, message: String) {
+        self.events.emit(EventBody::Notice {
+            pid: None,
+            level: level.into(),
+            message,
+        });
+    }
+
+    fn worker_mut(&mut self, (pool, index): WorkerRef) -> Option<&mut Worker> {
+        self.pools.get_mut(pool)?.workers.get_mut(&index)
+    }
+}

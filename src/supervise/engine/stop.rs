@@ -1,0 +1,228 @@
+//! Stopping the tree: the stop signal to every worker, the stop signal to orphans once no
+//! worker shields them, SIGKILL for everything that remains of the tree at the stop timeout
+//! (setsid escapees included, found by walking `/proc` from the engine down), and the end
+//! once no child is left (with a subreaper, no child left means no descendant left).
+
+use std::time::{Duration, Instant};
+
+use super::{Engine, WorkerState};
+use crate::inspect::proc::{descendants, read_stat};
+use crate::model::signals::signal_name;
+use crate::model::{Delivery, EventBody, SignalReason};
+use crate::supervise::pidfd::Pidfd;
+use crate::supervise::tree::{has_children, signal_descendants};
+
+/// Time between SIGKILL sweeps of the tree (new forks of dying processes are caught here).
+const KILL_ROUND: Duration = Duration::from_millis(50);
+/// How long SIGKILL sweeps go on before forkscope reports what survived and ends anyway.
+const KILL_GIVE_UP: Duration = Duration::from_secs(10);
+
+/// Where the engine is in stopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// Stop signals went out; SIGKILL at `deadline`.
+    Stopping {
+        deadline: Instant,
+    },
+    /// SIGKILL sweeps until no child is left.
+    Killing {
+        next_round: Instant,
+        give_up: Instant,
+    },
+}
+
+impl Phase {
+    pub(super) fn deadline(self) -> Option<Instant> {
+        match self {
+            Phase::Running => None,
+            Phase::Stopping { deadline } => Some(deadline),
+            Phase::Killing { next_round, .. } => Some(next_round),
+        }
+    }
+}
+
+impl Engine {
+    /// Starts stopping the tree. `quit`: the session ends once nothing is left.
+    pub(super) fn begin_stop(&mut self, reason: String, quit: bool) {
+        if quit && !self.quit {
+            self.quit = true;
+            for pool in &mut self.pools {
+                for worker in pool.workers.values_mut() {
+                    if matches!(worker.state, WorkerState::Waiting(_)) {
+                        worker.state = WorkerState::Ended;
+                    }
+                }
+            }
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.events.emit(EventBody::Stopping {
+            pid: Some(self.me),
+            reason,
+        });
+        self.phase = Phase::Stopping {
+            deadline: Instant::now() + self.config.stop_timeout,
+        };
+        self.stop_signalled.clear();
+        self.kill_signalled.clear();
+        for pool in &self.pools {
+            for worker in pool.workers.values() {
+                if worker.state == WorkerState::Running {
+                    self.signal_worker(worker, pool.spec.stop_signal, SignalReason::Stop);
+                }
+            }
+        }
+        for pool in &self.pools {
+            for worker in pool.workers.values() {
+                if let (Some(pid), Some(start)) = (worker.pid, worker.start_time) {
+                    self.stop_signalled.insert((pid, start));
+                }
+            }
+        }
+        self.orphans_dirty = true;
+    }
+
+    /// Advances the stop state machine; true when the session is over.
+    pub(super) fn step_phase(&mut self) -> bool {
+        self.reap();
+        let now = Instant::now();
+        match self.phase {
+            Phase::Running => {
+                if self.quit {
+                    return !has_children();
+                }
+                if self.all_workers_settled() {
+                    if has_children() {
+                        self.begin_stop(
+                            "every worker ended; stopping leftover descendants".into(),
+                            false,
+                        );
+                    } else {
+                        return self.config.exit_when_done;
+                    }
+                }
+            }
+            Phase::Stopping { deadline } => {
+                if !has_children() {
+                    return self.settle();
+                }
+                if self.orphans_dirty && !self.any_worker_running() {
+                    self.signal_orphans();
+                }
+                if now >= deadline {
+                    self.notice(
+                        "warning",
+                        format!(
+                            "stop timeout ({:.1}s) reached: SIGKILL for what remains of the tree",
+                            self.config.stop_timeout.as_secs_f64()
+                        ),
+                    );
+                    self.phase = Phase::Killing {
+                        next_round: now,
+                        give_up: now + KILL_GIVE_UP,
+                    };
+                }
+            }
+            Phase::Killing {
+                next_round,
+                give_up,
+            } => {
+                if !has_children() {
+                    return self.settle();
+                }
+                if now >= give_up {
+                    self.notice(
+                        "error",
+                        "processes survived SIGKILL for 10s (uninterruptible sleep?)".into(),
+                    );
+                    return self.settle();
+                }
+                if now >= next_round {
+                    self.kill_round();
+                    self.phase = Phase::Killing {
+                        next_round: now + KILL_ROUND,
+                        give_up,
+                    };
+                }
+            }
+        }
+        false
+    }
+
+    /// Nothing is left running: back to idle, or the end when quitting.
+    fn settle(&mut self) -> bool {
+        self.phase = Phase::Running;
+        self.quit || (self.all_workers_settled() && self.config.exit_when_done)
+    }
+
+    /// The stop signal for children of the engine that are not workers (orphans).
+    fn signal_orphans(&mut self) {
+        self.orphans_dirty = false;
+        let Ok(tree) = descendants(self.me) else {
+            return;
+        };
+        for stat in tree {
+            if stat.ppid != self.me
+                || stat.state == 'Z'
+                || self.by_pid.contains_key(&stat.pid)
+                || !self.stop_signalled.insert((stat.pid, stat.start_time))
+            {
+                continue;
+            }
+            let signo = libc::SIGTERM;
+            let result =
+                Pidfd::open_verified(stat.pid, Some(stat.start_time)).and_then(|fd| fd.send(signo));
+            self.emit_signal(stat.pid, signo, SignalReason::Leftover, result);
+        }
+    }
+
+    /// SIGKILL for every live descendant not yet sent one.
+    fn kill_round(&mut self) {
+        match signal_descendants(self.me, libc::SIGKILL, &mut self.kill_signalled) {
+            Ok(sent) => {
+                for target in sent {
+                    self.emit_signal(
+                        target.pid,
+                        libc::SIGKILL,
+                        SignalReason::Escalation,
+                        target.result,
+                    );
+                }
+            }
+            Err(err) => tracing::warn!("scanning /proc for the kill sweep failed: {err}"),
+        }
+    }
+
+    pub(super) fn emit_signal(
+        &self,
+        pid: i32,
+        signo: i32,
+        reason: SignalReason,
+        result: Result<(), crate::supervise::pidfd::SignalError>,
+    ) {
+        self.events.emit(EventBody::Signal {
+            pid,
+            signal: signal_name(signo).into_owned(),
+            reason,
+            result: match result {
+                Ok(()) => Delivery::Sent,
+                Err(err) => Delivery::Failed(err.to_string()),
+            },
+        });
+    }
+
+    /// Whether `pid` is a live descendant of the engine (never signal outside the tree).
+    pub(super) fn in_tree(&self, pid: i32) -> bool {
+        let mut current = pid;
+        for _ in 0..4096 {
+            match read_stat(current) {
+                Ok(stat) if stat.ppid == self.me => return true,
+                Ok(stat) if stat.ppid > 1 => current = stat.ppid,
+                _ => return false,
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,194 @@
+//! Worker lifecycle inside the engine: starting, exits, restart decisions, the final status.
+
+use std::time::Instant;
+
+use super::{Engine, Worker, WorkerRef, WorkerState};
+use crate::model::Stream;
+use crate::model::policy::Decision;
+use crate::model::signals::signal_name;
+use crate::model::{Delivery, EventBody, ExitStatus, SignalReason};
+use crate::supervise::spawn::spawn_worker;
+
+impl Engine {
+    /// Starts (or restarts) one worker slot; failures become `spawn_failed` events.
+    pub(super) fn start_worker(&mut self, (pool, index): WorkerRef) {
+        let Some(spec) = self.pools.get(pool).map(|p| p.spec.clone()) else {
+            return;
+        };
+        let size = self.pools[pool].target;
+        let result = spawn_worker(&spec, index, size, &self.config.extra_env);
+        let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
+            return;
+        };
+        match result {
+            Ok(spawned) => {
+                worker.pid = Some(spawned.pid);
+                worker.pidfd = Some(spawned.pidfd);
+                worker.start_time = spawned.start_time;
+                worker.started = Instant::now();
+                worker.state = WorkerState::Running;
+                worker.spawn_failed = false;
+                let restarts = worker.restarts;
+                self.by_pid.insert(spawned.pid, (pool, index));
+                self.tracker.adopt(spawned.pid, self.me, spawned.start_time);
+                self.events.emit(EventBody::Spawn {
+                    pid: spawned.pid,
+                    ppid: self.me,
+                    pool: spec.name.clone(),
+                    worker: index,
+                    argv: spec.argv.clone(),
+                    start_time: spawned.start_time,
+                    restarts,
+                });
+                let registry = self.poll.registry();
+                for (stream, fd) in [
+                    (Stream::Stdout, spawned.stdout),
+                    (Stream::Stderr, spawned.stderr),
+                ] {
+                    if let Err(err) = self.captures.add(registry, spawned.pid, stream, fd) {
+                        tracing::warn!("cannot capture output of {}: {err}", spawned.pid);
+                    }
+                }
+            }
+            Err(err) => {
+                worker.pid = None;
+                worker.spawn_failed = true;
+                self.events.emit(EventBody::SpawnFailed {
+                    pid: None,
+                    pool: spec.name.clone(),
+                    worker: index,
+                    argv: spec.argv.clone(),
+                    error: err.to_string(),
+                });
+                // For the restart policy a spawn failure is a failed run of zero length.
+                self.decide((pool, index), ExitStatus::Exited(127), None);
+            }
+        }
+    }
+
+    /// A worker was reaped.
+    pub(super) fn worker_exited(&mut self, (pool, index): WorkerRef, status: ExitStatus) {
+        let me = self.me;
+        let name = self.pools[pool].spec.name.clone();
+        let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
+            return;
+        };
+        let pid = worker.pid.take().unwrap_or(0);
+        worker.pidfd = None;
+        worker.last = Some(status);
+        self.events.emit(EventBody::Exit {
+            pid,
+            ppid: me,
+            status,
+            pool: Some(name),
+            worker: Some(index),
+            source: crate::model::TrackSource::Engine,
+        });
+        if worker.retiring {
+            self.pools[pool].workers.remove(&index);
+            return;
+        }
+        if self.quit {
+            worker.state = WorkerState::Ended;
+            return;
+        }
+        if worker.restart_now {
+            worker.restart_now = false;
+            worker.tracker = Default::default();
+            worker.restarts += 1;
+            self.start_worker((pool, index));
+            return;
+        }
+        self.decide((pool, index), status, Some(pid));
+    }
+
+    /// Applies the pool's restart policy to a worker that ended (or failed to start).
+    fn decide(&mut self, (pool, index): WorkerRef, status: ExitStatus, pid: Option<i32>) {
+        let policy = self.pools[pool].spec.restart;
+        let name = self.pools[pool].spec.name.clone();
+        let backoff = self.config.backoff;
+        let quit = self.quit;
+        let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
+            return;
+        };
+        if quit {
+            worker.state = WorkerState::Ended;
+            return;
+        }
+        let uptime = worker.started.elapsed();
+        match worker.tracker.on_exit(policy, status, uptime, &backoff) {
+            Decision::Restart { delay, attempt } => {
+                worker.state = WorkerState::Waiting(Instant::now() + delay);
+                self.events.emit(EventBody::Restart {
+                    pid,
+                    pool: name,
+                    worker: index,
+                    attempt,
+                    delay_ms: delay.as_millis() as u64,
+                });
+            }
+            Decision::Done => {
+                worker.state = if worker.spawn_failed {
+                    WorkerState::Failed
+                } else {
+                    WorkerState::Ended
+                };
+            }
+            Decision::Failed { reason } => {
+                worker.state = WorkerState::Failed;
+                self.events.emit(EventBody::WorkerFailed {
+                    pid,
+                    pool: name,
+                    worker: index,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Sends `signo` to a running worker through its pidfd and reports it.
+    pub(super) fn signal_worker(&self, worker: &Worker, signo: i32, reason: SignalReason) {
+        let (Some(pid), Some(pidfd)) = (worker.pid, worker.pidfd.as_ref()) else {
+            return;
+        };
+        let result = match pidfd.send(signo) {
+            Ok(()) => Delivery::Sent,
+            Err(err) => Delivery::Failed(err.to_string()),
+        };
+        self.events.emit(EventBody::Signal {
+            pid,
+            signal: signal_name(signo).into_owned(),
+            reason,
+            result,
+        });
+    }
+
+    /// Every worker has ended for good (none running, none waiting to restart).
+    pub(super) fn all_workers_settled(&self) -> bool {
+        self.pools.iter().all(|pool| {
+            pool.workers
+                .values()
+                .all(|w| matches!(w.state, WorkerState::Ended | WorkerState::Failed))
+        })
+    }
+
+    pub(super) fn any_worker_running(&self) -> bool {
+        self.pools.iter().any(|pool| {
+            pool.workers
+                .values()
+                .any(|w| w.state == WorkerState::Running)
+        })
+    }
+
+    /// 0 when every worker's last run was `exit 0`, else 1.
+    pub(super) fn final_status(&self) -> i32 {
+        let all_ok = self.pools.iter().all(|pool| {
+            pool.workers.values().all(|w| {
+                !w.spawn_failed
+                    && w.state != WorkerState::Failed
+                    && w.last == Some(ExitStatus::Exited(0))
+            })
+        });
+        if all_ok { 0 } else { 1 }
+    }
+}

@@ -1,0 +1,62 @@
+//! Supervision: spawning pools, reaping, restart policy, stop escalation, pidfd signalling,
+//! output capture and the guardian. The engine runs on its own thread and speaks only in
+//! events (out) and actions (in).
+
+pub mod capture;
+pub mod channel;
+pub mod engine;
+pub mod guardian;
+pub mod lines;
+pub mod pidfd;
+pub mod reap;
+pub mod spawn;
+pub mod tree;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::model::policy::{Backoff, RestartPolicy};
+
+pub use channel::{ActionTx, EventRx};
+pub use engine::{EngineHandle, start};
+
+/// One pool of identical workers.
+#[derive(Clone, Debug)]
+pub struct PoolSpec {
+    pub name: String,
+    pub size: u32,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub restart: RestartPolicy,
+    /// The polite stop signal (default SIGTERM).
+    pub stop_signal: i32,
+}
+
+/// Everything the engine needs to run a session.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub pools: Vec<PoolSpec>,
+    /// Time between the stop signal and SIGKILL.
+    pub stop_timeout: Duration,
+    /// End the session once every worker has ended for good (`run --headless`).
+    pub exit_when_done: bool,
+    /// `/proc` sampling and polling interval.
+    pub sample_interval: Duration,
+    pub backoff: Backoff,
+    /// Extra environment for every worker (control socket path, shm names...).
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            pools: Vec::new(),
+            stop_timeout: Duration::from_secs(5),
+            exit_when_done: true,
+            sample_interval: Duration::from_secs(1),
+            backoff: Backoff::default(),
+            extra_env: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Starting one worker: no shell, its own process group, stdin from /dev/null, stdout and
+//! stderr into pipes, the pool variables in its environment, and a pidfd taken at once.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use super::PoolSpec;
+use super::pidfd::Pidfd;
+use crate::inspect::proc::read_stat;
+
+/// A worker that was started.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: Pidfd,
+    pub start_time: Option<u64>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Starts worker `index` of `spec`. `extra_env` comes from the engine (socket path, shm names).
+pub fn spawn_worker(
+    spec: &PoolSpec,
+    index: u32,
+    size: u32,
+    extra_env: &[(String, String)],
+) -> std::io::Result<Spawned> {
+    let (program, args) = spec
+        .argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
+        .env("FORKSCOPE_POOL", &spec.name)
+        .env("FORKSCOPE_WORKER", index.to_string())
+        .env("FORKSCOPE_POOL_SIZE", size.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if let Some(dir) = &spec.cwd {
+        command.current_dir(dir);
+    }
+    let mut child = command.spawn()?;
+    let pid = child.id() as i32;
+    // The child is ours and unreaped, so this pidfd is certainly for it.
+    let pidfd = Pidfd::open(pid).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let start_time = read_stat(pid).ok().map(|s| s.start_time);
+    let stdout = child
+        .stdout
+        .take()
+        .map(OwnedFd::from)
+        .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+    let stderr = child
+        .stderr
+        .take()
+        .map(OwnedFd::from)
+        .ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
+    // Dropping a std Child neither waits nor kills: the engine reaps it.
+    drop(child);
+    Ok(Spawned {
+        pid,
+        pidfd,
+        start_time,
+        stdout,
+        stderr,
+    })
+}

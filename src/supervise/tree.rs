@@ -1,0 +1,73 @@
+//! Signalling a whole tree of descendants, including those that left the process group
+//! (setsid) and orphans re-parented to a subreaper. Used by stop escalation and the guardian.
+
+use std::collections::HashSet;
+
+use crate::inspect::proc::{ProcStat, descendants};
+
+use super::pidfd::{Pidfd, SignalError};
+
+/// One process the tree walk tried to signal.
+#[derive(Debug)]
+pub struct TreeSignal {
+    pub pid: i32,
+    pub ppid: i32,
+    pub start_time: u64,
+    pub result: Result<(), SignalError>,
+}
+
+/// Sends `signo` to every live (non-zombie) descendant of `root` not already in `done`
+/// (identities `(pid, start_time)`), adding each one it tried to `done`.
+pub fn signal_descendants(
+    root: i32,
+    signo: i32,
+    done: &mut HashSet<(i32, u64)>,
+) -> std::io::Result<Vec<TreeSignal>> {
+    let mut sent = Vec::new();
+    for ProcStat {
+        pid,
+        ppid,
+        start_time,
+        state,
+        ..
+    } in descendants(root)?
+    {
+        if state == 'Z' || state == 'X' || !done.insert((pid, start_time)) {
+            continue;
+        }
+        let result = Pidfd::open_verified(pid, Some(start_time)).and_then(|fd| fd.send(signo));
+        sent.push(TreeSignal {
+            pid,
+            ppid,
+            start_time,
+            result,
+        });
+    }
+    Ok(sent)
+}
+
+/// Whether the calling process has any child left, running or zombie.
+pub fn has_children() -> bool {
+    // SAFETY: waitid with WNOWAIT|WNOHANG only inspects; the siginfo is ours.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        !(rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+    }
+}
+
+/// Makes the calling process a child subreaper: orphaned descendants come back to it.
+pub fn become_subreaper() -> std::io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,13 @@
+//! The TUI (placeholder until the ratatui app lands).
+
+use crate::headless::Recorder;
+use crate::supervise::EngineHandle;
+
+pub fn run(
+    engine: &EngineHandle,
+    recorder: Option<Recorder>,
+    _scrollback: usize,
+    _title: &str,
+) -> anyhow::Result<i32> {
+    Ok(crate::headless::print_events(engine, recorder, false))
+}
