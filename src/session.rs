@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::cli::{OutputArgs, SupervisionArgs, TrackArg};
 use crate::headless::{Recorder, print_events};
 use crate::supervise::{self, EngineConfig, PoolSpec};
+use crate::track::TrackMode;
 
 /// Everything a session needs besides its pools.
 pub struct SessionOptions<'a> {
@@ -33,20 +34,25 @@ pub fn run_pools(
     clock: Instant,
 ) -> anyhow::Result<i32> {
     init_logging(options.log);
-    if options.supervision.track == TrackArg::Kernel
-        || options.supervision.track == TrackArg::Ptrace
-    {
-        tracing::warn!(
-            "--track {:?} is not available yet; using /proc polling",
-            options.supervision.track
-        );
-    }
+    let track = match options.supervision.track {
+        TrackArg::Auto => TrackMode::Auto,
+        TrackArg::Kernel => TrackMode::Kernel,
+        TrackArg::Poll => TrackMode::Poll,
+        TrackArg::Ptrace => {
+            eprintln!(
+                "forkscope: --track ptrace is not implemented yet; use --track auto, kernel \
+                 or poll (see docs/tracking.md)"
+            );
+            return Ok(2);
+        }
+    };
     let headless = options.output.headless;
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
         exit_when_done: headless,
         sample_interval: Duration::from_secs_f64(options.output.sample_interval),
+        track,
         ..EngineConfig::default()
     };
     let recorder = match &options.output.record {
@@ -55,7 +61,15 @@ pub fn run_pools(
         ),
         None => None,
     };
-    let engine = supervise::start(config, clock).context("starting the engine")?;
+    let engine = match supervise::start(config, clock) {
+        Ok(engine) => engine,
+        Err(err) if err.kind() == std::io::ErrorKind::Unsupported => {
+            // `--track kernel` where the kernel will not tell: a usage problem, exit 2.
+            eprintln!("forkscope: {err}");
+            return Ok(2);
+        }
+        Err(err) => return Err(err).context("starting the engine"),
+    };
     let status = if headless {
         print_events(&engine, recorder, options.output.samples)
     } else {

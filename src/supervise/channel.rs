@@ -4,7 +4,7 @@
 //! as they would with any slow reader) until the consumer is back under `LOW_WATER`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -30,6 +30,8 @@ pub struct EventTx {
     tx: Sender<Event>,
     flow: Arc<Flow>,
     clock: Instant,
+    /// Bits of the largest `t` sent so far (non-negative f64 bits order like the numbers).
+    last_t: AtomicU64,
 }
 
 /// The consumer's end of the event channel.
@@ -63,6 +65,7 @@ pub fn channels(
             tx,
             flow: flow.clone(),
             clock,
+            last_t: AtomicU64::new(0),
         },
         EventRx { rx, flow },
         ActionTx {
@@ -76,11 +79,22 @@ pub fn channels(
 impl EventTx {
     /// Stamps and sends one event.
     pub fn emit(&self, body: EventBody) {
+        let t = self.clock.elapsed().as_secs_f64();
+        self.last_t.fetch_max(t.to_bits(), Ordering::SeqCst);
+        self.send(t, body);
+    }
+
+    /// Sends one event that happened at `when` (a kernel timestamp), never stamped earlier
+    /// than an event already sent, so `t` stays non-decreasing in the stream.
+    pub fn emit_at(&self, when: Instant, body: EventBody) {
+        let t = when.saturating_duration_since(self.clock).as_secs_f64();
+        let previous = self.last_t.fetch_max(t.to_bits(), Ordering::SeqCst);
+        self.send(t.max(f64::from_bits(previous)), body);
+    }
+
+    fn send(&self, t: f64, body: EventBody) {
         self.flow.pending.fetch_add(1, Ordering::SeqCst);
-        let event = Event {
-            t: self.clock.elapsed().as_secs_f64(),
-            body,
-        };
+        let event = Event { t, body };
         if self.tx.send(event).is_err() {
             self.flow.pending.fetch_sub(1, Ordering::SeqCst);
         }

@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub backoff: Backoff,
     /// Extra environment for every worker (control socket path, shm names...).
     pub extra_env: Vec<(String, String)>,
+    /// Where descendants' lifecycle facts come from (`--track`).
+    pub track: crate::track::TrackMode,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             sample_interval: Duration::from_secs(1),
             backoff: Backoff::default(),
             extra_env: Vec::new(),
+            track: crate::track::TrackMode::default(),
         }
     }
 }

@@ -1,5 +1,21 @@
 //! Lifecycle sources for descendants forkscope did not start itself. Workers and orphans
 //! re-parented to forkscope are exact through the engine (spawn and reap); this module finds
-//! the rest. See `docs/tracking.md` for what each source can miss.
+//! the rest: the kernel's process-events connector ([`netlink`], filtered to the tree by
+//! [`kernel`]) and the `/proc` polling fallback ([`poll`]). See `docs/tracking.md` for what
+//! each source can miss.
 
+pub mod kernel;
+pub mod netlink;
 pub mod poll;
+
+/// Which lifecycle source the engine should use (`--track`; ptrace is refused earlier).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrackMode {
+    /// Kernel process events when subscribing works, else `/proc` polling.
+    #[default]
+    Auto,
+    /// Kernel process events or nothing: starting fails if they are unavailable.
+    Kernel,
+    /// `/proc` polling only.
+    Poll,
+}

@@ -79,6 +79,12 @@ impl PollTracker {
         Ok(self.diff(proc::descendants_in(&all, root), Instant::now()))
     }
 
+    /// Like [`PollTracker::scan`] over a tree scanned by the caller (the kernel source uses
+    /// it for samples and drops the events, which it has exactly).
+    pub fn observe(&mut self, tree: Vec<ProcStat>) -> Scan {
+        self.diff(tree, Instant::now())
+    }
+
     fn diff(&mut self, tree: Vec<ProcStat>, now: Instant) -> Scan {
         let mut scan = Scan::default();
         let mut seen = HashSet::new();

@@ -4,6 +4,7 @@
 
 mod actions;
 mod stop;
+mod tracking;
 mod workers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,6 +27,7 @@ use crate::model::policy::RestartTracker;
 use crate::model::signals::signal_name;
 use crate::model::{Action, EventBody, ExitStatus, PoolInfo, TrackSource};
 use crate::track::poll::PollTracker;
+use tracking::{KernelSource, NETLINK};
 
 pub(crate) use stop::Phase;
 
@@ -49,17 +51,21 @@ impl EngineHandle {
     }
 }
 
-/// Starts the engine thread. Makes this process a child subreaper first.
+/// Starts the engine thread. Makes this process a child subreaper first, and subscribes to
+/// kernel process events (per `config.track`) before any worker exists. With
+/// `TrackMode::Kernel` and no kernel events, fails with `ErrorKind::Unsupported`.
 pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     become_subreaper()?;
     let poll = Poll::new()?;
+    let me = std::process::id() as i32;
+    let kernel = tracking::open(config.track, poll.registry(), me)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
-    let me = std::process::id() as i32;
-    let engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    engine.kernel = kernel;
     let thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine.run())?;
@@ -137,6 +143,8 @@ pub(crate) struct Engine {
     pools: Vec<Pool>,
     by_pid: HashMap<i32, WorkerRef>,
     tracker: PollTracker,
+    /// Kernel process events, when that source is active.
+    kernel: Option<KernelSource>,
     phase: Phase,
     quit: bool,
     next_sample: Instant,
@@ -179,6 +187,7 @@ impl Engine {
             pools,
             by_pid: HashMap::new(),
             tracker: PollTracker::default(),
+            kernel: None,
             phase: Phase::Running,
             quit: false,
             more_to_reap: false,
@@ -209,7 +218,7 @@ impl Engine {
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(),
-                    WAKER => {}
+                    WAKER | NETLINK => {}
                     token => {
                         self.captures.mark_ready(token);
                     }
@@ -226,6 +235,7 @@ impl Engine {
         }
         // Whatever the children wrote last, then the end.
         self.captures.service(self.poll.registry(), &self.events);
+        self.finish_tracking();
         let status = self.final_status();
         self.events.emit(EventBody::End {
             pid: Some(self.me),
@@ -234,6 +244,7 @@ impl Engine {
     }
 
     fn emit_session(&self) {
+        let (track, track_note) = self.track_description();
         let pools = self
             .pools
             .iter()
@@ -248,24 +259,22 @@ impl Engine {
             pid: self.me,
             version: env!("CARGO_PKG_VERSION").to_string(),
             pools,
-            track: TrackSource::Poll,
-            track_note: format!(
-                "workers and orphans re-parented to forkscope: exact; other descendants: \
-                 /proc scanned every {:.1}s, so shorter-lived ones and their exit statuses \
-                 are missed",
-                self.config.sample_interval.as_secs_f64()
-            ),
+            track,
+            track_note,
             stop_timeout: self.config.stop_timeout.as_secs_f64(),
         });
     }
 
     fn next_timeout(&self) -> Duration {
         let congested = self.events.congested();
-        if self.more_to_reap || (self.captures.has_hot() && !congested) {
+        if self.more_to_reap || self.kernel_pending() || (self.captures.has_hot() && !congested) {
             return Duration::ZERO;
         }
         let now = Instant::now();
         let mut next = self.next_sample;
+        if let Some(at) = self.tracking_deadline() {
+            next = next.min(at);
+        }
         for pool in &self.pools {
             for worker in pool.workers.values() {
                 if let WorkerState::Waiting(at) = worker.state {
@@ -296,6 +305,8 @@ impl Engine {
     }
 
     fn reap(&mut self) {
+        // Kernel events first: a reaped orphan's birth is then known.
+        self.service_kernel();
         let (reaped, more) = reap_exited();
         self.more_to_reap = more;
         for child in reaped {
@@ -308,31 +319,30 @@ impl Engine {
         self.captures
             .drain_pid(self.poll.registry(), child.pid, &self.events);
         if let Some(worker) = self.by_pid.remove(&child.pid) {
-            self.tracker.forget(child.pid);
+            self.reaped_worker(&child);
             self.worker_exited(worker, child.status);
             return;
         }
-        let ppid = match self.tracker.forget(child.pid) {
-            Some(ppid) => ppid,
-            None => {
-                // An orphan that lived and died between two scans: report its birth too.
-                let stat = child.stat.as_ref();
-                self.events.emit(EventBody::Fork {
+        let Some((ppid, known)) = self.reaped_descendant(&child) else {
+            return; // the kernel's exit event already reported it
+        };
+        if !known {
+            // An orphan that lived and died unseen: report its birth too.
+            let stat = child.stat.as_ref();
+            self.events.emit(EventBody::Fork {
+                pid: child.pid,
+                ppid: self.me,
+                start_time: stat.map(|s| s.start_time),
+                source: TrackSource::Engine,
+            });
+            if let Some(stat) = stat {
+                self.events.emit(EventBody::Exec {
                     pid: child.pid,
-                    ppid: self.me,
-                    start_time: stat.map(|s| s.start_time),
+                    argv: vec![format!("[{}]", stat.comm)],
                     source: TrackSource::Engine,
                 });
-                if let Some(stat) = stat {
-                    self.events.emit(EventBody::Exec {
-                        pid: child.pid,
-                        argv: vec![format!("[{}]", stat.comm)],
-                        source: TrackSource::Engine,
-                    });
-                }
-                self.me
             }
-        };
+        }
         self.events.emit(EventBody::Exit {
             pid: child.pid,
             ppid,
@@ -365,21 +375,6 @@ impl Engine {
         if now >= self.next_sample {
             self.sample();
             self.next_sample = now + self.config.sample_interval;
-        }
-    }
-
-    fn sample(&mut self) {
-        match self.tracker.scan(self.me) {
-            Ok(scan) => {
-                for event in scan.events {
-                    self.events.emit(event);
-                }
-                self.events.emit(EventBody::Sample {
-                    pid: None,
-                    procs: scan.samples,
-                });
-            }
-            Err(err) => tracing::warn!("scanning /proc failed: {err}"),
         }
     }
 

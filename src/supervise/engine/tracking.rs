@@ -1,0 +1,322 @@
+//! Lifecycle tracking inside the engine: the kernel process-events socket (drained before
+//! every reap), the `/proc` scan that samples the tree and reconciles the kernel's view
+//! with it, the dedupe of kernel exits against the engine's own reaping, and the session's
+//! description of the active source.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry, Token};
+
+use super::Engine;
+use crate::inspect::proc;
+use crate::model::{EventBody, TrackSource};
+use crate::supervise::reap::Reaped;
+use crate::track::TrackMode;
+use crate::track::kernel::{KernelTracker, LiveProc, ReapVerdict, Tracked};
+use crate::track::netlink::{ConnectorError, ProcConnector, ProcMessage};
+
+/// The token of the process-events socket in the engine's poll.
+pub(super) const NETLINK: Token = Token(2);
+/// Datagrams read per drain before the loop gets a turn (the rest: next iteration).
+const DRAIN_BUDGET: usize = 4096;
+/// Reconciliations after dropped events are at most this frequent.
+const OVERFLOW_RECONCILE_GAP: Duration = Duration::from_millis(50);
+/// At the end, how long to wait for the exit events of processes that already ended.
+const FINAL_GRACE: Duration = Duration::from_millis(300);
+
+/// The kernel source, when active.
+pub(crate) struct KernelSource {
+    connector: ProcConnector,
+    tracker: KernelTracker,
+    buffer: Vec<ProcMessage>,
+    more: bool,
+    /// Dropped-event episodes since the session began.
+    overflows: u64,
+    reconcile_due: Option<Instant>,
+    last_reconcile: Option<Instant>,
+}
+
+impl std::fmt::Debug for KernelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelSource")
+            .field("members", &self.tracker.live())
+            .field("overflows", &self.overflows)
+            .finish()
+    }
+}
+
+/// Opens the source `mode` asks for, before any worker exists. `Err` only for `Kernel`.
+pub(crate) fn open(
+    mode: TrackMode,
+    registry: &Registry,
+    root: i32,
+) -> io::Result<Option<KernelSource>> {
+    let connector = match mode {
+        TrackMode::Poll => return Ok(None),
+        TrackMode::Auto => match ProcConnector::open() {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::info!("kernel process events unavailable, polling /proc: {err}");
+                return Ok(None);
+            }
+        },
+        TrackMode::Kernel => ProcConnector::open().map_err(|err: ConnectorError| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("--track kernel: {err}; try --track auto or --track poll"),
+            )
+        })?,
+    };
+    let mut source = KernelSource {
+        connector,
+        tracker: KernelTracker::new(root),
+        buffer: Vec::with_capacity(1024),
+        more: false,
+        overflows: 0,
+        reconcile_due: None,
+        last_reconcile: None,
+    };
+    registry.register(&mut source.connector, NETLINK, Interest::READABLE)?;
+    Ok(Some(source))
+}
+
+/// Converts kernel `CLOCK_MONOTONIC` nanoseconds to `Instant`s (the same clock on Linux).
+struct KernelClock {
+    mono_ns: u64,
+    now: Instant,
+}
+
+impl KernelClock {
+    fn read() -> KernelClock {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        KernelClock {
+            mono_ns: (ts.tv_sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(ts.tv_nsec as u64),
+            now: Instant::now(),
+        }
+    }
+
+    fn instant(&self, ns: u64) -> Instant {
+        let ago = Duration::from_nanos(self.mono_ns.saturating_sub(ns));
+        self.now.checked_sub(ago).unwrap_or(self.now)
+    }
+}
+
+impl Engine {
+    /// The `track` and `track_note` of the session event.
+    pub(super) fn track_description(&self) -> (TrackSource, String) {
+        if self.kernel.is_some() {
+            return (
+                TrackSource::Kernel,
+                "kernel process events (netlink proc connector) filtered to forkscope's tree: \
+                 every fork, exec and exit with its exact status, even for processes that \
+                 live microseconds; workers and orphans re-parented to forkscope are reaped \
+                 by forkscope (source engine). Can miss: events the kernel drops under load \
+                 (a notice says so; /proc is rescanned at once and what changed meanwhile is \
+                 reported with source poll, exits with unknown status); exec argv is read \
+                 from /proc afterwards, so a process that exec'd and ended at once shows only \
+                 its name or [?]; threads are not tracked"
+                    .into(),
+            );
+        }
+        (
+            TrackSource::Poll,
+            format!(
+                "workers and orphans re-parented to forkscope: exact; other descendants: \
+                 /proc scanned every {:.1}s, so shorter-lived ones and their exit statuses \
+                 are missed",
+                self.config.sample_interval.as_secs_f64()
+            ),
+        )
+    }
+
+    /// Whether the kernel socket still holds unread events.
+    pub(super) fn kernel_pending(&self) -> bool {
+        self.kernel
+            .as_ref()
+            .is_some_and(|k| k.more || k.reconcile_due.is_some_and(|at| at <= Instant::now()))
+    }
+
+    /// The next instant the tracker wants the loop to wake.
+    pub(super) fn tracking_deadline(&self) -> Option<Instant> {
+        self.kernel.as_ref().and_then(|k| k.reconcile_due)
+    }
+
+    /// Drains the kernel socket, then reconciles with `/proc` if events were dropped.
+    /// Called before every reap.
+    pub(super) fn service_kernel(&mut self) {
+        self.drain_kernel();
+        if self
+            .kernel
+            .as_ref()
+            .and_then(|k| k.reconcile_due)
+            .is_some_and(|at| at <= Instant::now())
+        {
+            self.scan_tree(false);
+        }
+    }
+
+    /// Reads kernel events (bounded) and emits those about the tree.
+    fn drain_kernel(&mut self) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        let mut messages = std::mem::take(&mut kernel.buffer);
+        messages.clear();
+        let drained = match kernel.connector.drain(&mut messages, DRAIN_BUDGET) {
+            Ok(d) => d,
+            Err(err) => {
+                tracing::warn!("reading kernel process events failed: {err}");
+                Default::default()
+            }
+        };
+        kernel.more = drained.more;
+        let clock = KernelClock::read();
+        for message in &messages {
+            for tracked in kernel.tracker.on_message(message, &LiveProc) {
+                emit_tracked(&self.events, &clock, tracked);
+            }
+        }
+        kernel.buffer = messages;
+        if drained.overflowed {
+            kernel.overflows += 1;
+            let now = Instant::now();
+            let earliest = kernel
+                .last_reconcile
+                .map_or(now, |at| at + OVERFLOW_RECONCILE_GAP);
+            kernel.reconcile_due = Some(kernel.reconcile_due.map_or(earliest, |d| d.min(earliest)));
+            let count = kernel.overflows;
+            self.notice(
+                "warning",
+                format!(
+                    "the kernel dropped process events (receive queue full, episode {count}); \
+                     reconciling the tree with /proc"
+                ),
+            );
+        }
+    }
+
+    /// Samples the tree (and reconciles the kernel's view with `/proc`).
+    pub(super) fn sample(&mut self) {
+        self.scan_tree(true);
+    }
+
+    fn scan_tree(&mut self, samples: bool) {
+        self.drain_kernel();
+        let all = match proc::scan_all() {
+            Ok(all) => all,
+            Err(err) => {
+                tracing::warn!("scanning /proc failed: {err}");
+                return;
+            }
+        };
+        let tree = proc::descendants_in(&all, self.me);
+        if self.kernel.is_none() {
+            let scan = self.tracker.observe(tree);
+            for event in scan.events {
+                self.events.emit(event);
+            }
+            self.events.emit(EventBody::Sample {
+                pid: None,
+                procs: scan.samples,
+            });
+            return;
+        }
+        // Events queued while /proc was read are applied before comparing.
+        self.drain_kernel();
+        let by_pid = &self.by_pid;
+        if let Some(kernel) = self.kernel.as_mut() {
+            let repairs = kernel
+                .tracker
+                .reconcile(&all, &tree, &LiveProc, |pid| by_pid.contains_key(&pid));
+            let clock = KernelClock::read();
+            for tracked in repairs {
+                emit_tracked(&self.events, &clock, tracked);
+            }
+            kernel.last_reconcile = Some(Instant::now());
+            kernel.reconcile_due = None;
+        }
+        if samples {
+            let scan = self.tracker.observe(tree);
+            self.events.emit(EventBody::Sample {
+                pid: None,
+                procs: scan.samples,
+            });
+        }
+    }
+
+    /// Decides how a reaped non-worker child is reported: `None` when the kernel already did,
+    /// else its ppid and whether its birth was reported.
+    pub(super) fn reaped_descendant(&mut self, child: &Reaped) -> Option<(i32, bool)> {
+        let start = child.stat.as_ref().map(|s| s.start_time);
+        if let Some(kernel) = self.kernel.as_mut() {
+            self.tracker.forget(child.pid);
+            return match kernel.tracker.on_reaped(child.pid, start) {
+                ReapVerdict::AlreadyReported => None,
+                ReapVerdict::Report { ppid, known } => Some((ppid, known)),
+            };
+        }
+        match self.tracker.forget(child.pid) {
+            Some(ppid) => Some((ppid, true)),
+            None => Some((self.me, false)),
+        }
+    }
+
+    /// A worker was reaped: its exit is the engine's; keep the kernel's set in step.
+    pub(super) fn reaped_worker(&mut self, child: &Reaped) {
+        self.tracker.forget(child.pid);
+        if let Some(kernel) = self.kernel.as_mut() {
+            let start = child.stat.as_ref().map(|s| s.start_time);
+            let _ = kernel.tracker.on_reaped(child.pid, start);
+        }
+    }
+
+    /// The session is ending and nothing of the tree runs: read the last kernel events
+    /// (a process's exit message is queued just after it became a zombie, so it can trail
+    /// its parent's reap), then give every process still listed an unknown exit.
+    pub(super) fn finish_tracking(&mut self) {
+        if self.kernel.is_none() {
+            // Poll: one last scan reports whatever ended since the previous one.
+            if let Ok(scan) = self.tracker.scan(self.me) {
+                for event in scan.events {
+                    self.events.emit(event);
+                }
+            }
+            return;
+        }
+        let deadline = Instant::now() + FINAL_GRACE;
+        loop {
+            self.drain_kernel();
+            let Some(kernel) = self.kernel.as_mut() else {
+                return;
+            };
+            if kernel.tracker.live() == 0 || Instant::now() >= deadline {
+                for body in kernel.tracker.finish() {
+                    self.events.emit(body);
+                }
+                return;
+            }
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&kernel.connector),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; a short bounded wait for the socket.
+            unsafe { libc::poll(&mut pfd, 1, 10) };
+        }
+    }
+}
+
+fn emit_tracked(events: &crate::supervise::channel::EventTx, clock: &KernelClock, t: Tracked) {
+    match t.timestamp_ns {
+        Some(ns) => events.emit_at(clock.instant(ns), t.body),
+        None => events.emit(t.body),
+    }
+}
