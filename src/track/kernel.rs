@@ -50,6 +50,8 @@ struct Member {
     execs: u32,
     /// The kernel reported its exit with the engine as parent: the reap will report it.
     awaiting_reap: bool,
+    /// Added by a `/proc` scan (its kernel fork event may still be on its way).
+    from_scan: bool,
 }
 
 /// What the engine should do with a child it reaped.
@@ -151,6 +153,21 @@ impl KernelTracker {
                 if !by_engine && !self.members.contains_key(&parent_tgid) {
                     return out;
                 }
+                let start_time = reader
+                    .stat(child_tgid)
+                    .filter(|s| {
+                        s.ppid == parent_tgid
+                            || s.ppid == self.root
+                            || self.members.contains_key(&s.ppid)
+                    })
+                    .map(|s| s.start_time);
+                if let Some(old) = self.members.get(&child_tgid)
+                    && old.from_scan
+                    && same_start(old.start_time, start_time)
+                {
+                    // A scan found it before this (late) event: already announced.
+                    return out;
+                }
                 if let Some(old) = self.members.remove(&child_tgid)
                     && !old.awaiting_reap
                 {
@@ -162,14 +179,6 @@ impl KernelTracker {
                     )));
                 }
                 self.reported.remove(&child_tgid);
-                let start_time = reader
-                    .stat(child_tgid)
-                    .filter(|s| {
-                        s.ppid == parent_tgid
-                            || s.ppid == self.root
-                            || self.members.contains_key(&s.ppid)
-                    })
-                    .map(|s| s.start_time);
                 self.members.insert(
                     child_tgid,
                     Member {
@@ -178,6 +187,7 @@ impl KernelTracker {
                         forked_by_engine: by_engine,
                         execs: 0,
                         awaiting_reap: false,
+                        from_scan: false,
                     },
                 );
                 if !by_engine {
@@ -310,6 +320,7 @@ impl KernelTracker {
                     forked_by_engine: worker,
                     execs: 1,
                     awaiting_reap: false,
+                    from_scan: true,
                 },
             );
             if worker {

@@ -441,8 +441,14 @@ impl mio::event::Source for ProcConnector {
     }
 }
 
+/// Test hook: `FORKSCOPE_NETLINK_RCVBUF=BYTES` shrinks the receive buffer so that tests can
+/// make the kernel drop events and check the reconciliation.
 fn set_receive_buffer(fd: RawFd) {
-    let size = RCVBUF;
+    let size = std::env::var("FORKSCOPE_NETLINK_RCVBUF")
+        .ok()
+        .and_then(|v| v.parse::<libc::c_int>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(RCVBUF);
     let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
         // SAFETY: `size` is a valid c_int option value.

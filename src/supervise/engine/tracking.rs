@@ -229,10 +229,15 @@ impl Engine {
             });
             return;
         }
-        // Events queued while /proc was read are applied before comparing.
+        // Events queued while /proc was read are applied before comparing. If the socket
+        // still holds events, comparing now would misreport them: try again next turn.
         self.drain_kernel();
         let by_pid = &self.by_pid;
-        if let Some(kernel) = self.kernel.as_mut() {
+        if let Some(kernel) = self.kernel.as_mut()
+            && kernel.more
+        {
+            kernel.reconcile_due = Some(Instant::now());
+        } else if let Some(kernel) = self.kernel.as_mut() {
             let repairs = kernel
                 .tracker
                 .reconcile(&all, &tree, &LiveProc, |pid| by_pid.contains_key(&pid));

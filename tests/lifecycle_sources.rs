@@ -1,0 +1,116 @@
+//! What each `--track` source says about itself and what it can see: the session event
+//! names the active source; poll sees a long-lived grandchild but not its exit status, nor a
+//! grandchild shorter than its interval (its documented blind spot), which kernel sees;
+//! ptrace is refused clearly (exit 2) until it exists.
+
+mod lifecycle_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use lifecycle_support::{assert_every_fork_has_one_exit, kernel_available, run};
+
+/// `/bin/true` lives about a millisecond; `/bin/sleep 1` lives through several polls.
+const SCRIPT: &str = "/bin/true; /bin/sleep 1; echo done";
+
+#[test]
+fn poll_sees_long_lived_grandchildren_without_their_status() {
+    let run = run(
+        "poll",
+        &["--sample-interval", "0.5"],
+        &["sh", "-c", SCRIPT],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.status, 0, "stderr: {}", run.stderr);
+    let session = run.session();
+    assert_eq!(session["track"], "poll");
+    assert!(
+        session["track_note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("missed"),
+        "{session}"
+    );
+    let sleep = run
+        .kind("exec")
+        .find(|e| e["argv"] == serde_json::json!(["/bin/sleep", "1"]))
+        .unwrap_or_else(|| panic!("poll did not see the sleep: {:?}", run.events));
+    let pid = sleep["pid"].as_i64().expect("pid");
+    let fork = run.kind("fork").find(|f| f["pid"] == pid).expect("fork");
+    assert_eq!(fork["source"], "poll");
+    assert_eq!(fork["ppid"], run.worker_pid());
+    // The blind spots: the exit status of a grandchild its parent reaped...
+    let exits = run.exits_of(pid);
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0]["code"], serde_json::Value::Null);
+    assert_eq!(exits[0]["python_exitcode"], serde_json::Value::Null);
+    // ...and a grandchild that lived less than one interval (about 1 ms of 500: a scan
+    // lands inside it with a probability near 0.2%).
+    assert!(
+        !run.kind("exec")
+            .any(|e| e["argv"] == serde_json::json!(["/bin/true"])),
+        "poll is not expected to catch a 1 ms process"
+    );
+    assert_every_fork_has_one_exit(&run);
+    run.assert_nothing_left();
+}
+
+#[test]
+fn kernel_sees_what_poll_misses() {
+    if !kernel_available() {
+        return;
+    }
+    let run = run(
+        "kernel",
+        &[],
+        &["sh", "-c", SCRIPT],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.status, 0, "stderr: {}", run.stderr);
+    let session = run.session();
+    assert_eq!(session["track"], "kernel");
+    assert!(
+        session["track_note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("drop"),
+        "{session}"
+    );
+    let worker = run.worker_pid();
+    // Both grandchildren forked, with exact exits (the 1 ms one's argv may be read too
+    // late to show, so it is found by its fork and exit).
+    let forks: Vec<i64> = run
+        .kind("fork")
+        .filter(|f| f["ppid"] == worker)
+        .map(|f| f["pid"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(forks.len(), 2, "{:?}", run.events);
+    for pid in forks {
+        let exits = run.exits_of(pid);
+        assert_eq!(exits.len(), 1);
+        assert_eq!(exits[0]["code"], 0);
+        assert_eq!(exits[0]["source"], "kernel");
+    }
+    assert_every_fork_has_one_exit(&run);
+}
+
+#[test]
+fn auto_names_the_source_it_chose() {
+    let run = run("auto", &[], &["true"], Duration::from_secs(30));
+    assert_eq!(run.status, 0);
+    let track = run.session()["track"].clone();
+    let want = if kernel_available() { "kernel" } else { "poll" };
+    assert_eq!(track, want);
+}
+
+#[test]
+fn ptrace_is_refused_clearly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+        .args(["run", "--headless", "--track", "ptrace", "--", "true"])
+        .output()
+        .expect("run forkscope");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not implemented"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
