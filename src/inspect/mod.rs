@@ -3,3 +3,4 @@
 
 pub mod proc;
 pub mod snapshot;
+pub mod unix;

@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
+use std::collections::HashMap;
+
 use super::proc::{self, ProcStat};
+use crate::model::roles::{self, ProcRole, RoleInput};
 
 /// One process of the snapshot.
 #[derive(Debug, Serialize)]
@@ -46,24 +49,51 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no process with pid {root}"))?;
     let page_kb = proc::page_size() / 1024;
-    let mut processes = Vec::new();
-    let mut push = |stat: ProcStat, role: &str| {
-        processes.push(ProcessEntry {
-            pid: stat.pid,
-            ppid: stat.ppid,
-            state: state_word(stat.state).to_string(),
-            argv: proc::read_cmdline(stat.pid).unwrap_or_default(),
-            role: role.to_string(),
-            start_time: stat.start_time,
-            threads: stat.threads,
-            rss_kb: stat.rss_pages * page_kb,
-        });
-    };
-    push(root_stat, "root");
-    for stat in proc::descendants_in(&all, root) {
-        push(stat, "child");
-    }
+    let mut stats = vec![root_stat];
+    stats.extend(proc::descendants_in(&all, root));
+    let argvs: HashMap<i32, Vec<String>> = stats
+        .iter()
+        .map(|s| (s.pid, proc::read_cmdline(s.pid).unwrap_or_default()))
+        .collect();
+    let sockets = super::unix::listening_sockets();
+    let processes = stats
+        .into_iter()
+        .map(|stat: ProcStat| {
+            let argv = argvs.get(&stat.pid).cloned().unwrap_or_default();
+            let role = if stat.pid == root {
+                ProcRole::Root
+            } else {
+                let parent_argv = argvs.get(&stat.ppid).map(Vec::as_slice);
+                let listening = super::unix::listening_paths(stat.pid, &sockets);
+                roles::classify(&RoleInput {
+                    argv: &argv,
+                    parent_argv,
+                    is_worker: parent_argv.is_some_and(|p| is_forkscope(p) && p != argv),
+                    execed: None,
+                    listening: &listening,
+                })
+            };
+            ProcessEntry {
+                pid: stat.pid,
+                ppid: stat.ppid,
+                state: state_word(stat.state).to_string(),
+                argv,
+                role: role.label().to_string(),
+                start_time: stat.start_time,
+                threads: stat.threads,
+                rss_kb: stat.rss_pages * page_kb,
+            }
+        })
+        .collect();
     Ok(Snapshot { root, processes })
+}
+
+/// argv of a forkscope engine (its children are workers).
+fn is_forkscope(argv: &[String]) -> bool {
+    argv.first()
+        .and_then(|a| a.rsplit('/').next())
+        .is_some_and(|name| name == "forkscope")
+        && !argv.iter().any(|a| a == "__demo-worker")
 }
 
 /// Prints the snapshot as JSON or as an indented table; returns the exit status.
@@ -79,12 +109,12 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
         println!(
-            "{:>8} {:>8} {:<10} {:<8} COMMAND",
+            "{:>8} {:>8} {:<10} {:<16} COMMAND",
             "PID", "PPID", "STATE", "ROLE"
         );
         for p in &snapshot.processes {
             println!(
-                "{:>8} {:>8} {:<10} {:<8} {}",
+                "{:>8} {:>8} {:<10} {:<16} {}",
                 p.pid,
                 p.ppid,
                 p.state,

@@ -323,7 +323,17 @@ pub fn update(state: &mut State, event: &Event) {
                 .and_then(|id| state.procs.get(id))
                 .is_some_and(|p| start_time.is_none() || p.start_time == *start_time);
             if !known {
-                state.add_process(t, *pid, *ppid, *start_time, Role::Descendant, *source);
+                let id = state.add_process(t, *pid, *ppid, *start_time, Role::Descendant, *source);
+                // A fork child runs its parent's program until it execs: same argv.
+                let inherited = state
+                    .procs
+                    .get(&id)
+                    .and_then(|p| p.parent)
+                    .and_then(|parent| state.procs.get(&parent))
+                    .map(|parent| parent.argv.clone());
+                if let (Some(argv), Some(proc)) = (inherited, state.procs.get_mut(&id)) {
+                    proc.argv = argv;
+                }
             }
         }
         EventBody::Exec { pid, argv, .. } => {

@@ -1,0 +1,174 @@
+//! `forkscope inspect PID --json` labels Python multiprocessing's helpers: the resource
+//! tracker, the forkserver, spawn children, fork children and the `Manager` server.
+
+mod lifecycle_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lifecycle_support::python;
+use serde_json::Value;
+
+const PROGRAM: &str = r#"
+import multiprocessing as mp, sys
+
+def work(x):
+    return x
+
+if __name__ == "__main__":
+    mp.set_start_method(sys.argv[1])
+    manager = mp.Manager()
+    shared = manager.dict()
+    pool = mp.Pool(2)
+    pool.map(work, range(4))
+    print("ready", manager._process.pid, flush=True)
+    sys.stdin.readline()
+    pool.terminate()
+    manager.shutdown()
+"#;
+
+fn snapshot(method: &str) -> (Vec<Value>, i64) {
+    // A file, not `-c`: spawn and forkserver children import the main module by path.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("roles.py");
+    std::fs::write(&script, PROGRAM).expect("write");
+    let mut child = Command::new(python())
+        .arg(&script)
+        .arg(method)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("python");
+    let group = child.id() as i32;
+    // Whatever happens, the program's whole group is killed when the test ends.
+    let _guard = KillGroup(group);
+    let root = child.id();
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the program never said ready");
+    let manager: i64 = ready
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("program said {ready:?}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+        .args(["inspect", &root.to_string(), "--json"])
+        .output()
+        .expect("inspect");
+    // Let the program end by itself, then check its children went too.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(b"\n");
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the program did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+    assert_eq!(out.status.code(), Some(0));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let procs = json["processes"].as_array().expect("processes").clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in &procs {
+        let pid = p["pid"].as_i64().unwrap_or(0);
+        let start = p["start_time"].as_u64();
+        while Instant::now() < deadline && alive(pid, start) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(pid, start), "{pid} still running");
+    }
+    (procs, manager)
+}
+
+struct KillGroup(i32);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        // SAFETY: the process group of the program this test started.
+        unsafe { libc::kill(-self.0, libc::SIGKILL) };
+    }
+}
+
+fn alive(pid: i64, start: Option<u64>) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.first() != Some(&"Z") && fields.get(19).and_then(|f| f.parse().ok()) == start
+}
+
+fn roles(procs: &[Value]) -> Vec<String> {
+    procs
+        .iter()
+        .map(|p| p["role"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn role_of(procs: &[Value], pid: i64) -> String {
+    procs
+        .iter()
+        .find(|p| p["pid"] == pid)
+        .and_then(|p| p["role"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn inspect_labels_spawn_helpers() {
+    let (procs, manager) = snapshot("spawn");
+    for p in &procs {
+        for field in ["pid", "ppid", "state", "argv", "role"] {
+            assert!(!p[field].is_null(), "{field} missing in {p}");
+        }
+    }
+    let roles = roles(&procs);
+    assert_eq!(roles[0], "root");
+    assert_eq!(role_of(&procs, manager), "manager-server", "{procs:?}");
+    assert_eq!(
+        roles.iter().filter(|r| *r == "spawn-child").count(),
+        2,
+        "{roles:?}"
+    );
+    assert_eq!(roles.iter().filter(|r| *r == "resource-tracker").count(), 1);
+}
+
+#[test]
+fn inspect_labels_fork_children() {
+    let (procs, manager) = snapshot("fork");
+    let roles = roles(&procs);
+    assert_eq!(role_of(&procs, manager), "manager-server", "{procs:?}");
+    assert_eq!(
+        roles.iter().filter(|r| *r == "fork-child").count(),
+        2,
+        "{roles:?}"
+    );
+}
+
+#[test]
+fn inspect_labels_forkserver_and_its_children() {
+    let (procs, manager) = snapshot("forkserver");
+    let roles = roles(&procs);
+    assert_eq!(
+        roles.iter().filter(|r| *r == "forkserver").count(),
+        1,
+        "{roles:?}"
+    );
+    assert_eq!(role_of(&procs, manager), "manager-server", "{procs:?}");
+    assert_eq!(
+        roles.iter().filter(|r| *r == "forkserver-child").count(),
+        2,
+        "{roles:?}"
+    );
+}
