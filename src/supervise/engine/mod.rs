@@ -58,7 +58,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     become_subreaper()?;
     let poll = Poll::new()?;
     let me = std::process::id() as i32;
-    let kernel = tracking::open(config.track, poll.registry(), me)?;
+    let (kernel, unavailable) = tracking::open(config.track, poll.registry(), me)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])?;
     poll.registry()
@@ -66,6 +66,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
     engine.kernel = kernel;
+    engine.kernel_unavailable = unavailable;
     let thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine.run())?;
@@ -145,6 +146,8 @@ pub(crate) struct Engine {
     tracker: PollTracker,
     /// Kernel process events, when that source is active.
     kernel: Option<KernelSource>,
+    /// Why `auto` fell back to polling.
+    kernel_unavailable: Option<String>,
     phase: Phase,
     quit: bool,
     next_sample: Instant,
@@ -188,6 +191,7 @@ impl Engine {
             by_pid: HashMap::new(),
             tracker: PollTracker::default(),
             kernel: None,
+            kernel_unavailable: None,
             phase: Phase::Running,
             quit: false,
             more_to_reap: false,

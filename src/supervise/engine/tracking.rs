@@ -46,19 +46,20 @@ impl std::fmt::Debug for KernelSource {
     }
 }
 
-/// Opens the source `mode` asks for, before any worker exists. `Err` only for `Kernel`.
+/// Opens the source `mode` asks for, before any worker exists; with `auto` and no kernel
+/// events, says why. `Err` only for `Kernel`.
 pub(crate) fn open(
     mode: TrackMode,
     registry: &Registry,
     root: i32,
-) -> io::Result<Option<KernelSource>> {
+) -> io::Result<(Option<KernelSource>, Option<String>)> {
     let connector = match mode {
-        TrackMode::Poll => return Ok(None),
+        TrackMode::Poll => return Ok((None, None)),
         TrackMode::Auto => match ProcConnector::open() {
             Ok(c) => c,
             Err(err) => {
                 tracing::info!("kernel process events unavailable, polling /proc: {err}");
-                return Ok(None);
+                return Ok((None, Some(err.to_string())));
             }
         },
         TrackMode::Kernel => ProcConnector::open().map_err(|err: ConnectorError| {
@@ -78,7 +79,7 @@ pub(crate) fn open(
         last_reconcile: None,
     };
     registry.register(&mut source.connector, NETLINK, Interest::READABLE)?;
-    Ok(Some(source))
+    Ok((Some(source), None))
 }
 
 /// Converts kernel `CLOCK_MONOTONIC` nanoseconds to `Instant`s (the same clock on Linux).
@@ -126,12 +127,16 @@ impl Engine {
                     .into(),
             );
         }
+        let why = match &self.kernel_unavailable {
+            Some(reason) => format!(" (kernel process events unavailable: {reason})"),
+            None => String::new(),
+        };
         (
             TrackSource::Poll,
             format!(
                 "workers and orphans re-parented to forkscope: exact; other descendants: \
                  /proc scanned every {:.1}s, so shorter-lived ones and their exit statuses \
-                 are missed",
+                 are missed{why}",
                 self.config.sample_interval.as_secs_f64()
             ),
         )
