@@ -172,3 +172,51 @@ fn inspect_labels_forkserver_and_its_children() {
         "{roles:?}"
     );
 }
+
+#[test]
+fn inspect_labels_forkscope_workers() {
+    let mut forkscope = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+        .args(["run", "-n", "2", "--headless", "--", "sleep", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("forkscope");
+    let guardian = forkscope.id();
+    let stdout = forkscope.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut spawns = 0;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("\"kind\":\"spawn\"") {
+                spawns += 1;
+                if spawns == 2 {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    let ready = rx.recv_timeout(Duration::from_secs(30));
+    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+        .args(["inspect", &guardian.to_string(), "--json"])
+        .output()
+        .expect("inspect");
+    // SAFETY: our own child; SIGTERM makes forkscope stop its tree and exit.
+    unsafe { libc::kill(guardian as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while forkscope.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "forkscope did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(ready.is_ok(), "no spawn events");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let procs = json["processes"].as_array().expect("processes");
+    let workers: Vec<&Value> = procs.iter().filter(|p| p["role"] == "worker").collect();
+    assert_eq!(workers.len(), 2, "{procs:?}");
+    for w in workers {
+        assert_eq!(w["argv"], serde_json::json!(["sleep", "30"]));
+        assert!(!alive(
+            w["pid"].as_i64().unwrap_or(0),
+            w["start_time"].as_u64()
+        ));
+    }
+}

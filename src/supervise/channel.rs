@@ -160,3 +160,32 @@ impl ActionTx {
         sent
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_stamped_events_never_go_back_in_time() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(1)).unwrap());
+        let clock = Instant::now();
+        let (tx, rx, _actions, _action_rx) = channels(waker, clock);
+        let pid = |pid| EventBody::Notice {
+            pid: Some(pid),
+            level: "info".into(),
+            message: String::new(),
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        tx.emit(pid(1));
+        // A kernel event from before the last one sent is stamped with the last time...
+        tx.emit_at(clock, pid(2));
+        // ...one from after it keeps its own time.
+        let later = Instant::now() + Duration::from_millis(50);
+        tx.emit_at(later, pid(3));
+        let t: Vec<f64> = (0..3).map(|_| rx.try_recv().unwrap().t).collect();
+        assert!(t[0] >= 0.005);
+        assert_eq!(t[1], t[0]);
+        assert!((t[2] - later.duration_since(clock).as_secs_f64()).abs() < 1e-9);
+    }
+}
