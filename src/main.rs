@@ -54,7 +54,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 supervision: &args.supervision,
                 output: &args.output,
                 log: cli.log.as_deref(),
-                title: format!("demo {name}: {}", found.summary),
+                title: format!("demo {name}"),
             };
             session::run_pools(vec![pool], options, clock)
         }

@@ -59,7 +59,11 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let me = std::process::id() as i32;
-    let engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    let since_clock = clock.elapsed().as_secs_f64();
+    engine.started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() - since_clock);
     let thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine.run())?;
@@ -147,6 +151,8 @@ pub(crate) struct Engine {
     kill_signalled: HashSet<(i32, u64)>,
     /// Children changed since orphans were last looked for.
     orphans_dirty: bool,
+    /// Wall-clock time of the event clock's zero.
+    started_unix: f64,
 }
 
 impl Engine {
@@ -185,6 +191,7 @@ impl Engine {
             stop_signalled: HashSet::new(),
             kill_signalled: HashSet::new(),
             orphans_dirty: false,
+            started_unix: 0.0,
         }
     }
 
@@ -256,6 +263,7 @@ impl Engine {
                 self.config.sample_interval.as_secs_f64()
             ),
             stop_timeout: self.config.stop_timeout.as_secs_f64(),
+            started_unix: self.started_unix,
         });
     }
 

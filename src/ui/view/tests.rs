@@ -1,0 +1,227 @@
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use crate::model::{Event, EventBody, ExitStatus, PoolInfo, ProcSample, TrackSource};
+use crate::ui::app::{App, Msg};
+use crate::ui::theme::Theme;
+
+fn ev(t: f64, body: EventBody) -> Msg {
+    Msg::Engine(Event { t, body })
+}
+
+/// A recorded session: a pool of two workers, one with a child killed by SIGTERM.
+pub(crate) fn sample_app() -> App {
+    let mut app = App::new("demo".into(), 100, Theme::monochrome());
+    let msgs = vec![
+        ev(
+            0.0,
+            EventBody::Session {
+                pid: 100,
+                version: "test".into(),
+                pools: vec![PoolInfo {
+                    name: "tour".into(),
+                    size: 2,
+                    argv: vec!["worker".into()],
+                    restart: "never".into(),
+                }],
+                track: TrackSource::Poll,
+                track_note: String::new(),
+                stop_timeout: 5.0,
+                started_unix: 0.0,
+            },
+        ),
+        ev(
+            0.1,
+            EventBody::Spawn {
+                pid: 201,
+                ppid: 100,
+                pool: "tour".into(),
+                worker: 0,
+                argv: vec!["worker".into(), "a".into()],
+                start_time: Some(1),
+                restarts: 0,
+            },
+        ),
+        ev(
+            0.1,
+            EventBody::Spawn {
+                pid: 202,
+                ppid: 100,
+                pool: "tour".into(),
+                worker: 1,
+                argv: vec!["worker".into(), "b".into()],
+                start_time: Some(2),
+                restarts: 0,
+            },
+        ),
+        ev(
+            0.2,
+            EventBody::Fork {
+                pid: 301,
+                ppid: 201,
+                start_time: Some(3),
+                source: TrackSource::Engine,
+            },
+        ),
+        ev(
+            0.2,
+            EventBody::Exec {
+                pid: 301,
+                argv: vec!["child".into()],
+                source: TrackSource::Engine,
+            },
+        ),
+        ev(
+            0.3,
+            EventBody::Output {
+                pid: 201,
+                stream: crate::model::Stream::Stdout,
+                line: "hello \x1b[31mred\x1b[0m".into(),
+                raw_hex: None,
+                seq: 1,
+                partial: false,
+            },
+        ),
+        ev(
+            0.3,
+            EventBody::Output {
+                pid: 201,
+                stream: crate::model::Stream::Stderr,
+                line: "oops".into(),
+                raw_hex: None,
+                seq: 1,
+                partial: false,
+            },
+        ),
+        ev(
+            0.9,
+            EventBody::Sample {
+                pid: None,
+                procs: vec![
+                    ProcSample {
+                        pid: 201,
+                        state: 'S',
+                        cpu: 1.5,
+                        rss_kb: 2048,
+                        threads: 1,
+                        pgid: 201,
+                        sid: 1,
+                        cwd: Some("/tmp".into()),
+                    },
+                    ProcSample {
+                        pid: 202,
+                        state: 'R',
+                        cpu: 99.0,
+                        rss_kb: 4096,
+                        threads: 2,
+                        pgid: 202,
+                        sid: 1,
+                        cwd: None,
+                    },
+                ],
+            },
+        ),
+        ev(
+            1.0,
+            EventBody::Exit {
+                pid: 301,
+                ppid: 201,
+                status: ExitStatus::Signaled {
+                    signal: 15,
+                    core_dumped: false,
+                },
+                pool: None,
+                worker: None,
+                source: TrackSource::Engine,
+            },
+        ),
+    ];
+    for msg in msgs {
+        app.update(msg);
+    }
+    app
+}
+
+fn draw(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| {
+            super::render(app, frame);
+        })
+        .unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            text.push_str(buffer[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn tree_shows_pools_workers_children_and_endings() {
+    let app = sample_app();
+    let screen = draw(&app, 120, 30);
+    assert!(screen.contains("pool tour"), "{screen}");
+    assert!(screen.contains("201"), "{screen}");
+    assert!(screen.contains("202"), "{screen}");
+    assert!(screen.contains("301"), "{screen}");
+    assert!(screen.contains("SIGTERM (-15 / 143)"), "{screen}");
+    assert!(screen.contains("sleeping"), "{screen}");
+    assert!(screen.contains("running"), "{screen}");
+    // Monochrome still tells ended from running by symbol and word.
+    assert!(screen.contains("✗") && screen.contains("ended"), "{screen}");
+}
+
+#[test]
+fn detail_and_output_of_selected_worker() {
+    let app = sample_app();
+    assert_eq!(app.selected_proc().map(|p| p.pid), Some(201));
+    let screen = draw(&app, 120, 30);
+    assert!(screen.contains("worker tour[0]"), "{screen}");
+    assert!(screen.contains("hello red"), "{screen}");
+    assert!(screen.contains("E▏oops"), "{screen}");
+    assert!(screen.contains("cwd /tmp"), "{screen}");
+}
+
+#[test]
+fn fits_80x24_and_tiny_sizes_do_not_panic() {
+    let app = sample_app();
+    let screen = draw(&app, 80, 24);
+    assert!(screen.contains("201"), "{screen}");
+    assert!(screen.contains("SIGTERM"), "{screen}");
+    for (w, h) in [
+        (0, 0),
+        (1, 1),
+        (10, 3),
+        (29, 7),
+        (30, 8),
+        (40, 10),
+        (200, 5),
+    ] {
+        draw(&app, w, h);
+    }
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut app = sample_app();
+    app.overlay = crate::ui::app::Overlay::Help;
+    let screen = draw(&app, 120, 30);
+    for (key, _) in crate::ui::input::KEYS {
+        assert!(screen.contains(key), "missing {key} in\n{screen}");
+    }
+}
+
+#[test]
+fn signal_menu_and_confirmations_render() {
+    let mut app = sample_app();
+    app.overlay = crate::ui::app::Overlay::Signals { selected: 14 };
+    let screen = draw(&app, 100, 40);
+    assert!(screen.contains("▶  15 SIGTERM"), "{screen}");
+    app.overlay = crate::ui::app::Overlay::Confirm(crate::ui::app::Confirm::Quit { running: 2 });
+    let screen = draw(&app, 100, 30);
+    assert!(screen.contains("Quit? 2 process(es)"), "{screen}");
+}
