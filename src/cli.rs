@@ -26,6 +26,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// One-shot snapshot of the live process tree under PID.
     Inspect(InspectArgs),
+    /// Play a `--record` file back in the TUI (p pause, . step, < > speed).
+    Replay(ReplayArgs),
     /// Internal: the programs the demos run as workers.
     #[command(name = "__demo-worker", hide = true)]
     DemoWorker(DemoWorkerArgs),
@@ -109,6 +111,18 @@ pub struct InspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A file written by `--record`.
+    pub file: PathBuf,
+    /// Start paused (step with `.`).
+    #[arg(long)]
+    pub paused: bool,
+    /// Playback speed (1 = as recorded).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+    pub speed: f64,
 }
 
 #[derive(Debug, Args)]

@@ -59,7 +59,12 @@ pub fn run_pools(
     let status = if headless {
         print_events(&engine, recorder, options.output.samples)
     } else {
-        crate::ui::run(&engine, recorder, options.output.scrollback, &options.title)?
+        crate::ui::run(
+            crate::ui::Source::Live(&engine),
+            recorder,
+            options.output.scrollback,
+            &options.title,
+        )?
     };
     engine.join();
     Ok(status)

@@ -196,3 +196,62 @@ fn help_signal_menu_scale_and_restart() {
     quit(&tmux);
     wait_none_running(&marker, 10);
 }
+
+#[test]
+fn replay_plays_a_recording_paused_and_stepped() {
+    let tmux = Tmux::start(120, 40);
+    let record = tmux.path("demo.jsonl");
+    let status = std::process::Command::new(forkscope())
+        .args(["run", "-n", "2", "--headless", "--record"])
+        .arg(&record)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo hello-from-$FORKSCOPE_WORKER; exit 3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let spawns = wait_recorded(&record, "spawn", 2, 1);
+    tmux.type_line(&format!(
+        "{} replay --paused {}; echo EXIT:$?",
+        forkscope(),
+        record.display()
+    ));
+    tmux.wait_screen("paused replay", 10, |s| {
+        s.contains("‖ paused") && s.contains("event 0/")
+    });
+    // Step through every event: both workers appear and end with exit 3.
+    for _ in 0..40 {
+        tmux.keys(&["."]);
+    }
+    let screen = tmux.wait_screen("both exits replayed", 10, |s| {
+        s.matches("exit 3").count() >= 2
+    });
+    for spawn in &spawns {
+        assert!(screen.contains(&spawn["pid"].to_string()), "{screen}");
+    }
+    tmux.keys(&["t"]);
+    tmux.wait_screen("read-only refusal", 5, |s| s.contains("read-only"));
+    tmux.keys(&["v"]);
+    tmux.wait_screen("timeline", 5, |s| s.contains("timeline ·"));
+    tmux.keys(&["q"]);
+    tmux.wait_screen("replay exit", 5, |s| s.contains("EXIT:0"));
+}
+
+#[test]
+fn replay_of_a_bad_file_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"t\":0.1,\"kind\":\"notice\",\"pid\":null,\"level\":\"info\",\"message\":\"x\"}\nnot json\n").unwrap();
+    let out = std::process::Command::new(forkscope())
+        .arg("replay")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
+}

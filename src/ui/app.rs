@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::layout::Rect;
 
+use super::replay::{Control, ReplayStatus};
 use super::rows::{Row, RowKey, visible_rows};
 use super::theme::Theme;
 use crate::model::signals::signal_name;
@@ -20,12 +21,30 @@ pub enum Msg {
     Mouse(MouseEvent),
     /// Where the last frame put each pane (for mouse hits).
     Layout(Areas),
+    /// Where playback stands (replay only).
+    Replay(ReplayStatus),
 }
 
 /// What the TUI asks of the outside world.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Engine(Action),
+    Replay(Control),
+}
+
+/// The main pane: the process tree or the timeline of the same rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MainView {
+    Tree,
+    Timeline,
+}
+
+/// Zoom and scroll of the timeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TimelineState {
+    /// None: fit the whole session in the width.
+    pub seconds_per_column: Option<f64>,
+    pub start: f64,
 }
 
 /// Which pane keys scroll.
@@ -104,6 +123,10 @@ pub struct App {
     /// The session's exit status, once the engine's `end` arrived.
     pub finished: Option<i32>,
     pub areas: Areas,
+    pub main_view: MainView,
+    pub timeline: TimelineState,
+    /// Set when the TUI plays a recording instead of watching a live engine.
+    pub replay: Option<ReplayStatus>,
 }
 
 impl App {
@@ -124,6 +147,9 @@ impl App {
             quitting: false,
             finished: None,
             areas: Areas::default(),
+            main_view: MainView::Tree,
+            timeline: TimelineState::default(),
+            replay: None,
         }
     }
 
@@ -157,6 +183,10 @@ impl App {
         });
     }
 
+    pub(super) fn warn_engine_gone(&mut self) {
+        self.warn("the engine has ended: nothing more can be done to the processes");
+    }
+
     pub(super) fn warn(&mut self, text: impl Into<String>) {
         self.status = Some(Status {
             text: text.into(),
@@ -171,13 +201,36 @@ impl App {
                 self.on_engine(&event);
                 Vec::new()
             }
-            Msg::Key(key) => self.on_key(key),
+            Msg::Key(key) => {
+                let effects = self.on_key(key);
+                self.read_only(effects)
+            }
             Msg::Mouse(mouse) => self.on_mouse(mouse),
             Msg::Layout(areas) => {
                 self.areas = areas;
                 Vec::new()
             }
+            Msg::Replay(status) => {
+                self.replay = Some(status);
+                Vec::new()
+            }
         }
+    }
+
+    /// A replay has no engine: actions on processes are refused, with a reason.
+    fn read_only(&mut self, effects: Vec<Effect>) -> Vec<Effect> {
+        if self.replay.is_none() {
+            return effects;
+        }
+        let before = effects.len();
+        let kept: Vec<Effect> = effects
+            .into_iter()
+            .filter(|e| matches!(e, Effect::Replay(_)))
+            .collect();
+        if kept.len() < before {
+            self.warn("replay is read-only: signals, restarts and scaling need a live session");
+        }
+        kept
     }
 
     fn on_engine(&mut self, event: &Event) {

@@ -4,7 +4,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
-use super::app::{App, Confirm, Effect, Focus, InputMode, Overlay};
+use super::app::{App, Confirm, Effect, Focus, InputMode, MainView, Overlay};
+use super::replay::Control;
 use super::rows::{RowKey, pool_of};
 use crate::model::Action;
 use crate::model::signals::all_signals;
@@ -30,6 +31,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("r", "restart the selected worker"),
     ("+ / -", "grow / shrink the selected pool by one worker"),
     ("f", "follow the newest output"),
+    ("v", "switch between the tree and the timeline"),
+    (
+        "←/→ h/l z/Z 0",
+        "timeline: scroll, zoom in/out, fit the whole session",
+    ),
+    ("p . < >", "replay: pause, step one event, slower, faster"),
     ("c", "clear ended processes from the tree"),
     ("?", "this help"),
     (
@@ -64,7 +71,37 @@ impl App {
 
     fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if self.replay.is_some() {
+            let control = match key.code {
+                KeyCode::Char('q') => Some(Control::Quit),
+                KeyCode::Char('c') if ctrl => Some(Control::Quit),
+                KeyCode::Char('p') => Some(Control::TogglePause),
+                KeyCode::Char('.') => Some(Control::Step),
+                KeyCode::Char('>') => Some(Control::Faster),
+                KeyCode::Char('<') => Some(Control::Slower),
+                _ => None,
+            };
+            if let Some(control) = control {
+                return vec![Effect::Replay(control)];
+            }
+            if matches!(
+                key.code,
+                KeyCode::Char('t' | 'K' | 's' | 'r' | '+' | '=' | '-') | KeyCode::F(9)
+            ) {
+                self.warn("replay is read-only: signals, restarts and scaling need a live session");
+                return Vec::new();
+            }
+        }
+        if self.main_view == MainView::Timeline && self.on_timeline_key(key.code) {
+            return Vec::new();
+        }
         match key.code {
+            KeyCode::Char('v') => {
+                self.main_view = match self.main_view {
+                    MainView::Tree => MainView::Timeline,
+                    MainView::Timeline => MainView::Tree,
+                }
+            }
             KeyCode::Char('c') if ctrl => return self.ask_quit(),
             KeyCode::Char('q') => return self.ask_quit(),
             KeyCode::Char('?') => self.overlay = Overlay::Help,
@@ -120,6 +157,28 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Zoom and scroll keys of the timeline; false if the key is not one of them.
+    fn on_timeline_key(&mut self, code: KeyCode) -> bool {
+        let columns = self.areas.tree.width.saturating_sub(21).max(1) as f64;
+        let fit = (self.state.now.max(1.0) * 1.02) / columns;
+        let spc = self.timeline.seconds_per_column.unwrap_or(fit);
+        match code {
+            KeyCode::Left | KeyCode::Char('h') => {
+                self.timeline.seconds_per_column = Some(spc);
+                self.timeline.start = (self.timeline.start - 10.0 * spc).max(0.0);
+            }
+            KeyCode::Right | KeyCode::Char('l') => {
+                self.timeline.seconds_per_column = Some(spc);
+                self.timeline.start += 10.0 * spc;
+            }
+            KeyCode::Char('z') => self.timeline.seconds_per_column = Some((spc / 2.0).max(1e-5)),
+            KeyCode::Char('Z') => self.timeline.seconds_per_column = Some((spc * 2.0).min(3600.0)),
+            KeyCode::Char('0') => self.timeline = Default::default(),
+            _ => return false,
+        }
+        true
     }
 
     fn on_text_input(&mut self, key: KeyEvent) {

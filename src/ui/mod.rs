@@ -9,6 +9,7 @@ pub mod ansi;
 pub mod app;
 pub mod format;
 pub mod input;
+pub mod replay;
 pub mod rows;
 pub mod theme;
 pub mod view;
@@ -76,9 +77,18 @@ fn restore_terminal() {
     let _ = stdout.flush();
 }
 
-/// Runs the TUI until the engine's `end`; returns the session's exit status.
+/// Where the TUI's events come from.
+pub enum Source<'a> {
+    /// A running engine: actions go to it.
+    Live(&'a EngineHandle),
+    /// A recording played back; read-only.
+    Replay(replay::Playback),
+}
+
+/// Runs the TUI until the session ends (live) or the person quits (replay); returns the
+/// session's exit status.
 pub fn run(
-    engine: &EngineHandle,
+    mut source: Source,
     mut recorder: Option<Recorder>,
     scrollback: usize,
     title: &str,
@@ -96,10 +106,27 @@ pub fn run(
             }
         })
         .context("starting the input thread")?;
-
+    let no_events = crossbeam_channel::never();
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
+        if let Source::Replay(playback) = &mut source {
+            let now = Instant::now();
+            let due = playback.due(now);
+            dirty |= !due.is_empty();
+            for event in due {
+                app.update(Msg::Engine(event));
+            }
+            let status = playback.status(now);
+            if app.replay != Some(status) {
+                dirty |= app.replay.is_none_or(|old| {
+                    old.position != status.position
+                        || old.paused != status.paused
+                        || old.speed != status.speed
+                });
+                app.update(Msg::Replay(status));
+            }
+        }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
             let mut areas = Areas::default();
             terminal.draw(|frame| areas = view::render(&app, frame))?;
@@ -107,16 +134,28 @@ pub fn run(
             dirty = false;
             last_draw = Some(Instant::now());
         }
-        if let Some(status) = app.finished {
-            break status;
-        }
-        let timeout = if dirty {
+        let events = match &source {
+            Source::Live(engine) => {
+                if let Some(status) = app.finished {
+                    break status;
+                }
+                engine.events.raw()
+            }
+            Source::Replay(_) => &no_events,
+        };
+        let mut timeout = if dirty {
             last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()))
         } else {
             Duration::from_secs(3600)
         };
+        if let Source::Replay(playback) = &source
+            && let Some(due) = playback.next_due_in(Instant::now())
+        {
+            timeout = timeout.min(due);
+        }
         crossbeam_channel::select! {
-            recv(engine.events.raw()) -> received => {
+            recv(events) -> received => {
+                let Source::Live(engine) = &source else { continue };
                 let Ok(event) = received else { break app.finished.unwrap_or(1) };
                 engine.events.ack(1);
                 record(&mut recorder, &event);
@@ -133,20 +172,16 @@ pub fn run(
                 dirty = true;
             }
             recv(input_rx) -> received => {
-                if let Ok(event) = received {
-                    let effects = match event {
-                        TermEvent::Key(key) => app.update(Msg::Key(key)),
-                        TermEvent::Mouse(mouse) => app.update(Msg::Mouse(mouse)),
-                        _ => Vec::new(),
-                    };
-                    for effect in effects {
-                        match effect {
-                            Effect::Engine(action) => {
-                                engine.actions.send(action);
-                            }
-                        }
-                    }
-                    dirty = true;
+                let Ok(event) = received else { continue };
+                let effects = match event {
+                    TermEvent::Key(key) => app.update(Msg::Key(key)),
+                    TermEvent::Mouse(mouse) => app.update(Msg::Mouse(mouse)),
+                    _ => Vec::new(),
+                };
+                dirty = true;
+                if carry_out(&mut source, &mut app, effects) {
+                    // A replay that was watched to the end succeeded, whatever it recorded.
+                    break 0;
                 }
             }
             default(timeout) => {}
@@ -159,6 +194,28 @@ pub fn run(
     }
     print_summary(&app);
     Ok(status)
+}
+
+/// Sends actions to the engine or controls playback; true when the replay should end.
+fn carry_out(source: &mut Source, app: &mut App, effects: Vec<Effect>) -> bool {
+    for effect in effects {
+        match (effect, &mut *source) {
+            (Effect::Engine(action), Source::Live(engine)) => {
+                let sent = engine.actions.send(action);
+                if !sent {
+                    app.warn_engine_gone();
+                }
+            }
+            (Effect::Replay(replay::Control::Quit), Source::Replay(_)) => return true,
+            (Effect::Replay(control), Source::Replay(playback)) => {
+                if let Some(event) = playback.control(control, Instant::now()) {
+                    app.update(Msg::Engine(event));
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn record(recorder: &mut Option<Recorder>, event: &Event) {

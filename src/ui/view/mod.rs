@@ -4,6 +4,7 @@
 mod detail;
 mod output;
 mod overlay;
+pub(crate) mod timeline;
 mod tree;
 
 use ratatui::Frame;
@@ -55,7 +56,10 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
         .areas(bottom);
 
     render_header(app, frame, header);
-    let tree_offset = tree::render(app, frame, tree_area);
+    let tree_offset = match app.main_view {
+        super::app::MainView::Tree => tree::render(app, frame, tree_area),
+        super::app::MainView::Timeline => timeline::render(app, frame, tree_area),
+    };
     detail::render(app, frame, detail_area);
     output::render(app, frame, output_area);
     render_status(app, frame, status);
@@ -96,6 +100,20 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(
             format!(" │ ◐ stopping ({reason})"),
             theme.condition(super::format::Condition::Stopping),
+        ));
+    }
+    if let Some(replay) = &app.replay {
+        let state = if replay.paused {
+            "‖ paused"
+        } else {
+            "▶ playing"
+        };
+        spans.push(Span::styled(
+            format!(
+                " │ replay {state} {}x · event {}/{} · t={:.2}s",
+                replay.speed, replay.position, replay.total, replay.t
+            ),
+            theme.header(),
         ));
     }
     spans.push(Span::raw(format!(" │ track: {track} │ {}", app.title)));

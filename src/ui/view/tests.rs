@@ -225,3 +225,73 @@ fn signal_menu_and_confirmations_render() {
     let screen = draw(&app, 100, 30);
     assert!(screen.contains("Quit? 2 process(es)"), "{screen}");
 }
+
+#[test]
+fn timeline_draws_bars_fork_arrows_and_endings() {
+    let mut app = sample_app();
+    app.main_view = crate::ui::app::MainView::Timeline;
+    let screen = draw(&app, 120, 30);
+    assert!(screen.contains("timeline"), "{screen}");
+    assert!(screen.contains('━'), "bars: {screen}");
+    assert!(screen.contains('┗'), "fork arrow into the child: {screen}");
+    assert!(
+        screen.contains('┬'),
+        "fork arrow out of the parent: {screen}"
+    );
+    assert!(screen.contains('✗'), "the child's SIGTERM ending: {screen}");
+    for (w, h) in [(0, 0), (20, 5), (40, 12), (80, 24)] {
+        draw(&app, w, h);
+    }
+}
+
+#[test]
+fn timeline_chart_places_birth_and_death_by_time() {
+    use crate::ui::view::timeline::{Window, chart};
+    let app = sample_app();
+    let rows = app.rows();
+    let window = Window {
+        start: 0.0,
+        seconds_per_column: 0.1,
+    };
+    let grid = chart(&app, &rows, window, 20);
+    let child_row = rows
+        .iter()
+        .position(|r| matches!(r.key, crate::ui::rows::RowKey::Proc(id) if app.state.procs[&id].pid == 301))
+        .unwrap();
+    // Born at 0.2 s (column 2), ended by SIGTERM at 1.0 s (column 10).
+    assert_eq!(grid[child_row][2].0, '┗');
+    assert_eq!(grid[child_row][10].0, '✗');
+    assert_eq!(grid[child_row][5].0, '━');
+    assert_eq!(grid[child_row][11].0, ' ');
+}
+
+#[test]
+fn replay_is_read_only() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = sample_app();
+    app.update(Msg::Replay(crate::ui::replay::ReplayStatus {
+        paused: false,
+        speed: 1.0,
+        position: 3,
+        total: 9,
+        t: 0.5,
+    }));
+    let key = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    assert!(app.update(key('t')).is_empty());
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.error && s.text.contains("read-only"))
+    );
+    assert_eq!(
+        app.update(key('p')),
+        vec![crate::ui::app::Effect::Replay(
+            crate::ui::replay::Control::TogglePause
+        )]
+    );
+    let screen = draw(&app, 120, 30);
+    assert!(
+        screen.contains("replay ▶ playing 1x · event 3/9"),
+        "{screen}"
+    );
+}
