@@ -143,10 +143,15 @@ pub(crate) fn sample_app() -> App {
 }
 
 fn draw(app: &App, width: u16, height: u16) -> String {
+    draw_with_areas(app, width, height).0
+}
+
+fn draw_with_areas(app: &App, width: u16, height: u16) -> (String, crate::ui::app::Areas) {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    let mut areas = crate::ui::app::Areas::default();
     terminal
         .draw(|frame| {
-            super::render(app, frame);
+            areas = super::render(app, frame);
         })
         .unwrap();
     let buffer = terminal.backend().buffer().clone();
@@ -157,7 +162,7 @@ fn draw(app: &App, width: u16, height: u16) -> String {
         }
         text.push('\n');
     }
-    text
+    (text, areas)
 }
 
 #[test]
@@ -293,5 +298,48 @@ fn replay_is_read_only() {
     assert!(
         screen.contains("replay ▶ playing 1x · event 3/9"),
         "{screen}"
+    );
+}
+
+#[test]
+fn mouse_click_selects_the_row_under_it_and_wheel_scrolls_output() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let mut app = sample_app();
+    let (screen, areas) = draw_with_areas(&app, 120, 30);
+    app.update(Msg::Layout(areas));
+    let row = screen
+        .lines()
+        .position(|l| l.contains("202") && l.contains("[tour:1]"))
+        .unwrap() as u16;
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 10,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.update(Msg::Mouse(click));
+    assert_eq!(app.selected_proc().map(|p| p.pid), Some(202));
+    // Back to the worker with output; the wheel over the output pane scrolls it.
+    let row = screen
+        .lines()
+        .position(|l| l.contains("201") && l.contains("[tour:0]"))
+        .unwrap() as u16;
+    app.update(Msg::Mouse(MouseEvent { row, ..click }));
+    assert_eq!(app.selected_proc().map(|p| p.pid), Some(201));
+    let wheel = MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: areas.output.x + 2,
+        row: areas.output.y + 2,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.update(Msg::Mouse(wheel));
+    assert_eq!(
+        app.output_scroll, 2,
+        "two lines of output: scrolled to the top"
+    );
+    assert_eq!(
+        app.focus,
+        crate::ui::app::Focus::Tree,
+        "the wheel does not steal focus"
     );
 }
