@@ -59,6 +59,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
             session::run_pools(vec![pool], options, clock)
         }
         Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
+        Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
     }
 }

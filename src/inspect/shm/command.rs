@@ -1,0 +1,202 @@
+//! `forkscope shm ls` and `forkscope shm show`: discovery and decoding for scripts and tests.
+//! Exit status: 0, 1 for an unknown segment or a read/decode failure (bad flags exit 2 in clap).
+
+use serde::Serialize;
+
+use super::decode::{self, hex};
+use super::discover::{Scope, discover, find};
+use super::read::read_segment;
+use crate::cli::{ShmCommand, ShmLsArgs, ShmShowArgs};
+use crate::model::shm::{Decoded, Segment};
+
+/// Runs a `shm` subcommand; returns the exit status.
+pub fn run(command: &ShmCommand) -> anyhow::Result<i32> {
+    match command {
+        ShmCommand::Ls(args) => ls(args),
+        ShmCommand::Show(args) => show(args),
+    }
+}
+
+fn scope(pid: Option<i32>) -> Result<Scope, String> {
+    match pid {
+        None => Ok(Scope::System),
+        Some(pid) if std::path::Path::new(&format!("/proc/{pid}")).exists() && pid > 0 => {
+            Ok(Scope::Tree(pid))
+        }
+        Some(pid) => Err(format!("no process with pid {pid}")),
+    }
+}
+
+/// One `shm ls --json` entry: the summary fields only.
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub inode: u64,
+    pub device: &'a str,
+    pub size: u64,
+    pub deleted: bool,
+    pub pids: &'a [i32],
+}
+
+impl<'a> From<&'a Segment> for Summary<'a> {
+    fn from(s: &'a Segment) -> Self {
+        Summary {
+            name: &s.name,
+            kind: s.kind.as_str(),
+            inode: s.inode,
+            device: &s.device,
+            size: s.size,
+            deleted: s.deleted,
+            pids: &s.pids,
+        }
+    }
+}
+
+/// The `shm` list of a scope, as `shm ls --json` and `inspect --json` print it.
+pub fn summaries(segments: &[Segment]) -> Vec<Summary<'_>> {
+    segments.iter().map(Summary::from).collect()
+}
+
+fn ls(args: &ShmLsArgs) -> anyhow::Result<i32> {
+    let scope = match scope(args.pid) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("forkscope: {e}");
+            return Ok(1);
+        }
+    };
+    let segments = discover(&scope);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summaries(&segments))?);
+        return Ok(0);
+    }
+    println!(
+        "{:<28} {:<9} {:>10} {:>12} {:<3} PIDS",
+        "NAME", "KIND", "SIZE", "INODE", "DEL"
+    );
+    for s in &segments {
+        let pids: Vec<String> = s.pids.iter().map(i32::to_string).collect();
+        println!(
+            "{:<28} {:<9} {:>10} {:>12} {:<3} {}",
+            s.name,
+            s.kind.as_str(),
+            s.size,
+            s.inode,
+            if s.deleted { "yes" } else { "" },
+            pids.join(",")
+        );
+    }
+    Ok(0)
+}
+
+fn show(args: &ShmShowArgs) -> anyhow::Result<i32> {
+    let scope = match scope(args.pid) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("forkscope: {e}");
+            return Ok(1);
+        }
+    };
+    let segments = discover(&scope);
+    let Some(seg) = find(&segments, &args.segment) else {
+        eprintln!(
+            "forkscope: no shared-memory segment named {:?}{} (`forkscope shm ls` lists them)",
+            args.segment,
+            match args.pid {
+                Some(pid) => format!(" in the tree under pid {pid}"),
+                None => String::new(),
+            }
+        );
+        return Ok(1);
+    };
+    let bytes = match read_segment(seg, args.max_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("forkscope: {e}");
+            return Ok(1);
+        }
+    };
+    let decoded = match decode::decode(&bytes, seg.kind, &args.format) {
+        Ok(d) => d.decoded,
+        Err(e) => {
+            eprintln!("forkscope: segment {}: {e}", seg.name);
+            return Ok(1);
+        }
+    };
+    if args.json {
+        let mut value = serde_json::to_value(Summary::from(seg))?;
+        if let (Some(obj), serde_json::Value::Object(extra)) =
+            (value.as_object_mut(), serde_json::to_value(&decoded)?)
+        {
+            obj.extend(extra);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(0);
+    }
+    let pids: Vec<String> = seg.pids.iter().map(i32::to_string).collect();
+    println!(
+        "{} ({}, {} bytes, inode {}{}) pids: {}",
+        seg.name,
+        seg.kind.as_str(),
+        seg.size,
+        seg.inode,
+        if seg.deleted { ", deleted" } else { "" },
+        if pids.is_empty() {
+            "-".into()
+        } else {
+            pids.join(",")
+        }
+    );
+    for line in text_lines(&decoded, &bytes, usize::MAX) {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+/// The human form of decoded contents, one line per item (at most `max_lines` items).
+pub fn text_lines(decoded: &Decoded, bytes: &[u8], max_lines: usize) -> Vec<String> {
+    match decoded {
+        Decoded::Hex { .. } => hex::dump(bytes, max_lines),
+        Decoded::Typed { ty, values, .. } => values
+            .iter()
+            .take(max_lines)
+            .enumerate()
+            .map(|(i, v)| format!("[{i}] {ty} {v}"))
+            .collect(),
+        Decoded::ShareableList { layout, items } => {
+            let mut lines = vec![format!(
+                "ShareableList ({layout} layout), {} items",
+                items.len()
+            )];
+            lines.extend(
+                items
+                    .iter()
+                    .take(max_lines)
+                    .enumerate()
+                    .map(|(i, item)| format!("[{i}] {}", item.display())),
+            );
+            lines
+        }
+        Decoded::Layout { fields, .. } => fields
+            .iter()
+            .take(max_lines)
+            .map(|f| {
+                let values: Vec<String> = f.values.iter().map(|v| v.to_string()).collect();
+                match &f.text {
+                    Some(text) => format!("{} ({} @{}) = {text:?}", f.name, f.ty, f.offset),
+                    None => format!(
+                        "{} ({} @{}) = {}",
+                        f.name,
+                        f.ty,
+                        f.offset,
+                        values.join(", ")
+                    ),
+                }
+            })
+            .collect(),
+        Decoded::Semaphore { value, waiters } => {
+            vec![format!("semaphore value {value}, waiters {waiters}")]
+        }
+    }
+}
