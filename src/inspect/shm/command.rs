@@ -1,6 +1,9 @@
 //! `forkscope shm ls` and `forkscope shm show`: discovery and decoding for scripts and tests.
 //! Exit status: 0, 1 for an unknown segment or a read/decode failure (bad flags exit 2 in clap).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+
 use serde::Serialize;
 
 use super::decode::{self, hex};
@@ -9,11 +12,28 @@ use super::read::read_segment;
 use crate::cli::{ShmCommand, ShmLsArgs, ShmShowArgs};
 use crate::model::shm::{Decoded, Segment};
 
-/// Runs a `shm` subcommand; returns the exit status.
+/// Appends a line to the output buffer (writing to a String cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+/// Runs a `shm` subcommand; returns the exit status. Output is written at the end in one
+/// go; a closed pipe (`| head`) is not an error.
 pub fn run(command: &ShmCommand) -> anyhow::Result<i32> {
-    match command {
-        ShmCommand::Ls(args) => ls(args),
-        ShmCommand::Show(args) => show(args),
+    let mut out = String::new();
+    let code = match command {
+        ShmCommand::Ls(args) => ls(args, &mut out)?,
+        ShmCommand::Show(args) => show(args, &mut out)?,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(code),
     }
 }
 
@@ -27,38 +47,38 @@ fn scope(pid: Option<i32>) -> Result<Scope, String> {
     }
 }
 
-/// One `shm ls --json` entry: the summary fields only.
-#[derive(Serialize)]
-pub struct Summary<'a> {
-    pub name: &'a str,
-    pub kind: &'a str,
+/// One `shm ls --json` entry (and one of `inspect --json`'s `shm` list).
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub kind: &'static str,
     pub inode: u64,
-    pub device: &'a str,
+    pub device: String,
     pub size: u64,
     pub deleted: bool,
-    pub pids: &'a [i32],
+    pub pids: Vec<i32>,
 }
 
-impl<'a> From<&'a Segment> for Summary<'a> {
-    fn from(s: &'a Segment) -> Self {
+impl From<&Segment> for Summary {
+    fn from(s: &Segment) -> Self {
         Summary {
-            name: &s.name,
+            name: s.name.clone(),
             kind: s.kind.as_str(),
             inode: s.inode,
-            device: &s.device,
+            device: s.device.clone(),
             size: s.size,
             deleted: s.deleted,
-            pids: &s.pids,
+            pids: s.pids.clone(),
         }
     }
 }
 
 /// The `shm` list of a scope, as `shm ls --json` and `inspect --json` print it.
-pub fn summaries(segments: &[Segment]) -> Vec<Summary<'_>> {
+pub fn summaries(segments: &[Segment]) -> Vec<Summary> {
     segments.iter().map(Summary::from).collect()
 }
 
-fn ls(args: &ShmLsArgs) -> anyhow::Result<i32> {
+fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
     let scope = match scope(args.pid) {
         Ok(s) => s,
         Err(e) => {
@@ -68,16 +88,26 @@ fn ls(args: &ShmLsArgs) -> anyhow::Result<i32> {
     };
     let segments = discover(&scope);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summaries(&segments))?);
+        outln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&summaries(&segments))?
+        );
         return Ok(0);
     }
-    println!(
+    outln!(
+        out,
         "{:<28} {:<9} {:>10} {:>12} {:<3} PIDS",
-        "NAME", "KIND", "SIZE", "INODE", "DEL"
+        "NAME",
+        "KIND",
+        "SIZE",
+        "INODE",
+        "DEL"
     );
     for s in &segments {
         let pids: Vec<String> = s.pids.iter().map(i32::to_string).collect();
-        println!(
+        outln!(
+            out,
             "{:<28} {:<9} {:>10} {:>12} {:<3} {}",
             s.name,
             s.kind.as_str(),
@@ -90,7 +120,7 @@ fn ls(args: &ShmLsArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn show(args: &ShmShowArgs) -> anyhow::Result<i32> {
+fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
     let scope = match scope(args.pid) {
         Ok(s) => s,
         Err(e) => {
@@ -131,11 +161,12 @@ fn show(args: &ShmShowArgs) -> anyhow::Result<i32> {
         {
             obj.extend(extra);
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&value)?);
         return Ok(0);
     }
     let pids: Vec<String> = seg.pids.iter().map(i32::to_string).collect();
-    println!(
+    outln!(
+        out,
         "{} ({}, {} bytes, inode {}{}) pids: {}",
         seg.name,
         seg.kind.as_str(),
@@ -149,7 +180,7 @@ fn show(args: &ShmShowArgs) -> anyhow::Result<i32> {
         }
     );
     for line in text_lines(&decoded, &bytes, usize::MAX) {
-        println!("{line}");
+        outln!(out, "{line}");
     }
     Ok(0)
 }
