@@ -116,10 +116,10 @@ impl OwnedSegments {
 impl Drop for OwnedSegments {
     fn drop(&mut self) {
         for (_, path) in &self.created {
-            if let Err(e) = std::fs::remove_file(path) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!("removing {}: {e}", path.display());
-                }
+            if let Err(e) = std::fs::remove_file(path)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!("removing {}: {e}", path.display());
             }
         }
     }

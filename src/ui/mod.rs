@@ -1,5 +1,7 @@
 //! The TUI (placeholder until the ratatui app lands).
 
+pub mod shm_view;
+
 use crate::headless::Recorder;
 use crate::supervise::EngineHandle;
 

@@ -300,6 +300,7 @@ fn changed_items(now: &Decoding, before: &Decoded, changed: &[Range<usize>]) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

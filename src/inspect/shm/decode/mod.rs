@@ -103,7 +103,7 @@ fn decode_with(
         Format::Semaphore => typed::decode_semaphore(bytes)
             .map(|decoded| Decoding {
                 decoded,
-                item_ranges: vec![0..8],
+                item_ranges: std::iter::once(0..8).collect(),
             })
             .ok_or_else(|| "a semaphore needs at least 8 bytes".to_string()),
         Format::Typed(ty) => {
@@ -159,21 +159,21 @@ pub fn auto(bytes: &[u8], kind: SegmentKind) -> Decoding {
 }
 
 fn auto_with(bytes: &[u8], kind: SegmentKind, hex_text: bool) -> Decoding {
-    if kind == SegmentKind::Semaphore && bytes.len() == 32 {
-        if let Ok(d) = decode(bytes, kind, &Format::Semaphore) {
-            return d;
-        }
+    if kind == SegmentKind::Semaphore
+        && bytes.len() == 32
+        && let Ok(d) = decode(bytes, kind, &Format::Semaphore)
+    {
+        return d;
     }
-    if matches!(kind, SegmentKind::Posix | SegmentKind::Memfd) {
-        if let Ok(list) = shareable_list::decode(bytes) {
-            if !list.items.is_empty() {
-                let item_ranges = list.slots.clone();
-                return Decoding {
-                    decoded: list.into(),
-                    item_ranges,
-                };
-            }
-        }
+    if matches!(kind, SegmentKind::Posix | SegmentKind::Memfd)
+        && let Ok(list) = shareable_list::decode(bytes)
+        && !list.items.is_empty()
+    {
+        let item_ranges = list.slots.clone();
+        return Decoding {
+            decoded: list.into(),
+            item_ranges,
+        };
     }
     as_hex(bytes, hex_text)
 }
