@@ -131,7 +131,7 @@ impl std::fmt::Display for Scalar {
         match self {
             Scalar::Int(v) => write!(f, "{v}"),
             Scalar::UInt(v) => write!(f, "{v}"),
-            Scalar::Float(v) => write!(f, "{v}"),
+            Scalar::Float(v) => write!(f, "{v:?}"),
             Scalar::Bool(v) => write!(f, "{v}"),
         }
     }

@@ -255,7 +255,12 @@ fn finish(
             .or_else(|| b.names.first())
             .cloned()
             .unwrap_or_else(|| (format!("inode-{}", id.inode), true, SegmentKind::Posix));
-        let size = b.stat_size.unwrap_or(b.mapped_extent);
+        // Mappings are page-rounded; a glibc semaphore file is 32 bytes.
+        let size = match (b.stat_size, chosen.2) {
+            (Some(size), _) => size,
+            (None, SegmentKind::Semaphore) => b.mapped_extent.min(32),
+            (None, _) => b.mapped_extent,
+        };
         (chosen.0, chosen.2, size, true)
     };
     let attachments: Vec<Attachment> = b.attachments.into_values().collect();
