@@ -153,7 +153,8 @@ pub struct Pending {
 }
 
 impl Previous {
-    fn commit(&mut self, sent: Pending) {
+    /// Remembers what was sent (the next refresh compares with it); recycles the old buffer.
+    pub fn commit(&mut self, sent: Pending) {
         let old = std::mem::replace(&mut self.bytes, sent.bytes);
         self.id = sent.id;
         self.decoded = sent.decoded;
