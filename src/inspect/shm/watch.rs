@@ -124,14 +124,18 @@ fn run(
     let mut previous = Previous::default();
     loop {
         match requests.recv_timeout(interval) {
-            Ok(r) => {
-                request = r;
+            Ok(mut r) => {
                 // Only the newest of a burst matters (bounded by what is queued now).
                 for _ in 0..requests.len() {
-                    if let Ok(r) = requests.try_recv() {
-                        request = r;
+                    if let Ok(newer) = requests.try_recv() {
+                        r = newer;
                     }
                 }
+                if r.format != request.format {
+                    // Items of another decoder do not compare: start change marks afresh.
+                    previous.id = None;
+                }
+                request = r;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
