@@ -60,6 +60,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
         }
         Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
         Command::Replay(args) => replay(&args),
+        Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
     }
 }

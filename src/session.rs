@@ -42,11 +42,18 @@ pub fn run_pools(
         );
     }
     let headless = options.output.headless;
+    // Before any worker starts; removed when this guard drops (the session's end).
+    let segments = supervise::shm::OwnedSegments::create(
+        &options.supervision.shm,
+        supervise::guardian::session_pid(),
+    )
+    .context("creating --shm segments")?;
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
         exit_when_done: headless,
         sample_interval: Duration::from_secs_f64(options.output.sample_interval),
+        extra_env: segments.env().to_vec(),
         ..EngineConfig::default()
     };
     let recorder = match &options.output.record {
@@ -67,6 +74,7 @@ pub fn run_pools(
         )?
     };
     engine.join();
+    drop(segments);
     Ok(status)
 }
 

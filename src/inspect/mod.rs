@@ -2,4 +2,5 @@
 //! synchronisation decoders). Read-only: nothing here changes a process.
 
 pub mod proc;
+pub mod shm;
 pub mod snapshot;

@@ -22,6 +22,8 @@ pub struct ProcessEntry {
 pub struct Snapshot {
     pub root: i32,
     pub processes: Vec<ProcessEntry>,
+    /// Shared-memory segments the tree maps or holds (the fields of `shm ls --json`).
+    pub shm: Vec<super::shm::command::Summary>,
 }
 
 /// `R` → `running` and so on.
@@ -63,7 +65,13 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
     for stat in proc::descendants_in(&all, root) {
         push(stat, "child");
     }
-    Ok(Snapshot { root, processes })
+    let pids = processes.iter().map(|p| p.pid).collect();
+    let segments = super::shm::discover(&super::shm::Scope::Pids(pids));
+    Ok(Snapshot {
+        root,
+        processes,
+        shm: super::shm::command::summaries(&segments),
+    })
 }
 
 /// Prints the snapshot as JSON or as an indented table; returns the exit status.
@@ -91,6 +99,20 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.role,
                 p.argv.join(" ")
             );
+        }
+        if !snapshot.shm.is_empty() {
+            println!("\nSHARED MEMORY");
+            for s in &snapshot.shm {
+                let pids: Vec<String> = s.pids.iter().map(i32::to_string).collect();
+                println!(
+                    "{:<28} {:<9} {:>10} {}{}",
+                    s.name,
+                    s.kind,
+                    s.size,
+                    if s.deleted { "(deleted) " } else { "" },
+                    pids.join(",")
+                );
+            }
         }
     }
     Ok(0)

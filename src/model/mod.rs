@@ -6,6 +6,7 @@ pub mod event;
 pub mod exit;
 pub mod output;
 pub mod policy;
+pub mod shm;
 pub mod signals;
 pub mod state;
 

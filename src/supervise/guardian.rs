@@ -19,6 +19,18 @@ use super::tree::{become_subreaper, signal_descendants};
 use crate::model::ExitStatus;
 use crate::model::signals::signal_name;
 
+/// The guardian's pid, set in the engine after the split.
+static GUARDIAN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// The pid the user sees for this session: the guardian's, or our own without one. Names of
+/// session resources (`/dev/shm/forkscope-<pid>-NAME`) use it, so the guardian can clean up.
+pub fn session_pid() -> i32 {
+    GUARDIAN
+        .get()
+        .copied()
+        .unwrap_or_else(|| std::process::id() as i32)
+}
+
 const FORWARDED: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
@@ -48,6 +60,7 @@ pub fn split() -> std::io::Result<()> {
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None)?;
             // SAFETY: PR_SET_PDEATHSIG takes a signal number.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+            let _ = GUARDIAN.set(guardian.as_raw());
             if getppid() != guardian {
                 // The guardian died before PDEATHSIG was armed.
                 nix::sys::signal::raise(Signal::SIGTERM)?;
@@ -82,6 +95,15 @@ fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Term
         let _ = writeln!(
             std::io::stderr(),
             "forkscope: guardian killed {killed} leftover process(es)"
+        );
+    }
+    // Segments of `--shm`: the engine removes them when it ends normally; if it was killed,
+    // this is the last chance.
+    let removed = super::shm::remove_session_segments(getpid().as_raw());
+    if removed > 0 && matches!(status, ExitStatus::Signaled { .. }) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "forkscope: guardian removed {removed} shared-memory segment(s) of the session"
         );
     }
     let code = match status {

@@ -26,6 +26,8 @@ use crossterm::{cursor, execute};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
+pub mod shm_view;
+
 use crate::headless::Recorder;
 use crate::model::Event;
 use crate::supervise::EngineHandle;
