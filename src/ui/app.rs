@@ -9,6 +9,9 @@ use ratatui::layout::Rect;
 use super::replay::{Control, ReplayStatus};
 use super::rows::{Row, RowKey, visible_rows};
 use super::theme::Theme;
+use crate::inspect::shm::decode::Format;
+use crate::inspect::shm::watch::WatchRequest;
+use crate::model::shm::ShmSnapshot;
 use crate::model::signals::signal_name;
 use crate::model::state::{ProcId, ProcessView};
 use crate::model::{Action, Delivery, Event, EventBody, SignalReason, State, update};
@@ -23,6 +26,8 @@ pub enum Msg {
     Layout(Areas),
     /// Where playback stands (replay only).
     Replay(ReplayStatus),
+    /// A fresh reading of the tree's shared memory (from the watcher thread).
+    Shm(Box<ShmSnapshot>),
 }
 
 /// What the TUI asks of the outside world.
@@ -37,6 +42,18 @@ pub enum Effect {
 pub enum MainView {
     Tree,
     Timeline,
+    /// The shared-memory inspector over the whole body.
+    Shm,
+}
+
+/// The shared-memory view: the latest snapshot and what is selected in it.
+#[derive(Clone, Debug, Default)]
+pub struct ShmState {
+    pub snapshot: Option<ShmSnapshot>,
+    /// Index into the snapshot's segments.
+    pub selected: usize,
+    /// First decoded row shown.
+    pub scroll: usize,
 }
 
 /// Zoom and scroll of the timeline.
@@ -127,6 +144,7 @@ pub struct App {
     pub timeline: TimelineState,
     /// Set when the TUI plays a recording instead of watching a live engine.
     pub replay: Option<ReplayStatus>,
+    pub shm: ShmState,
 }
 
 impl App {
@@ -150,6 +168,7 @@ impl App {
             main_view: MainView::Tree,
             timeline: TimelineState::default(),
             replay: None,
+            shm: ShmState::default(),
         }
     }
 
@@ -214,7 +233,39 @@ impl App {
                 self.replay = Some(status);
                 Vec::new()
             }
+            Msg::Shm(snapshot) => {
+                let count = snapshot.segments.len();
+                self.shm.snapshot = Some(*snapshot);
+                self.shm.selected = self.shm.selected.min(count.saturating_sub(1));
+                Vec::new()
+            }
         }
+    }
+
+    /// What the shared-memory watcher should read, while its view is open in a live session.
+    pub fn shm_request(&self) -> Option<WatchRequest> {
+        if self.main_view != MainView::Shm || self.replay.is_some() {
+            return None;
+        }
+        let mut pids: Vec<i32> = self
+            .state
+            .procs
+            .values()
+            .filter(|p| p.is_alive())
+            .map(|p| p.pid)
+            .collect();
+        pids.sort_unstable();
+        let selected = self
+            .shm
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.segments.get(self.shm.selected))
+            .map(|segment| segment.id);
+        Some(WatchRequest {
+            pids,
+            selected,
+            format: Format::Auto,
+        })
     }
 
     /// A replay has no engine: actions on processes are refused, with a reason.

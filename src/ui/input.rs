@@ -33,6 +33,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("f", "follow the newest output"),
     ("v", "switch between the tree and the timeline"),
     (
+        "m",
+        "shared memory: segments, decoded contents, attach matrix (j/k select)",
+    ),
+    (
         "←/→ h/l z/Z 0",
         "timeline: scroll, zoom in/out, fit the whole session",
     ),
@@ -95,11 +99,24 @@ impl App {
         if self.main_view == MainView::Timeline && self.on_timeline_key(key.code) {
             return Vec::new();
         }
+        if self.main_view == MainView::Shm && self.on_shm_key(key.code) {
+            return Vec::new();
+        }
         match key.code {
             KeyCode::Char('v') => {
                 self.main_view = match self.main_view {
                     MainView::Tree => MainView::Timeline,
-                    MainView::Timeline => MainView::Tree,
+                    MainView::Timeline | MainView::Shm => MainView::Tree,
+                }
+            }
+            KeyCode::Char('m') => {
+                if self.replay.is_some() {
+                    self.warn("shared memory is read live: not available in a replay");
+                } else {
+                    self.main_view = match self.main_view {
+                        MainView::Shm => MainView::Tree,
+                        _ => MainView::Shm,
+                    };
                 }
             }
             KeyCode::Char('c') if ctrl => return self.ask_quit(),
@@ -157,6 +174,26 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Keys of the shared-memory view; false if the key is not one of them.
+    fn on_shm_key(&mut self, code: KeyCode) -> bool {
+        let count = self.shm.snapshot.as_ref().map_or(0, |s| s.segments.len());
+        let selected = self.shm.selected;
+        match code {
+            KeyCode::Up | KeyCode::Char('k') => self.shm.selected = selected.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.shm.selected = (selected + 1).min(count.saturating_sub(1))
+            }
+            KeyCode::PageDown => self.shm.scroll += 10,
+            KeyCode::PageUp => self.shm.scroll = self.shm.scroll.saturating_sub(10),
+            KeyCode::Home | KeyCode::Char('g') => self.shm.scroll = 0,
+            _ => return false,
+        }
+        if self.shm.selected != selected {
+            self.shm.scroll = 0;
+        }
+        true
     }
 
     /// Zoom and scroll keys of the timeline; false if the key is not one of them.

@@ -29,10 +29,15 @@ use ratatui::backend::CrosstermBackend;
 pub mod shm_view;
 
 use crate::headless::Recorder;
+use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::model::Event;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
 
+/// How often the shared-memory view re-reads the segments.
+const SHM_REFRESH: Duration = Duration::from_millis(500);
+/// The most of one segment the view reads.
+const SHM_MAX_BYTES: u64 = 64 << 20;
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -109,6 +114,9 @@ pub fn run(
         })
         .context("starting the input thread")?;
     let no_events = crossbeam_channel::never();
+    let no_snapshots = crossbeam_channel::never();
+    let mut shm_watcher: Option<Watcher> = None;
+    let mut shm_request: Option<WatchRequest> = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
@@ -136,6 +144,20 @@ pub fn run(
             dirty = false;
             last_draw = Some(Instant::now());
         }
+        if let Some(request) = app.shm_request()
+            && shm_request.as_ref() != Some(&request)
+        {
+            if shm_watcher.is_none() {
+                shm_watcher = Watcher::spawn(SHM_REFRESH, SHM_MAX_BYTES).ok();
+            }
+            if let Some(watcher) = &shm_watcher {
+                watcher.set(request.clone());
+            }
+            shm_request = Some(request);
+        }
+        let snapshots = shm_watcher
+            .as_ref()
+            .map_or(&no_snapshots, |w| w.snapshots());
         let events = match &source {
             Source::Live(engine) => {
                 if let Some(status) = app.finished {
@@ -184,6 +206,12 @@ pub fn run(
                 if carry_out(&mut source, &mut app, effects) {
                     // A replay that was watched to the end succeeded, whatever it recorded.
                     break 0;
+                }
+            }
+            recv(snapshots) -> received => {
+                if let Ok(snapshot) = received {
+                    app.update(Msg::Shm(Box::new(snapshot)));
+                    dirty |= app.main_view == app::MainView::Shm;
                 }
             }
             default(timeout) => {}

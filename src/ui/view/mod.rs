@@ -56,8 +56,16 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
         .areas(bottom);
 
     render_header(app, frame, header);
+    if app.main_view == super::app::MainView::Shm {
+        render_shm(app, frame, body);
+        render_status(app, frame, status);
+        overlay::render(app, frame, area);
+        return Areas::default();
+    }
     let tree_offset = match app.main_view {
-        super::app::MainView::Tree => tree::render(app, frame, tree_area),
+        super::app::MainView::Tree | super::app::MainView::Shm => {
+            tree::render(app, frame, tree_area)
+        }
         super::app::MainView::Timeline => timeline::render(app, frame, tree_area),
     };
     detail::render(app, frame, detail_area);
@@ -118,6 +126,24 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     }
     spans.push(Span::raw(format!(" │ track: {track} │ {}", app.title)));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn render_shm(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(snapshot) = &app.shm.snapshot else {
+        let waiting = Paragraph::new("reading the shared memory of the supervised tree…")
+            .block(ratatui::widgets::Block::bordered().title(" shared memory · m back "));
+        frame.render_widget(waiting, area);
+        return;
+    };
+    let rows = area.height.saturating_sub(2) as usize;
+    let mut panel = crate::ui::shm_view::ShmPanel::from_snapshot(
+        snapshot,
+        app.shm.selected,
+        app.shm.scroll,
+        rows,
+    );
+    panel.no_color = !app.theme.color;
+    crate::ui::shm_view::render(frame, area, &panel);
 }
 
 fn render_status(app: &App, frame: &mut Frame, area: Rect) {

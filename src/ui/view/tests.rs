@@ -343,3 +343,21 @@ fn mouse_click_selects_the_row_under_it_and_wheel_scrolls_output() {
         "the wheel does not steal focus"
     );
 }
+
+#[test]
+fn shm_view_waits_for_its_first_reading() {
+    let mut app = sample_app();
+    app.main_view = crate::ui::app::MainView::Shm;
+    let screen = draw(&app, 100, 30);
+    assert!(screen.contains("reading the shared memory"), "{screen}");
+    assert!(app.shm_request().is_some_and(|r| r.pids == vec![201, 202]));
+    app.main_view = crate::ui::app::MainView::Tree;
+    assert!(
+        app.shm_request().is_none(),
+        "no watching unless the view is open"
+    );
+    for (w, h) in [(0, 0), (10, 4), (80, 24)] {
+        app.main_view = crate::ui::app::MainView::Shm;
+        draw(&app, w, h);
+    }
+}
