@@ -69,6 +69,16 @@ pub struct Forkscope {
 impl Forkscope {
     /// Starts `forkscope ARGS...` with stdout captured as events.
     pub fn start(marker: &str, args: &[&str]) -> Forkscope {
+        Forkscope::start_gated(marker, args, None)
+    }
+
+    /// Like `start`, but nothing is read from forkscope's stdout until `gate` receives a
+    /// message (or is dropped): forkscope then meets a consumer that does not keep up.
+    pub fn start_gated(
+        marker: &str,
+        args: &[&str],
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> Forkscope {
         let mut child = Command::new(bin())
             .args(args)
             .env(MARKER_VAR, marker)
@@ -82,7 +92,12 @@ impl Forkscope {
         let stderr = child.stderr.take().expect("stderr");
         let reader = {
             let shared = shared.clone();
-            std::thread::spawn(move || read_events(stdout, &shared))
+            std::thread::spawn(move || {
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
+                read_events(stdout, &shared)
+            })
         };
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
@@ -154,9 +169,12 @@ impl Forkscope {
     /// Waits for `n` events of `kind`.
     pub fn wait_kind(&self, kind_name: &str, n: usize, timeout: Duration) -> Vec<Value> {
         let events = self.wait_until(&format!("{n} {kind_name} event(s)"), timeout, |events| {
-            of_kind(events, kind_name).len() >= n
+            events.iter().filter(|e| kind(e) == kind_name).count() >= n
         });
-        of_kind(&events, kind_name)
+        events
+            .into_iter()
+            .filter(|e| kind(e) == kind_name)
+            .collect()
     }
 
     /// The engine's pid, from the `session` event.
@@ -293,12 +311,8 @@ pub fn kind(event: &Value) -> &str {
 }
 
 /// The events of one kind, in order.
-pub fn of_kind(events: &[Value], kind_name: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| kind(e) == kind_name)
-        .cloned()
-        .collect()
+pub fn of_kind<'a>(events: &'a [Value], kind_name: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| kind(e) == kind_name).collect()
 }
 
 /// The `pid` field as i32.
@@ -315,11 +329,10 @@ pub fn exit_of(events: &[Value], pid: i32) -> Option<Value> {
 }
 
 /// The output events of `pid` on `stream`, in order.
-pub fn output_of(events: &[Value], pid: i32, stream: &str) -> Vec<Value> {
+pub fn output_of<'a>(events: &'a [Value], pid: i32, stream: &str) -> Vec<&'a Value> {
     events
         .iter()
         .filter(|e| kind(e) == "output" && pid_of(e) == pid && e["stream"] == stream)
-        .cloned()
         .collect()
 }
 
@@ -333,7 +346,7 @@ pub fn lines_of(events: &[Value], pid: i32, stream: &str) -> Vec<String> {
 
 /// The pids of the `spawn` events, in order.
 pub fn spawned_pids(events: &[Value]) -> Vec<i32> {
-    of_kind(events, "spawn").iter().map(pid_of).collect()
+    of_kind(events, "spawn").into_iter().map(pid_of).collect()
 }
 
 /// The last 60 events, one per line, long lines shortened (for failure messages).
@@ -463,6 +476,17 @@ pub fn status_kb(pid: i32, field: &str) -> Option<u64> {
         .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The pids whose parent is `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|&child| read_stat(child).is_some_and(|s| s.ppid == pid))
+        .collect()
 }
 
 /// Whether `pid` is alive (exists and is not a zombie).
