@@ -255,3 +255,30 @@ fn every_event_has_t_kind_and_pid_and_time_grows() {
         }
     }
 }
+
+#[test]
+fn hundreds_of_workers_under_the_default_open_files_limit() {
+    // Each running worker costs forkscope three descriptors; with the common soft limit of
+    // 1024, worker ~340 used to fail with EMFILE. forkscope raises its soft limit.
+    let m = marker("nofile");
+    let mut fs = Forkscope::start_with(
+        &m,
+        &["run", "-n", "400", "--headless", "--", "sleep", "30"],
+        StartOptions {
+            soft_nofile: Some(1024),
+            ..StartOptions::default()
+        },
+    );
+    fs.wait_until("400 spawn or spawn_failed events", secs(8.0), |events| {
+        events
+            .iter()
+            .filter(|e| kind(e) == "spawn" || kind(e) == "spawn_failed")
+            .count()
+            >= 400
+    });
+    fs.signal(libc::SIGTERM);
+    let (_, events) = fs.finish_clean(secs(9.0));
+    let failed = of_kind(&events, "spawn_failed");
+    assert!(failed.is_empty(), "{}", failed[0]);
+    assert_eq!(of_kind(&events, "exit").len(), 400);
+}

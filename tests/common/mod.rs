@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +48,15 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// How a test starts forkscope.
+#[derive(Default)]
+pub struct StartOptions {
+    /// Read nothing from stdout until this receives a message or is dropped.
+    pub gate: Option<std::sync::mpsc::Receiver<()>>,
+    /// The soft open-files limit forkscope starts with.
+    pub soft_nofile: Option<u64>,
+}
+
 #[derive(Default)]
 struct Shared {
     events: Vec<Value>,
@@ -69,7 +78,7 @@ pub struct Forkscope {
 impl Forkscope {
     /// Starts `forkscope ARGS...` with stdout captured as events.
     pub fn start(marker: &str, args: &[&str]) -> Forkscope {
-        Forkscope::start_gated(marker, args, None)
+        Forkscope::start_with(marker, args, StartOptions::default())
     }
 
     /// Like `start`, but nothing is read from forkscope's stdout until `gate` receives a
@@ -79,14 +88,43 @@ impl Forkscope {
         args: &[&str],
         gate: Option<std::sync::mpsc::Receiver<()>>,
     ) -> Forkscope {
-        let mut child = Command::new(bin())
+        Forkscope::start_with(
+            marker,
+            args,
+            StartOptions {
+                gate,
+                ..StartOptions::default()
+            },
+        )
+    }
+
+    pub fn start_with(marker: &str, args: &[&str], options: StartOptions) -> Forkscope {
+        let StartOptions { gate, soft_nofile } = options;
+        let mut command = Command::new(bin());
+        command
             .args(args)
             .env(MARKER_VAR, marker)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start forkscope");
+            .stderr(Stdio::piped());
+        if let Some(soft) = soft_nofile {
+            // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let mut limit = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+                    limit.rlim_cur = soft.min(limit.rlim_max);
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start forkscope");
         let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
