@@ -282,3 +282,54 @@ fn hundreds_of_workers_under_the_default_open_files_limit() {
     assert!(failed.is_empty(), "{}", failed[0]);
     assert_eq!(of_kind(&events, "exit").len(), 400);
 }
+
+#[test]
+fn the_stream_parses_as_the_library_event_type_and_matches_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("session.jsonl");
+    let m = marker("record");
+    let mut fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "-n",
+            "2",
+            "--headless",
+            "--record",
+            record.to_str().unwrap(),
+            "--restart",
+            "on-failure",
+            "--",
+            "sh",
+            "-c",
+            "printf 'x\\377\\n'; echo e >&2; [ $FORKSCOPE_WORKER = 0 ] || kill -KILL $$",
+        ],
+    );
+    let (_, events) = fs.finish_clean(secs(9.0));
+    for event in &events {
+        let typed: forkscope::model::Event =
+            serde_json::from_value(event.clone()).unwrap_or_else(|e| panic!("{e}: {event}"));
+        // And back to the same JSON.
+        assert_eq!(&serde_json::to_value(&typed).unwrap(), event);
+    }
+    let kinds: std::collections::BTreeSet<&str> = events.iter().map(kind).collect();
+    for expected in [
+        "session",
+        "spawn",
+        "output",
+        "exit",
+        "restart",
+        "worker_failed",
+        "end",
+    ] {
+        assert!(kinds.contains(expected), "no {expected} event");
+    }
+    // The recording holds every event of the stream (plus `sample`s, hidden on stdout).
+    let recorded: Vec<Value> = std::fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| kind(e) != "sample")
+        .collect();
+    assert_eq!(recorded, events);
+}
