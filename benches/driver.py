@@ -235,6 +235,17 @@ def output_plain(total, line_len):
     return now() - t0
 
 
+def output_piped(total, line_len):
+    """The same command through one more pipe, read by `cat` into /dev/null."""
+    t0 = now()
+    subprocess.run(
+        ["sh", "-c", f"{output_command(total, line_len)} | cat"],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    return now() - t0
+
+
 def output_forkscope(forkscope, total, line_len):
     t0 = now()
     with open("/dev/null", "wb") as null:
@@ -278,17 +289,22 @@ def output_forkscope_lines(forkscope, total, line_len):
 def bench_output(forkscope, total, line_len, runs):
     mb = total / 1e6
     print(f"## output: {mb:.0f} MB in lines of {line_len} bytes, {runs} runs each")
-    plain, fs, peaks = [], [], []
+    plain, piped, fs, peaks = [], [], [], []
     for _ in range(runs):
         plain.append(output_plain(total, line_len))
+        piped.append(output_piped(total, line_len))
         took, peak = output_forkscope(forkscope, total, line_len)
         fs.append(took)
         peaks.append(peak)
     m = statistics.median
     print(f"straight to /dev/null : {summary(plain, 's', 1)} -> {mb / m(plain):.0f} MB/s")
+    print(f"through a pipe to cat : {summary(piped, 's', 1)} -> {mb / m(piped):.0f} MB/s")
     print(f"forkscope --headless  : {summary(fs, 's', 1)} -> {mb / m(fs):.0f} MB/s")
     print(f"forkscope engine VmHWM: max {max(peaks) / 1024:.1f} MiB (runs: {', '.join(f'{p / 1024:.1f}' for p in peaks)})")
-    print(f"ratio forkscope/plain time (median): {m(fs) / m(plain):.2f}")
+    print(
+        f"ratios (median time): forkscope/plain {m(fs) / m(plain):.2f}, "
+        f"forkscope/pipe-to-cat {m(fs) / m(piped):.2f}"
+    )
     lines = output_forkscope_lines(forkscope, total, line_len)
     print(f"check run: {lines} output events, seq contiguous, expected {total // line_len}")
 
