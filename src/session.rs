@@ -20,6 +20,9 @@ pub struct SessionOptions<'a> {
 
 /// Must run while the process is single-threaded: splits off the guardian.
 pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<()> {
+    if let Err(err) = supervise::spawn::raise_fd_limit() {
+        tracing::warn!("cannot raise the open-files limit: {err}");
+    }
     if !supervision.no_guardian {
         supervise::guardian::split().context("starting the guardian process")?;
     }
