@@ -67,7 +67,7 @@ fn stderr_is_marked_and_counted_separately() {
 
 #[test]
 fn long_line_comes_in_partial_pieces_that_rebuild_it() {
-    // `seq 1 40000` without newlines: about 239 KB, every piece different.
+    // `seq 1 50000` without newlines: about 239 KB, every piece different.
     let (_, events, pid) = single_worker(
         "longline",
         &["sh", "-c", "seq 1 50000 | tr -d '\\n'; echo; echo after"],
