@@ -67,7 +67,7 @@ fn stderr_is_marked_and_counted_separately() {
 
 #[test]
 fn long_line_comes_in_partial_pieces_that_rebuild_it() {
-    // `seq 1 40000` without newlines: about 239 KB, every piece different.
+    // `seq 1 50000` without newlines: about 239 KB, every piece different.
     let (_, events, pid) = single_worker(
         "longline",
         &["sh", "-c", "seq 1 50000 | tr -d '\\n'; echo; echo after"],
@@ -239,4 +239,33 @@ fn flood_of_short_lines_on_both_streams_has_no_seq_gap() {
         assert_eq!(lines[99_999]["line"], "100000");
     }
     eprintln!("flood of short lines: {took:?}, engine VmHWM {peak_kb} KiB");
+}
+
+#[test]
+fn output_of_a_descendant_after_the_worker_exited_is_kept_under_the_worker() {
+    let m = marker("lateoutput");
+    let mut fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "--headless",
+            "--stop-timeout",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "(trap '' TERM; sleep 0.3; echo late) & echo early",
+        ],
+    );
+    let (code, events) = fs.finish_clean(secs(8.0));
+    assert_eq!(code, 0);
+    let pid = spawned_pids(&events)[0];
+    assert_eq!(lines_of(&events, pid, "stdout"), vec!["early", "late"]);
+    assert_contiguous(&events, pid, "stdout");
+    let exit_at = events
+        .iter()
+        .position(|e| kind(e) == "exit" && pid_of(e) == pid)
+        .unwrap();
+    let late_at = events.iter().position(|e| e["line"] == "late").unwrap();
+    assert!(late_at > exit_at);
 }

@@ -202,3 +202,37 @@ fn idle_forkscope_does_not_spin() {
     fs.signal(libc::SIGTERM);
     fs.finish_clean(secs(8.0));
 }
+
+#[test]
+fn after_end_the_state_has_nothing_alive() {
+    // The worker's child `sleep 1.3` is seen by the 1 s /proc scan (a `fork` event) and reaped
+    // by the worker itself, so forkscope never learns how it ended; `end` must still leave
+    // nothing alive in the state built from the stream.
+    let m = marker("stateend");
+    let mut fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "--headless",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1.3; echo done",
+        ],
+    );
+    let (code, events) = fs.finish_clean(secs(8.0));
+    assert_eq!(code, 0);
+    let mut state = forkscope::model::State::new(100);
+    for event in &events {
+        let typed: forkscope::model::Event = serde_json::from_value(event.clone()).unwrap();
+        forkscope::model::update(&mut state, &typed);
+    }
+    assert_eq!(state.ended, Some(0));
+    assert_eq!(state.live_count(), 0, "{}", dump(&events));
+    let forked = of_kind(&events, "fork");
+    if let Some(fork) = forked.first() {
+        // The usual case: the scan saw the sleep; its end is known, its status is not.
+        let proc = state.find_pid(pid_of(fork)).expect("the sleep's record");
+        assert!(proc.ended.is_some());
+    }
+}

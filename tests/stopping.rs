@@ -326,3 +326,46 @@ fn leftover_descendants_are_stopped_when_every_worker_ended() {
     assert_eq!(exit_of(&events, rude).unwrap()["signal"], "SIGKILL");
     assert_eq!(events.last().unwrap()["status"], 0);
 }
+
+#[test]
+fn reader_going_away_stops_the_tree() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let m = marker("epipe");
+    let _cleanup = Cleanup(m.clone());
+    let mut child = Command::new(bin())
+        .args(["run", "-n", "2", "--headless", "--", "sh", "-c"])
+        .arg("i=0; while [ $i -lt 300 ]; do echo tick $i; i=$((i+1)); sleep 0.1; done")
+        .env(MARKER_VAR, &m)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start forkscope");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    reader.read_line(&mut first).expect("first line");
+    assert!(first.contains("\"kind\":\"session\""), "{first}");
+    wait_for("both workers to run", secs(5.0), || {
+        marked_processes(&m)
+            .iter()
+            .filter(|(_, what)| what.starts_with("sh "))
+            .count()
+            >= 2
+    });
+    let closed = Instant::now();
+    drop(reader);
+    // The next event forkscope writes fails with EPIPE: it stops the tree as if told to quit.
+    let mut status = None;
+    wait_for("forkscope to exit after its reader left", secs(8.0), || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    assert!(closed.elapsed() < secs(5.0), "took {:?}", closed.elapsed());
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "workers were stopped"
+    );
+    assert_nothing_left(&m);
+}

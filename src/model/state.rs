@@ -443,7 +443,23 @@ pub fn update(state: &mut State, event: &Event) {
             }
         }
         EventBody::Notice { level, message, .. } => state.notice(t, level, message.clone()),
-        EventBody::End { status, .. } => state.ended = Some(*status),
+        EventBody::End { status, .. } => {
+            state.ended = Some(*status);
+            // `end` means nothing of the tree runs any more. A process whose exit was never
+            // learnt (reaped by its own parent between two /proc scans) ended too, how is
+            // unknown.
+            for (_, id) in state.live.drain() {
+                if let Some(proc) = state.procs.get_mut(&id)
+                    && proc.ended.is_none()
+                {
+                    proc.ended = Some(Ended {
+                        t,
+                        status: ExitStatus::Unknown,
+                        source: TrackSource::Engine,
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -462,6 +462,15 @@ pub fn assert_nothing_left(marker: &str) {
     }
 }
 
+/// Kills whatever carries the marker when dropped (for tests that start forkscope by hand).
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        kill_marked(&self.0);
+    }
+}
+
 /// SIGKILLs every live process carrying `marker` (cleanup after a failed test).
 pub fn kill_marked(marker: &str) {
     for _ in 0..20 {
