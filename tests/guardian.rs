@@ -107,3 +107,32 @@ fn forwarded_signal_ends_with_the_engines_status() {
         "a clean stop writes nothing on stderr"
     );
 }
+
+#[test]
+fn usr1_is_ignored_and_quit_stops_gracefully() {
+    let m = marker("usr1quit");
+    let mut fs = Forkscope::start(&m, &["run", "-n", "2", "--headless", "--", "sleep", "30"]);
+    let workers: Vec<i32> = fs
+        .wait_kind("spawn", 2, secs(5.0))
+        .iter()
+        .map(pid_of)
+        .collect();
+    fs.signal(libc::SIGUSR1);
+    fs.signal(libc::SIGUSR2);
+    // SIGQUIT after them: the first event it causes is the stop, so USR1/USR2 changed nothing.
+    fs.signal(libc::SIGQUIT);
+    let (status, events) = fs.finish(secs(8.0));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "workers ended by SIGTERM: {}",
+        dump(&events)
+    );
+    let stopping = of_kind(&events, "stopping");
+    assert_eq!(stopping.len(), 1, "{}", dump(&events));
+    assert_eq!(stopping[0]["reason"], "received SIGQUIT");
+    for pid in workers {
+        assert_eq!(exit_of(&events, pid).expect("exit")["signal"], "SIGTERM");
+    }
+    assert_nothing_left(&m);
+}

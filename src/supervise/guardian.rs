@@ -31,14 +31,16 @@ pub fn session_pid() -> i32 {
         .unwrap_or_else(|| std::process::id() as i32)
 }
 
-const FORWARDED: [Signal; 6] = [
+/// Signals that mean "stop": passed on to the engine, which stops the tree gracefully.
+const FORWARDED: [Signal; 4] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
 ];
+/// Signals with no meaning for forkscope: taken and dropped, so they neither kill the
+/// guardian nor reach an engine that has no use for them.
+const SWALLOWED: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGUSR2];
 
 /// Splits into guardian and engine. Returns in the engine; the guardian never returns.
 ///
@@ -46,7 +48,7 @@ const FORWARDED: [Signal; 6] = [
 pub fn split() -> std::io::Result<()> {
     let mut handled = SigSet::empty();
     handled.add(Signal::SIGCHLD);
-    for signal in FORWARDED {
+    for signal in FORWARDED.into_iter().chain(SWALLOWED) {
         handled.add(signal);
     }
     let mut previous = SigSet::empty();
@@ -77,7 +79,7 @@ fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Term
         let Ok(signal) = handled.wait() else { continue };
         if signal == Signal::SIGCHLD {
             engine_status = reap_until(engine);
-        } else {
+        } else if FORWARDED.contains(&signal) {
             let _ = nix::sys::signal::kill(engine, signal);
         }
     }
