@@ -26,6 +26,11 @@ pub enum Command {
     Demo(DemoArgs),
     /// One-shot snapshot of the live process tree under PID.
     Inspect(InspectArgs),
+    /// Play a `--record` file back in the TUI (p pause, . step, < > speed).
+    Replay(ReplayArgs),
+    /// Shared memory: list the segments a tree (or the system) uses, show one decoded.
+    #[command(subcommand)]
+    Shm(ShmCommand),
     /// Internal: the programs the demos run as workers.
     #[command(name = "__demo-worker", hide = true)]
     DemoWorker(DemoWorkerArgs),
@@ -66,6 +71,11 @@ pub struct SupervisionArgs {
     /// Where fork/exec/exit facts of descendants come from.
     #[arg(long, value_enum, default_value_t = TrackArg::Auto)]
     pub track: TrackArg,
+    /// Create a shared-memory segment /dev/shm/forkscope-<PID>-NAME of SIZE bytes (K/M/G
+    /// suffixes) before the workers start; they get its name in FORKSCOPE_SHM_<NAME>.
+    /// Removed when forkscope ends. Repeatable.
+    #[arg(long = "shm", value_name = "NAME:SIZE", value_parser = crate::supervise::shm::parse_spec)]
+    pub shm: Vec<crate::supervise::shm::ShmSpec>,
     /// Internal: run without the guardian process (tests of the guardian itself).
     #[arg(long, hide = true)]
     pub no_guardian: bool,
@@ -112,8 +122,58 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A file written by `--record`.
+    pub file: PathBuf,
+    /// Start paused (step with `.`).
+    #[arg(long)]
+    pub paused: bool,
+    /// Playback speed (1 = as recorded).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_seconds)]
+    pub speed: f64,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoWorkerArgs {
     pub name: String,
+}
+
+/// `forkscope shm ...`
+#[derive(Debug, Subcommand)]
+pub enum ShmCommand {
+    /// One line (or JSON object) per segment: name, kind, inode, size, deleted, pids.
+    Ls(ShmLsArgs),
+    /// The contents of one segment, decoded.
+    Show(ShmShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShmLsArgs {
+    /// Only segments the tree under PID maps or holds (default: the whole system).
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShmShowArgs {
+    /// The segment: its name (psm_1a2b3c4d, sem.x, SYSV0000002a, memfd:x) or inode.
+    pub segment: String,
+    /// Look only at the tree under PID.
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Decoder: auto, hex, shareable-list, sem, i8..i64, u8..u64, f32, f64, layout:SPEC.
+    #[arg(long = "as", value_name = "FORMAT", default_value = "auto",
+          value_parser = |s: &str| s.parse::<crate::inspect::shm::decode::Format>().map_err(|e| e.to_string()))]
+    pub format: crate::inspect::shm::decode::Format,
+    /// Refuse to read segments larger than this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::inspect::shm::DEFAULT_MAX_BYTES)]
+    pub max_bytes: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -54,11 +54,36 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 supervision: &args.supervision,
                 output: &args.output,
                 log: cli.log.as_deref(),
-                title: format!("demo {name}: {}", found.summary),
+                title: format!("demo {name}"),
             };
             session::run_pools(vec![pool], options, clock)
         }
         Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
+        Command::Replay(args) => replay(&args),
+        Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
     }
+}
+
+fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
+    use forkscope::ui::replay::{Control, Playback};
+    let mut playback = match Playback::load(&args.file) {
+        Ok(playback) => playback,
+        Err(err) => {
+            eprintln!("forkscope: {err}");
+            return Ok(2);
+        }
+    };
+    let now = Instant::now();
+    playback.set_speed(args.speed, now);
+    if args.paused {
+        playback.control(Control::TogglePause, now);
+    }
+    let title = format!("replay of {}", args.file.display());
+    forkscope::ui::run(
+        forkscope::ui::Source::Replay(playback),
+        None,
+        10_000,
+        &title,
+    )
 }

@@ -21,6 +21,9 @@ pub struct SessionOptions<'a> {
 
 /// Must run while the process is single-threaded: splits off the guardian.
 pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<()> {
+    if let Err(err) = supervise::spawn::raise_fd_limit() {
+        tracing::warn!("cannot raise the open-files limit: {err}");
+    }
     if !supervision.no_guardian {
         supervise::guardian::split().context("starting the guardian process")?;
     }
@@ -47,12 +50,19 @@ pub fn run_pools(
         }
     };
     let headless = options.output.headless;
+    // Before any worker starts; removed when this guard drops (the session's end).
+    let segments = supervise::shm::OwnedSegments::create(
+        &options.supervision.shm,
+        supervise::guardian::session_pid(),
+    )
+    .context("creating --shm segments")?;
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
         exit_when_done: headless,
         sample_interval: Duration::from_secs_f64(options.output.sample_interval),
         track,
+        extra_env: segments.env().to_vec(),
         ..EngineConfig::default()
     };
     let recorder = match &options.output.record {
@@ -73,9 +83,15 @@ pub fn run_pools(
     let status = if headless {
         print_events(&engine, recorder, options.output.samples)
     } else {
-        crate::ui::run(&engine, recorder, options.output.scrollback, &options.title)?
+        crate::ui::run(
+            crate::ui::Source::Live(&engine),
+            recorder,
+            options.output.scrollback,
+            &options.title,
+        )?
     };
     engine.join();
+    drop(segments);
     Ok(status)
 }
 

@@ -102,10 +102,10 @@ fn exits_and_signals(round: u32) {
     for pid in children {
         let status = wait_for(pid);
         say(&format!(
-            "  parent: child {pid} ended: {} (Python exitcode {:?}, shell $? {:?})",
+            "  parent: child {pid} ended: {} (Python exitcode {}, shell $? {})",
             status.describe(),
-            status.python_exitcode(),
-            status.shell_status()
+            status.python_exitcode().unwrap_or_default(),
+            status.shell_status().unwrap_or_default()
         ));
     }
 }

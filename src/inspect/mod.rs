@@ -2,5 +2,6 @@
 //! synchronisation decoders). Read-only: nothing here changes a process.
 
 pub mod proc;
+pub mod shm;
 pub mod snapshot;
 pub mod unix;

@@ -25,6 +25,8 @@ pub struct ProcessEntry {
 pub struct Snapshot {
     pub root: i32,
     pub processes: Vec<ProcessEntry>,
+    /// Shared-memory segments the tree maps or holds (the fields of `shm ls --json`).
+    pub shm: Vec<super::shm::command::Summary>,
 }
 
 /// `R` → `running` and so on.
@@ -56,7 +58,7 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         .map(|s| (s.pid, proc::read_cmdline(s.pid).unwrap_or_default()))
         .collect();
     let sockets = super::unix::listening_sockets();
-    let processes = stats
+    let processes: Vec<ProcessEntry> = stats
         .into_iter()
         .map(|stat: ProcStat| {
             let argv = argvs.get(&stat.pid).cloned().unwrap_or_default();
@@ -85,7 +87,13 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
             }
         })
         .collect();
-    Ok(Snapshot { root, processes })
+    let pids = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
+    let segments = super::shm::discover(&super::shm::Scope::Pids(pids));
+    Ok(Snapshot {
+        root,
+        processes,
+        shm: super::shm::command::summaries(&segments),
+    })
 }
 
 /// argv of a forkscope engine (its children are workers).
@@ -121,6 +129,20 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.role,
                 p.argv.join(" ")
             );
+        }
+        if !snapshot.shm.is_empty() {
+            println!("\nSHARED MEMORY");
+            for s in &snapshot.shm {
+                let pids: Vec<String> = s.pids.iter().map(i32::to_string).collect();
+                println!(
+                    "{:<28} {:<9} {:>10} {}{}",
+                    s.name,
+                    s.kind,
+                    s.size,
+                    if s.deleted { "(deleted) " } else { "" },
+                    pids.join(",")
+                );
+            }
         }
     }
     Ok(0)

@@ -76,6 +76,13 @@ pub struct ProcSample {
     pub cpu: f32,
     pub rss_kb: u64,
     pub threads: u32,
+    #[serde(default)]
+    pub pgid: i32,
+    #[serde(default)]
+    pub sid: i32,
+    /// Working directory, when readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 /// A pool as the session starts it.
@@ -100,6 +107,9 @@ pub enum EventBody {
         /// What the active tracking source can miss, in words.
         track_note: String,
         stop_timeout: f64,
+        /// Wall-clock time of `t = 0`, in seconds since the Unix epoch.
+        #[serde(default)]
+        started_unix: f64,
     },
     /// A worker forkscope started.
     Spawn {

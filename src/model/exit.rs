@@ -89,7 +89,7 @@ impl ExitStatus {
                     128 + signal
                 )
             }
-            ExitStatus::Unknown => "ended (status unknown)".to_string(),
+            ExitStatus::Unknown => "status unknown".to_string(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod exit;
 pub mod output;
 pub mod policy;
 pub mod roles;
+pub mod shm;
 pub mod signals;
 pub mod state;
 

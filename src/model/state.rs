@@ -90,6 +90,19 @@ impl ProcessView {
     pub fn command(&self) -> String {
         self.argv.join(" ")
     }
+
+    /// The command with the program's directory left out (`python3 train.py`).
+    pub fn short_command(&self) -> String {
+        let mut parts = self.argv.iter();
+        let Some(program) = parts.next() else {
+            return String::new();
+        };
+        let name = program.rsplit('/').next().unwrap_or(program);
+        std::iter::once(name)
+            .chain(parts.map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// A worker slot of a pool.
@@ -116,6 +129,8 @@ pub struct State {
     pub track: Option<TrackSource>,
     pub track_note: String,
     pub stop_timeout: f64,
+    /// Wall-clock time of `t = 0` (seconds since the Unix epoch; 0 when unknown).
+    pub started_unix: f64,
     /// Time of the newest event.
     pub now: f64,
     pub procs: BTreeMap<ProcId, ProcessView>,
@@ -258,7 +273,9 @@ pub fn update(state: &mut State, event: &Event) {
             track,
             track_note,
             stop_timeout,
+            started_unix,
         } => {
+            state.started_unix = *started_unix;
             state.engine_pid = Some(*pid);
             state.version = version.clone();
             state.track = Some(*track);
@@ -436,7 +453,23 @@ pub fn update(state: &mut State, event: &Event) {
             }
         }
         EventBody::Notice { level, message, .. } => state.notice(t, level, message.clone()),
-        EventBody::End { status, .. } => state.ended = Some(*status),
+        EventBody::End { status, .. } => {
+            state.ended = Some(*status);
+            // `end` means nothing of the tree runs any more. A process whose exit was never
+            // learnt (reaped by its own parent between two /proc scans) ended too, how is
+            // unknown.
+            for (_, id) in state.live.drain() {
+                if let Some(proc) = state.procs.get_mut(&id)
+                    && proc.ended.is_none()
+                {
+                    proc.ended = Some(Ended {
+                        t,
+                        status: ExitStatus::Unknown,
+                        source: TrackSource::Engine,
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -19,14 +19,28 @@ use super::tree::{become_subreaper, signal_descendants};
 use crate::model::ExitStatus;
 use crate::model::signals::signal_name;
 
-const FORWARDED: [Signal; 6] = [
+/// The guardian's pid, set in the engine after the split.
+static GUARDIAN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// The pid the user sees for this session: the guardian's, or our own without one. Names of
+/// session resources (`/dev/shm/forkscope-<pid>-NAME`) use it, so the guardian can clean up.
+pub fn session_pid() -> i32 {
+    GUARDIAN
+        .get()
+        .copied()
+        .unwrap_or_else(|| std::process::id() as i32)
+}
+
+/// Signals that mean "stop": passed on to the engine, which stops the tree gracefully.
+const FORWARDED: [Signal; 4] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
     Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
 ];
+/// Signals with no meaning for forkscope: taken and dropped, so they neither kill the
+/// guardian nor reach an engine that has no use for them.
+const SWALLOWED: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGUSR2];
 
 /// Splits into guardian and engine. Returns in the engine; the guardian never returns.
 ///
@@ -34,7 +48,7 @@ const FORWARDED: [Signal; 6] = [
 pub fn split() -> std::io::Result<()> {
     let mut handled = SigSet::empty();
     handled.add(Signal::SIGCHLD);
-    for signal in FORWARDED {
+    for signal in FORWARDED.into_iter().chain(SWALLOWED) {
         handled.add(signal);
     }
     let mut previous = SigSet::empty();
@@ -48,6 +62,7 @@ pub fn split() -> std::io::Result<()> {
             sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None)?;
             // SAFETY: PR_SET_PDEATHSIG takes a signal number.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+            let _ = GUARDIAN.set(guardian.as_raw());
             if getppid() != guardian {
                 // The guardian died before PDEATHSIG was armed.
                 nix::sys::signal::raise(Signal::SIGTERM)?;
@@ -64,7 +79,7 @@ fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Term
         let Ok(signal) = handled.wait() else { continue };
         if signal == Signal::SIGCHLD {
             engine_status = reap_until(engine);
-        } else {
+        } else if FORWARDED.contains(&signal) {
             let _ = nix::sys::signal::kill(engine, signal);
         }
     }
@@ -82,6 +97,15 @@ fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Term
         let _ = writeln!(
             std::io::stderr(),
             "forkscope: guardian killed {killed} leftover process(es)"
+        );
+    }
+    // Segments of `--shm`: the engine removes them when it ends normally; if it was killed,
+    // this is the last chance.
+    let removed = super::shm::remove_session_segments(getpid().as_raw());
+    if removed > 0 && matches!(status, ExitStatus::Signaled { .. }) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "forkscope: guardian removed {removed} shared-memory segment(s) of the session"
         );
     }
     let code = match status {

@@ -9,6 +9,7 @@ pub mod guardian;
 pub mod lines;
 pub mod pidfd;
 pub mod reap;
+pub mod shm;
 pub mod spawn;
 pub mod tree;
 

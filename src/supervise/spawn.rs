@@ -69,3 +69,28 @@ pub fn spawn_worker(
         stderr,
     })
 }
+
+/// Raises the soft limit of open files to the hard limit; returns the new soft limit.
+///
+/// Every running worker costs forkscope three descriptors (two pipe ends and a pidfd), so
+/// the usual default soft limit of 1024 would make worker ~340 fail with EMFILE. Workers
+/// inherit the raised limit.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a plain struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}

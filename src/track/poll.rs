@@ -146,6 +146,11 @@ impl PollTracker {
                 cpu,
                 rss_kb: stat.rss_pages * self.page_kb,
                 threads: stat.threads,
+                pgid: stat.pgrp,
+                sid: stat.session,
+                cwd: std::fs::read_link(format!("/proc/{}/cwd", stat.pid))
+                    .ok()
+                    .map(|p| p.to_string_lossy().into_owned()),
             });
         }
         let gone: Vec<i32> = self

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use super::EngineConfig;
@@ -60,13 +60,17 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let me = std::process::id() as i32;
     let (kernel, unavailable) = tracking::open(config.track, poll.registry(), me)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])?;
+    let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
+    let since_clock = clock.elapsed().as_secs_f64();
+    engine.started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() - since_clock);
     let thread = std::thread::Builder::new()
         .name("engine".into())
         .spawn(move || engine.run())?;
@@ -158,6 +162,8 @@ pub(crate) struct Engine {
     kill_signalled: HashSet<(i32, u64)>,
     /// Children changed since orphans were last looked for.
     orphans_dirty: bool,
+    /// Wall-clock time of the event clock's zero.
+    started_unix: f64,
 }
 
 impl Engine {
@@ -198,6 +204,7 @@ impl Engine {
             stop_signalled: HashSet::new(),
             kill_signalled: HashSet::new(),
             orphans_dirty: false,
+            started_unix: 0.0,
         }
     }
 
@@ -266,6 +273,7 @@ impl Engine {
             track,
             track_note,
             stop_timeout: self.config.stop_timeout.as_secs_f64(),
+            started_unix: self.started_unix,
         });
     }
 

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Benchmark driver for forkscope (see docs/PERFORMANCE.md). Called by benches/*.sh.
+
+    driver.py spawn   FORKSCOPE HELPERS_DIR N RUNS
+    driver.py output  FORKSCOPE BYTES LINE_LEN RUNS
+    driver.py latency FORKSCOPE HELPERS_DIR N STEP_MS RUNS
+
+Every measurement starts the programs itself, stops them afterwards and checks that none of
+the processes it started is left running.
+"""
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def now():
+    return time.monotonic()
+
+
+def children(pid, comm=None):
+    """Live children of pid (optionally only those whose comm is `comm`)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid and fields[0] not in "ZX" and (comm is None or name == comm):
+            found.append(int(entry))
+    return found
+
+
+def vm_hwm_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def wait_gone(pids, timeout=30):
+    deadline = now() + timeout
+    while now() < deadline:
+        if not any(os.path.exists(f"/proc/{p}") and _alive(p) for p in pids):
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"processes still running: {[p for p in pids if _alive(p)]}")
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+        return text[text.rindex(")") + 2] not in "ZX"
+    except OSError:
+        return False
+
+
+def summary(values, unit="ms", scale=1000.0):
+    values = sorted(values)
+    med = statistics.median(values)
+    return f"median {med * scale:.1f} {unit} (runs: {', '.join(f'{v * scale:.1f}' for v in values)})"
+
+
+# --------------------------------------------------------------------------------------------
+# spawn
+
+
+def spawn_forkscope(forkscope, n):
+    t0 = now()
+    proc = subprocess.Popen(
+        [forkscope, "run", "-n", str(n), "--headless", "--", "sleep", "60"],
+        stdout=subprocess.PIPE,
+    )
+    seen = 0
+    engine = None
+    t_all = None
+    for line in proc.stdout:
+        if b'"kind":"spawn"' in line:
+            seen += 1
+            if seen == n:
+                t_all = now() - t0
+                break
+        elif b'"kind":"session"' in line:
+            engine = json.loads(line)["pid"]
+        elif b'"kind":"spawn_failed"' in line:
+            raise SystemExit(f"spawn failed: {line!r}")
+    workers = children(engine, "sleep")
+    t_stop0 = now()
+    proc.send_signal(signal.SIGTERM)
+    for _ in proc.stdout:
+        pass
+    proc.wait(timeout=30)
+    t_stop = now() - t_stop0
+    wait_gone(workers + [engine])
+    return t_all, t_stop
+
+
+def spawn_floor(helper, n, confirm):
+    args = [helper] + (["--confirm"] if confirm else []) + [str(n), "sleep", "60"]
+    t0 = now()
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = proc.stdout.readline()
+    took = now() - t0
+    assert line.startswith(b"started"), line
+    workers = children(proc.pid, "sleep")
+    assert len(workers) == n, len(workers)
+    proc.stdin.write(b"stop\n")
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    wait_gone(workers)
+    return took
+
+
+SUPERVISORD_CONF = """
+[supervisord]
+nodaemon=true
+logfile=%(here)s/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir=%(here)s
+minfds=4096
+[unix_http_server]
+file=%(here)s/supervisor.sock
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[program:sleep]
+command=sleep 60
+numprocs={n}
+process_name=%(program_name)s_%(process_num)03d
+startsecs=0
+autorestart=false
+stopwaitsecs=5
+"""
+
+
+def spawn_supervisord(n):
+    """Returns (time until n sleep children exist, time until supervisorctl shows n RUNNING)."""
+    supervisord = shutil.which("supervisord")
+    supervisorctl = shutil.which("supervisorctl")
+    if not supervisord or not supervisorctl:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = os.path.join(tmp, "supervisord.conf")
+        with open(conf, "w") as f:
+            f.write(SUPERVISORD_CONF.replace("{n}", str(n)))
+        t0 = now()
+        proc = subprocess.Popen(
+            [supervisord, "-n", "-c", conf],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        t_procs = None
+        deadline = t0 + 60
+        while now() < deadline:
+            if len(children(proc.pid, "sleep")) == n:
+                t_procs = now() - t0
+                break
+            time.sleep(0.005)
+        t_running = None
+        while now() < deadline:
+            out = subprocess.run(
+                [supervisorctl, "-c", conf, "status"], capture_output=True, text=True
+            ).stdout
+            if out.count(" RUNNING ") == n:
+                t_running = now() - t0
+                break
+            time.sleep(0.01)
+        workers = children(proc.pid, "sleep")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        wait_gone(workers)
+        return t_procs, t_running
+
+
+def bench_spawn(forkscope, helpers, n, runs):
+    print(f"## spawn: {n} x `sleep 60`, {runs} runs each (wall time from launch)")
+    fs_all, fs_stop, floor, floor_confirm, sup_procs, sup_running = [], [], [], [], [], []
+    for _ in range(runs):
+        a, s = spawn_forkscope(forkscope, n)
+        fs_all.append(a)
+        fs_stop.append(s)
+        floor.append(spawn_floor(os.path.join(helpers, "forkexec"), n, False))
+        floor_confirm.append(spawn_floor(os.path.join(helpers, "forkexec"), n, True))
+        sup = spawn_supervisord(n)
+        if sup:
+            sup_procs.append(sup[0])
+            sup_running.append(sup[1])
+    print(f"fork+exec loop (floor)             : {summary(floor)}")
+    print(f"fork+exec loop, exec confirmed     : {summary(floor_confirm)}")
+    print(f"forkscope, all {n} spawn events    : {summary(fs_all)}")
+    print(f"forkscope, stop all (SIGTERM->end) : {summary(fs_stop)}")
+    if sup_procs:
+        print(f"supervisord, all {n} processes     : {summary(sup_procs)}")
+        print(f"supervisord, all RUNNING in ctl    : {summary(sup_running)}")
+    else:
+        print("supervisord: not installed (pip install supervisor)")
+    m = statistics.median
+    print(
+        f"ratios (medians): forkscope/floor {m(fs_all) / m(floor):.2f}, "
+        f"forkscope/floor-confirmed {m(fs_all) / m(floor_confirm):.2f}"
+        + (f", supervisord-processes/forkscope {m(sup_procs) / m(fs_all):.2f}"
+           f", supervisord-RUNNING/forkscope {m(sup_running) / m(fs_all):.2f}" if sup_procs else "")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# output
+
+
+def output_command(total, line_len):
+    # `yes` repeats one line of line_len-1 characters; head cuts exactly `total` bytes.
+    return f"yes {'x' * (line_len - 1)} | head -c {total}"
+
+
+def output_plain(total, line_len):
+    t0 = now()
+    subprocess.run(["sh", "-c", output_command(total, line_len)], stdout=subprocess.DEVNULL, check=True)
+    return now() - t0
+
+
+def output_piped(total, line_len):
+    """The same command through one more pipe, read by `cat` into /dev/null."""
+    t0 = now()
+    subprocess.run(
+        ["sh", "-c", f"{output_command(total, line_len)} | cat"],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    return now() - t0
+
+
+def output_forkscope(forkscope, total, line_len):
+    t0 = now()
+    with open("/dev/null", "wb") as null:
+        proc = subprocess.Popen(
+            [forkscope, "run", "--headless", "--", "sh", "-c", output_command(total, line_len)],
+            stdout=null,
+        )
+        engine = None
+        deadline = now() + 5
+        while engine is None and now() < deadline:
+            kids = children(proc.pid)
+            engine = kids[0] if kids else None
+        peak = 0
+        while proc.poll() is None:
+            if engine:
+                peak = max(peak, vm_hwm_kb(engine))
+            time.sleep(0.02)
+    took = now() - t0
+    assert proc.returncode == 0, proc.returncode
+    return took, peak
+
+
+def output_forkscope_lines(forkscope, total, line_len):
+    """Runs once with stdout to a pipe read here, to check that every line was reported."""
+    proc = subprocess.Popen(
+        [forkscope, "run", "--headless", "--", "sh", "-c", output_command(total, line_len)],
+        stdout=subprocess.PIPE,
+    )
+    lines = 0
+    last_seq = 0
+    for line in proc.stdout:
+        if b'"kind":"output"' in line:
+            lines += 1
+            seq = int(line[line.rindex(b'"seq":') + 6 :].split(b",")[0].split(b"}")[0])
+            assert seq == last_seq + 1, (seq, last_seq)
+            last_seq = seq
+    proc.wait()
+    return lines
+
+
+def bench_output(forkscope, total, line_len, runs):
+    mb = total / 1e6
+    print(f"## output: {mb:.0f} MB in lines of {line_len} bytes, {runs} runs each")
+    plain, piped, fs, peaks = [], [], [], []
+    for _ in range(runs):
+        plain.append(output_plain(total, line_len))
+        piped.append(output_piped(total, line_len))
+        took, peak = output_forkscope(forkscope, total, line_len)
+        fs.append(took)
+        peaks.append(peak)
+    m = statistics.median
+    print(f"straight to /dev/null : {summary(plain, 's', 1)} -> {mb / m(plain):.0f} MB/s")
+    print(f"through a pipe to cat : {summary(piped, 's', 1)} -> {mb / m(piped):.0f} MB/s")
+    print(f"forkscope --headless  : {summary(fs, 's', 1)} -> {mb / m(fs):.0f} MB/s")
+    print(f"forkscope engine VmHWM: max {max(peaks) / 1024:.1f} MiB (runs: {', '.join(f'{p / 1024:.1f}' for p in peaks)})")
+    print(
+        f"ratios (median time): forkscope/plain {m(fs) / m(plain):.2f}, "
+        f"forkscope/pipe-to-cat {m(fs) / m(piped):.2f}"
+    )
+    lines = output_forkscope_lines(forkscope, total, line_len)
+    print(f"check run: {lines} output events, seq contiguous, expected {total // line_len}")
+
+
+# --------------------------------------------------------------------------------------------
+# exit-to-event latency
+
+
+def latency_forkscope(forkscope, helpers, n, step_ms):
+    proc = subprocess.Popen(
+        [forkscope, "run", "-n", str(n), "--headless", "--",
+         os.path.join(helpers, "exitstamp"), str(step_ms)],
+        stdout=subprocess.PIPE,
+        bufsize=0,
+    )
+    stamps = {}
+    latencies = []
+    buf = b""
+    while True:
+        chunk = proc.stdout.read(65536)
+        t = time.time_ns()
+        if not chunk:
+            break
+        buf += chunk
+        *complete, buf = buf.split(b"\n")
+        for line in complete:
+            if b'"kind":"output"' in line:
+                event = json.loads(line)
+                if event["line"].startswith("stamp "):
+                    stamps[event["pid"]] = int(event["line"][6:])
+            elif b'"kind":"exit"' in line:
+                event = json.loads(line)
+                if event["pid"] in stamps:
+                    latencies.append(t - stamps.pop(event["pid"]))
+    proc.wait()
+    assert len(latencies) == n, (len(latencies), n)
+    return latencies
+
+
+def latency_floor(helpers, n, step_ms):
+    out = subprocess.run(
+        [os.path.join(helpers, "exitstamp"), "floor", str(n), str(step_ms)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return [int(x) for x in out.split()]
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def bench_latency(forkscope, helpers, n, step_ms, runs):
+    print(f"## exit-to-event latency: {n} workers exiting {step_ms} ms apart, {runs} runs")
+    fs, floor = [], []
+    for _ in range(runs):
+        fs += latency_forkscope(forkscope, helpers, n, step_ms)
+        floor += latency_floor(helpers, n, step_ms)
+    for name, values in [("waitpid() in a C parent (floor)", floor), ("forkscope exit event", fs)]:
+        print(
+            f"{name:32}: median {statistics.median(values) / 1000:.0f} us, "
+            f"p99 {pct(values, 99) / 1000:.0f} us, max {max(values) / 1000:.0f} us (n={len(values)})"
+        )
+    print(
+        f"ratio forkscope/floor: median {statistics.median(fs) / statistics.median(floor):.1f}, "
+        f"p99 {pct(fs, 99) / pct(floor, 99):.1f}"
+    )
+
+
+def main():
+    mode, forkscope = sys.argv[1], sys.argv[2]
+    if mode == "spawn":
+        bench_spawn(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "output":
+        bench_output(forkscope, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "latency":
+        bench_latency(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

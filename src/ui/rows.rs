@@ -1,0 +1,156 @@
+//! The rows of the tree view, derived from the state: pools, their workers, every descendant
+//! indented under its parent, and processes adopted by forkscope (orphans) in their own group.
+//! Folding and the filter apply here, so every view and key agrees on what is visible.
+
+use std::collections::HashSet;
+
+use crate::model::state::{ProcId, ProcessView, Role, State};
+
+/// What a row stands for; stable while rows come and go, so the selection is too.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Pool(String),
+    /// Processes forkscope adopted whose parent it never saw.
+    Adopted,
+    Proc(ProcId),
+}
+
+/// One visible row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub key: RowKey,
+    pub depth: usize,
+    pub has_children: bool,
+    pub folded: bool,
+    /// The last child of its parent (for the tree lines).
+    pub last: bool,
+}
+
+/// Whether a process matches the filter text (pid or command, case-insensitive).
+pub fn matches(proc: &ProcessView, filter: &str) -> bool {
+    let needle = filter.trim().to_lowercase();
+    needle.is_empty()
+        || proc.pid.to_string().contains(&needle)
+        || proc.command().to_lowercase().contains(&needle)
+}
+
+/// The visible rows in order.
+pub fn visible_rows(state: &State, folded: &HashSet<RowKey>, filter: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let roots = state.children(None);
+    for pool in &state.pools {
+        let name = &pool.info.name;
+        let mut workers: Vec<ProcId> = roots
+            .iter()
+            .copied()
+            .filter(|id| matches!(&state.procs[id].role, Role::Worker { pool, .. } if pool == name))
+            .collect();
+        workers.sort_by_key(|id| match &state.procs[id].role {
+            Role::Worker { worker, .. } => (*worker, *id),
+            Role::Descendant => (u32::MAX, *id),
+        });
+        group(
+            state,
+            &mut rows,
+            RowKey::Pool(name.clone()),
+            &workers,
+            folded,
+            filter,
+            true,
+        );
+    }
+    let adopted: Vec<ProcId> = roots
+        .iter()
+        .copied()
+        .filter(|id| state.procs[id].role == Role::Descendant)
+        .collect();
+    if !adopted.is_empty() {
+        group(
+            state,
+            &mut rows,
+            RowKey::Adopted,
+            &adopted,
+            folded,
+            filter,
+            false,
+        );
+    }
+    rows
+}
+
+fn group(
+    state: &State,
+    rows: &mut Vec<Row>,
+    key: RowKey,
+    members: &[ProcId],
+    folded: &HashSet<RowKey>,
+    filter: &str,
+    always: bool,
+) {
+    if !always && members.is_empty() {
+        return;
+    }
+    let is_folded = folded.contains(&key);
+    rows.push(Row {
+        key,
+        depth: 0,
+        has_children: !members.is_empty(),
+        folded: is_folded,
+        last: false,
+    });
+    if is_folded {
+        return;
+    }
+    for (n, id) in members.iter().enumerate() {
+        subtree(state, rows, *id, 1, n + 1 == members.len(), folded, filter);
+    }
+}
+
+fn subtree(
+    state: &State,
+    rows: &mut Vec<Row>,
+    id: ProcId,
+    depth: usize,
+    last: bool,
+    folded: &HashSet<RowKey>,
+    filter: &str,
+) {
+    let children = state.children(Some(id));
+    let key = RowKey::Proc(id);
+    let is_folded = folded.contains(&key);
+    if matches(&state.procs[&id], filter) {
+        rows.push(Row {
+            key: key.clone(),
+            depth,
+            has_children: !children.is_empty(),
+            folded: is_folded,
+            last,
+        });
+    }
+    if is_folded || depth > 64 {
+        return;
+    }
+    for (n, child) in children.iter().enumerate() {
+        subtree(
+            state,
+            rows,
+            *child,
+            depth + 1,
+            n + 1 == children.len(),
+            folded,
+            filter,
+        );
+    }
+}
+
+/// The pool a process belongs to: its own, or that of the worker it descends from.
+pub fn pool_of(state: &State, mut id: ProcId) -> Option<(String, Option<u32>)> {
+    for _ in 0..128 {
+        let proc = state.procs.get(&id)?;
+        match &proc.role {
+            Role::Worker { pool, worker } => return Some((pool.clone(), Some(*worker))),
+            Role::Descendant => id = proc.parent?,
+        }
+    }
+    None
+}

@@ -1,0 +1,213 @@
+//! The timeline: one row per process (the tree's rows, in the tree's order), a bar from birth
+//! to death coloured by how it ended, fork arrows from parent to child, exec marks, signals
+//! as ticks, with zoom and scroll. The picture of "8 processes ran in parallel and the pool
+//! reused them".
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use crate::model::state::ProcessView;
+use crate::ui::app::{App, Focus};
+use crate::ui::format::Condition;
+use crate::ui::rows::{Row, RowKey};
+use crate::ui::theme::Theme;
+
+/// Width of the label column (tree lines and pid).
+const LABEL: u16 = 18;
+
+/// The visible time window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub start: f64,
+    pub seconds_per_column: f64,
+}
+
+impl Window {
+    /// The window for `columns` columns: the whole session (fit) or the app's zoom.
+    pub fn of(app: &App, columns: usize) -> Window {
+        let columns = columns.max(1) as f64;
+        match app.timeline.seconds_per_column {
+            Some(spc) => Window {
+                start: app.timeline.start.max(0.0),
+                seconds_per_column: spc,
+            },
+            None => Window {
+                start: 0.0,
+                seconds_per_column: (app.state.now.max(1.0) * 1.02) / columns,
+            },
+        }
+    }
+
+    fn column(&self, t: f64) -> f64 {
+        (t - self.start) / self.seconds_per_column
+    }
+}
+
+/// One cell of the chart.
+pub type Cell = (char, Style);
+
+/// Builds the chart cells for `rows` (pure; the renderer only prints them).
+pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<Cell>> {
+    let theme = app.theme;
+    let mut grid: Vec<Vec<Cell>> = vec![vec![(' ', Style::default()); width]; rows.len()];
+    let index_of = |id| rows.iter().position(|r| r.key == RowKey::Proc(id));
+    let in_range = |column: f64| column >= 0.0 && (column as usize) < width;
+    for (y, row) in rows.iter().enumerate() {
+        let RowKey::Proc(id) = row.key else { continue };
+        let Some(proc) = app.state.procs.get(&id) else {
+            continue;
+        };
+        let style = theme.condition(Condition::of(proc));
+        let born = window.column(proc.born);
+        let end = window.column(proc.ended.map_or(app.state.now, |e| e.t));
+        let first = born.max(0.0).floor() as usize;
+        let last = end.min(width as f64 - 1.0).floor();
+        if last >= 0.0 {
+            for cell in grid[y].iter_mut().take(last as usize + 1).skip(first) {
+                *cell = ('━', style);
+            }
+        }
+        for t in &proc.execs {
+            let column = window.column(*t);
+            if in_range(column) {
+                grid[y][column as usize] = ('◆', style);
+            }
+        }
+        for signal in &proc.signals {
+            let column = window.column(signal.t);
+            if in_range(column) {
+                grid[y][column as usize] = ('↯', theme.condition(Condition::Stopping));
+            }
+        }
+        if proc.ended.is_some() && in_range(end) {
+            grid[y][end as usize] = (
+                Condition::of(proc).symbol().chars().next().unwrap_or('x'),
+                style,
+            );
+        }
+        // The fork arrow: down from the parent's row to the child's birth.
+        if let Some(parent_row) = proc.parent.and_then(index_of)
+            && in_range(born)
+            && parent_row < y
+        {
+            let x = born as usize;
+            let arrow = theme.dim();
+            grid[parent_row][x] = ('┬', arrow);
+            for line in grid.iter_mut().take(y).skip(parent_row + 1) {
+                line[x] = (if line[x].0 == ' ' { '│' } else { '┼' }, arrow);
+            }
+            grid[y][x] = ('┗', arrow);
+        }
+    }
+    grid
+}
+
+fn label(app: &App, row: &Row) -> Line<'static> {
+    let theme = app.theme;
+    let indent = "  ".repeat(row.depth.saturating_sub(1));
+    match &row.key {
+        RowKey::Pool(name) => Line::from(Span::styled(format!("pool {name}"), theme.pool())),
+        RowKey::Adopted => Line::from(Span::styled("adopted", theme.pool())),
+        RowKey::Proc(id) => match app.state.procs.get(id) {
+            Some(proc) => proc_label(proc, indent, theme),
+            None => Line::from("?"),
+        },
+    }
+}
+
+fn proc_label(proc: &ProcessView, indent: String, theme: Theme) -> Line<'static> {
+    let condition = Condition::of(proc);
+    Line::from(vec![
+        Span::raw(indent),
+        Span::styled(
+            format!("{} ", condition.symbol()),
+            theme.condition(condition),
+        ),
+        Span::raw(proc.pid.to_string()),
+    ])
+}
+
+fn axis(window: Window, width: usize) -> String {
+    let mut axis = vec![' '; width];
+    let step = 12;
+    let mut x = 0;
+    while x < width {
+        let label = format!(
+            "|{}",
+            short_time(window.start + x as f64 * window.seconds_per_column)
+        );
+        for (offset, c) in label.chars().enumerate() {
+            if x + offset < width {
+                axis[x + offset] = c;
+            }
+        }
+        x += step;
+    }
+    axis.into_iter().collect()
+}
+
+fn short_time(t: f64) -> String {
+    if t < 10.0 {
+        format!("{t:.2}s")
+    } else if t < 100.0 {
+        format!("{t:.1}s")
+    } else {
+        format!("{t:.0}s")
+    }
+}
+
+/// Draws the timeline in place of the tree; returns the first row shown.
+pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
+    let theme = app.theme;
+    let rows = app.rows();
+    let width = area.width.saturating_sub(LABEL + 3) as usize;
+    let window = Window::of(app, width);
+    let title = format!(
+        " timeline · {}–{} · z/Z zoom · ←/→ scroll · 0 fit · v tree ",
+        short_time(window.start),
+        short_time(window.start + width as f64 * window.seconds_per_column)
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title)
+        .border_style(theme.focus_border(app.focus == Focus::Tree));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height < 2 || width == 0 {
+        return 0;
+    }
+    let visible = inner.height as usize - 1;
+    let selected = app.selected_index(&rows);
+    let offset = match selected {
+        Some(index) if index >= visible => index + 1 - visible,
+        _ => 0,
+    };
+    let grid = chart(app, &rows, window, width);
+    let mut lines = vec![Line::from(vec![
+        Span::styled(
+            format!("{:<w$} ", "PID", w = LABEL as usize),
+            theme.header(),
+        ),
+        Span::styled(axis(window, width), theme.dim()),
+    ])];
+    for (index, row) in rows.iter().enumerate().skip(offset).take(visible) {
+        let mut spans = label(app, row).spans;
+        let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+        spans.push(Span::raw(
+            " ".repeat((LABEL as usize + 1).saturating_sub(used)),
+        ));
+        for (c, style) in &grid[index] {
+            spans.push(Span::styled(c.to_string(), *style));
+        }
+        let mut line = Line::from(spans);
+        if Some(index) == selected {
+            line = line.style(theme.selected());
+        }
+        lines.push(line);
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+    offset
+}

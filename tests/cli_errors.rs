@@ -1,0 +1,120 @@
+//! Bad input: usage errors exit 2 with a message on stderr and start nothing; a command that
+//! cannot be started is a `spawn_failed` event and exit 1, never a panic.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// Runs forkscope with `args`, expecting a usage error.
+fn usage_error(args: &[&str]) -> String {
+    let m = marker("usage");
+    let output = Command::new(bin())
+        .args(args)
+        .env(MARKER_VAR, &m)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run forkscope");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
+    assert!(!stderr.trim().is_empty(), "{args:?}: a message on stderr");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert_nothing_left(&m);
+    stderr
+}
+
+#[test]
+fn unknown_flag() {
+    let stderr = usage_error(&["run", "--bogus-flag", "--", "true"]);
+    assert!(stderr.contains("--bogus-flag"), "{stderr}");
+}
+
+#[test]
+fn missing_command() {
+    let stderr = usage_error(&["run", "--headless"]);
+    assert!(stderr.contains("CMD"), "{stderr}");
+    usage_error(&["run", "--headless", "--"]);
+}
+
+#[test]
+fn bad_signal_name() {
+    let stderr = usage_error(&["run", "--stop-signal", "SIGNOPE", "--", "true"]);
+    assert!(stderr.contains("SIGNOPE"), "{stderr}");
+}
+
+#[test]
+fn bad_numbers() {
+    usage_error(&["run", "-n", "0", "--", "true"]);
+    usage_error(&["run", "-n", "many", "--", "true"]);
+    usage_error(&["run", "--stop-timeout", "-1", "--", "true"]);
+    usage_error(&["run", "--stop-timeout", "soon", "--", "true"]);
+    usage_error(&["run", "--restart", "sometimes", "--", "true"]);
+}
+
+#[test]
+fn unknown_subcommand_and_no_subcommand() {
+    usage_error(&["frobnicate"]);
+    usage_error(&[]);
+}
+
+#[test]
+fn command_that_does_not_exist_is_a_spawn_failure() {
+    let m = marker("nocmd");
+    let mut fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "-n",
+            "2",
+            "--headless",
+            "--",
+            "/nonexistent/fks-no-such-command",
+            "x",
+        ],
+    );
+    let (code, events) = fs.finish_clean(secs(8.0));
+    assert_eq!(code, 1);
+    let failures = of_kind(&events, "spawn_failed");
+    assert_eq!(failures.len(), 2);
+    for failure in &failures {
+        assert_eq!(failure["pid"], serde_json::Value::Null);
+        assert_eq!(failure["argv"][0], "/nonexistent/fks-no-such-command");
+        assert!(
+            failure["error"].as_str().unwrap().contains("No such file"),
+            "{failure}"
+        );
+    }
+    assert!(of_kind(&events, "spawn").is_empty());
+    let stderr = fs.stderr();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn command_that_is_not_executable_is_a_spawn_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-executable.sh");
+    std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+    let m = marker("noexec");
+    let mut fs = Forkscope::start(&m, &["run", "--headless", "--", path.to_str().unwrap()]);
+    let (code, events) = fs.finish_clean(secs(8.0));
+    assert_eq!(code, 1);
+    let failure = &of_kind(&events, "spawn_failed")[0];
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    for args in [&["--help"][..], &["--version"][..], &["run", "--help"][..]] {
+        let output = Command::new(bin()).args(args).output().expect("run");
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(!output.stdout.is_empty());
+    }
+}

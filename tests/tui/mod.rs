@@ -1,0 +1,212 @@
+//! Driving the real forkscope binary inside a real terminal (tmux): start a shell, type a
+//! command, send keys, read the screen. Each test gets its own tmux server socket.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A tmux server with one 120x40 window running bash.
+pub struct Tmux {
+    socket: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    pub fn start(width: u16, height: u16) -> Tmux {
+        let socket = format!(
+            "forkscope-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tmux = Tmux { socket, dir };
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &tmux.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+            ])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .args(["bash", "--norc", "--noprofile"])
+            .env("PS1", "$ ")
+            .env_remove("NO_COLOR")
+            .status()
+            .expect("tmux must be installed (apt-get install tmux)");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    /// Types a line of shell and presses Enter.
+    pub fn type_line(&self, line: &str) {
+        self.keys(&["-l", line]);
+        self.keys(&["Enter"]);
+    }
+
+    /// `tmux send-keys` with raw key names (`Enter`, `Escape`, `y`, `-l text`).
+    pub fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "main"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "main"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `test`; panics with the last screen after `secs`.
+    pub fn wait_screen(&self, what: &str, secs: u64, test: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let screen = self.screen();
+            if test(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+pub fn forkscope() -> &'static str {
+    env!("CARGO_BIN_EXE_forkscope")
+}
+
+/// Reads a `--record` file (it is flushed after every batch of events).
+pub fn recorded(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Waits until the recording holds at least `count` events of `kind`; returns those.
+pub fn wait_recorded(path: &Path, kind: &str, count: usize, secs: u64) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let found: Vec<Value> = recorded(path)
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {count} {kind} events in {}: {:?}",
+            path.display(),
+            recorded(path)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `sleep` duration unique to this test, so its processes can be found (and must be gone).
+pub fn marker() -> String {
+    format!(
+        "3{}.{}{}",
+        COUNTER.fetch_add(1, Ordering::SeqCst) + 100,
+        std::process::id(),
+        7
+    )
+}
+
+/// Pids of live (non-zombie) processes whose argv contains `marker`.
+pub fn running_with(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if !zombie
+            && String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .any(|arg| arg == marker)
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until no live process carries `marker`.
+pub fn wait_none_running(marker: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !running_with(marker).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "processes still running with {marker}: {:?}",
+            running_with(marker)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Kills whatever carries `marker` (cleanup after a failed test).
+pub struct Cleanup(pub String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for pid in running_with(&self.0) {
+            // SAFETY: kill on a pid our own test started (it carries this test's marker).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}

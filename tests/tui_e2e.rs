@@ -1,0 +1,257 @@
+//! End to end: the real binary in tmux, keys sent, the screen read.
+
+mod tui;
+
+use tui::{Cleanup, Tmux, alive, forkscope, marker, wait_none_running, wait_recorded};
+
+/// Starts `forkscope run -n N -- sleep MARKER` in tmux, saving the terminal mode before and
+/// after; returns the worker pids once all are on screen.
+fn start_pool(tmux: &Tmux, workers: usize, marker: &str) -> Vec<i32> {
+    let record = tmux.path("rec.jsonl");
+    tmux.type_line(&format!(
+        "stty -g > {before}; {bin} run -n {workers} --stop-timeout 2 --record {rec} -- sleep {marker}; \
+         echo EXIT:$?; stty -g > {after}; cmp -s {before} {after} && echo TERMINAL-RESTORED",
+        before = tmux.path("before").display(),
+        after = tmux.path("after").display(),
+        bin = forkscope(),
+        rec = record.display(),
+    ));
+    let spawns = wait_recorded(&record, "spawn", workers, 15);
+    let pids: Vec<i32> = spawns
+        .iter()
+        .map(|e| e["pid"].as_i64().unwrap() as i32)
+        .collect();
+    tmux.wait_screen("every worker pid on screen", 10, |screen| {
+        pids.iter().all(|pid| screen.contains(&pid.to_string()))
+    });
+    pids
+}
+
+fn select_pid(tmux: &Tmux, pid: i32) {
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", &pid.to_string()]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("filter applied", 5, |s| {
+        s.contains(&format!("matching \"{pid}\""))
+    });
+}
+
+fn quit(tmux: &Tmux) {
+    tmux.keys(&["q"]);
+    tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
+    tmux.keys(&["y"]);
+    tmux.wait_screen("forkscope exit", 15, |s| s.contains("EXIT:"));
+}
+
+#[test]
+fn filter_then_t_ends_exactly_that_worker() {
+    let tmux = Tmux::start(120, 40);
+    let marker = marker();
+    let _cleanup = Cleanup(marker.clone());
+    let pids = start_pool(&tmux, 3, &marker);
+    let target = pids[1];
+    select_pid(&tmux, target);
+    tmux.keys(&["t"]);
+    let screen = tmux.wait_screen("SIGTERM shown for the worker", 10, |s| {
+        s.contains("SIGTERM (-15 / 143)")
+    });
+    assert!(screen.contains(&target.to_string()), "{screen}");
+    assert!(!alive(target), "target {target} still alive");
+    assert!(
+        alive(pids[0]) && alive(pids[2]),
+        "other workers must live: {pids:?}"
+    );
+    let signals = wait_recorded(&tmux.path("rec.jsonl"), "signal", 1, 5);
+    assert!(
+        signals
+            .iter()
+            .all(|s| s["pid"] == target && s["reason"] == "user"),
+        "{signals:?}"
+    );
+    tmux.keys(&["Escape"]);
+    quit(&tmux);
+    wait_none_running(&marker, 10);
+}
+
+#[test]
+fn kill_asks_first_and_then_kills() {
+    let tmux = Tmux::start(120, 40);
+    let marker = marker();
+    let _cleanup = Cleanup(marker.clone());
+    let pids = start_pool(&tmux, 2, &marker);
+    let target = pids[0];
+    select_pid(&tmux, target);
+    tmux.keys(&["K"]);
+    tmux.wait_screen("kill confirmation", 5, |s| {
+        s.contains("Send SIGKILL to pid")
+    });
+    tmux.keys(&["n"]);
+    tmux.wait_screen("cancelled", 5, |s| s.contains("cancelled"));
+    assert!(alive(target), "n must not kill");
+    tmux.keys(&["K"]);
+    tmux.wait_screen("kill confirmation", 5, |s| {
+        s.contains("Send SIGKILL to pid")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_screen("SIGKILL shown", 10, |s| s.contains("SIGKILL (-9 / 137)"));
+    assert!(!alive(target));
+    assert!(alive(pids[1]));
+    tmux.keys(&["Escape"]);
+    quit(&tmux);
+    wait_none_running(&marker, 10);
+}
+
+#[test]
+fn quit_stops_everything_and_restores_the_terminal() {
+    let tmux = Tmux::start(100, 30);
+    let marker = marker();
+    let _cleanup = Cleanup(marker.clone());
+    let pids = start_pool(&tmux, 3, &marker);
+    quit(&tmux);
+    let screen = tmux.wait_screen("terminal restored", 10, |s| s.contains("TERMINAL-RESTORED"));
+    assert!(
+        screen.contains("EXIT:1"),
+        "workers were killed by SIGTERM: {screen}"
+    );
+    assert!(
+        screen.contains("SIGTERM (-15 / 143)"),
+        "summary lists how they ended: {screen}"
+    );
+    wait_none_running(&marker, 5);
+    for pid in pids {
+        assert!(!alive(pid));
+    }
+    tmux.type_line("echo still-usable");
+    tmux.wait_screen("shell usable", 5, |s| s.contains("\nstill-usable"));
+}
+
+#[test]
+fn sigterm_to_forkscope_stops_the_tree_and_restores_the_terminal() {
+    let tmux = Tmux::start(100, 30);
+    let marker = marker();
+    let _cleanup = Cleanup(marker.clone());
+    start_pool(&tmux, 2, &marker);
+    let session = &wait_recorded(&tmux.path("rec.jsonl"), "session", 1, 5)[0];
+    let engine = session["pid"].as_i64().unwrap() as i32;
+    let stat = std::fs::read_to_string(format!("/proc/{engine}/stat")).unwrap();
+    let guardian: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: the guardian is the forkscope this test started.
+    assert_eq!(unsafe { libc::kill(guardian, libc::SIGTERM) }, 0);
+    tmux.wait_screen("terminal restored", 15, |s| s.contains("TERMINAL-RESTORED"));
+    wait_none_running(&marker, 5);
+}
+
+#[test]
+fn help_signal_menu_scale_and_restart() {
+    let tmux = Tmux::start(120, 45);
+    let marker = marker();
+    let _cleanup = Cleanup(marker.clone());
+    let record = tmux.path("rec.jsonl");
+    let pids = start_pool(&tmux, 2, &marker);
+    tmux.keys(&["?"]);
+    tmux.wait_screen("help", 5, |s| {
+        s.contains("signal menu") && s.contains("restart the selected worker")
+    });
+    tmux.keys(&["x"]);
+    tmux.wait_screen("help closed", 5, |s| !s.contains("any key closes"));
+
+    // The signal menu opens on SIGTERM; five up is SIGUSR1, whose default action ends sleep.
+    select_pid(&tmux, pids[0]);
+    tmux.keys(&["s"]);
+    tmux.wait_screen("signal menu", 5, |s| {
+        s.contains(&format!("signal pid {}", pids[0]))
+    });
+    for _ in 0..5 {
+        tmux.keys(&["k"]);
+    }
+    tmux.keys(&["Enter"]);
+    tmux.wait_screen("SIGUSR1 ending", 10, |s| s.contains("SIGUSR1 (-10 / 138)"));
+    tmux.keys(&["Escape"]);
+
+    // Restart the second worker: a new spawn with restarts = 1.
+    select_pid(&tmux, pids[1]);
+    tmux.keys(&["r"]);
+    let spawns = wait_recorded(&record, "spawn", 3, 10);
+    let restarted = spawns
+        .iter()
+        .find(|s| s["restarts"] == 1)
+        .expect("a restarted worker");
+    assert_eq!(restarted["worker"], 1);
+    tmux.keys(&["Escape"]);
+
+    // Grow the pool by one: a worker with index 2 appears.
+    tmux.keys(&["g"]);
+    tmux.keys(&["+"]);
+    let spawns = wait_recorded(&record, "spawn", 4, 10);
+    assert!(spawns.iter().any(|s| s["worker"] == 2), "{spawns:?}");
+    tmux.wait_screen("pool of 3", 5, |s| s.contains("3 workers"));
+    quit(&tmux);
+    wait_none_running(&marker, 10);
+}
+
+#[test]
+fn replay_plays_a_recording_paused_and_stepped() {
+    let tmux = Tmux::start(120, 40);
+    let record = tmux.path("demo.jsonl");
+    let status = std::process::Command::new(forkscope())
+        .args(["run", "-n", "2", "--headless", "--record"])
+        .arg(&record)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "echo hello-from-$FORKSCOPE_WORKER; exit 3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let spawns = wait_recorded(&record, "spawn", 2, 1);
+    tmux.type_line(&format!(
+        "{} replay --paused {}; echo EXIT:$?",
+        forkscope(),
+        record.display()
+    ));
+    tmux.wait_screen("paused replay", 10, |s| {
+        s.contains("‖ paused") && s.contains("event 0/")
+    });
+    // Step through every event: both workers appear and end with exit 3.
+    for _ in 0..40 {
+        tmux.keys(&["."]);
+    }
+    let screen = tmux.wait_screen("both exits replayed", 10, |s| {
+        s.matches("exit 3").count() >= 2
+    });
+    for spawn in &spawns {
+        assert!(screen.contains(&spawn["pid"].to_string()), "{screen}");
+    }
+    tmux.keys(&["t"]);
+    tmux.wait_screen("read-only refusal", 5, |s| s.contains("read-only"));
+    tmux.keys(&["v"]);
+    tmux.wait_screen("timeline", 5, |s| s.contains("timeline ·"));
+    tmux.keys(&["q"]);
+    tmux.wait_screen("replay exit", 5, |s| s.contains("EXIT:0"));
+}
+
+#[test]
+fn replay_of_a_bad_file_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"t\":0.1,\"kind\":\"notice\",\"pid\":null,\"level\":\"info\",\"message\":\"x\"}\nnot json\n").unwrap();
+    let out = std::process::Command::new(forkscope())
+        .arg("replay")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
+}
