@@ -178,3 +178,71 @@ fn exec_is_reported_with_its_argv() {
         assert_every_fork_has_one_exit(&run);
     }
 }
+
+/// 50 children told to exit at the very moment their parent exits without waiting: each
+/// one dies either as its parent's zombie (then re-parented with the zombie and reaped by
+/// forkscope, while the kernel's exit message names the old parent) or as an orphan already
+/// re-parented to forkscope. Both sources see those deaths; each must be reported once,
+/// with its exact code.
+const ORPHANS: &str = r#"
+import os
+r, w = os.pipe()
+for i in range(50):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        os.read(r, 1)
+        os._exit(10 + i)
+    print(pid, 10 + i, flush=True)
+os.close(w)
+os._exit(0)
+"#;
+
+#[test]
+fn children_dying_with_their_parent_get_one_exact_exit_each() {
+    let python = python();
+    for track in tracks() {
+        let run = run(
+            track,
+            &[],
+            &[&python, "-c", ORPHANS],
+            Duration::from_secs(60),
+        );
+        assert_eq!(run.status, 0, "stderr: {}", run.stderr);
+        let exact = run.session()["track"] == "kernel";
+        let lines = run.stdout_lines();
+        assert_eq!(lines.len(), 50);
+        for line in &lines {
+            let (pid, code) = line.split_once(' ').expect("pid code");
+            let pid: i64 = pid.parse().expect("pid");
+            let code: i64 = code.parse().expect("code");
+            let exits = run.exits_of(pid);
+            assert_eq!(exits.len(), 1, "{track}: exits of {pid}: {exits:?}");
+            // Once the worker has exited, forkscope stops leftover descendants (SIGTERM):
+            // a child still alive then rightly dies of it.
+            let stopped = run
+                .kind("signal")
+                .any(|e| e["pid"] == pid && e["result"] == "sent");
+            // Re-parented orphans are reaped by forkscope: exact in every mode.
+            if exact || exits[0]["source"] == "engine" {
+                if stopped && exits[0]["signal"] == "SIGTERM" {
+                    continue;
+                }
+                assert_eq!(exits[0]["code"], code, "{track}: {}", exits[0]);
+            }
+        }
+        assert_every_fork_has_one_exit(&run);
+        run.assert_nothing_left();
+        let by: Vec<String> = ["kernel", "engine"]
+            .iter()
+            .map(|s| {
+                let n = run
+                    .kind("exit")
+                    .filter(|e| e["source"] == *s && e["pool"].is_null())
+                    .count();
+                format!("{s}: {n}")
+            })
+            .collect();
+        eprintln!("{track}: exits of the 50 by source: {by:?}");
+    }
+}
