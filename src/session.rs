@@ -41,13 +41,7 @@ pub fn run_pools(
         TrackArg::Auto => TrackMode::Auto,
         TrackArg::Kernel => TrackMode::Kernel,
         TrackArg::Poll => TrackMode::Poll,
-        TrackArg::Ptrace => {
-            eprintln!(
-                "forkscope: --track ptrace is not implemented yet; use --track auto, kernel \
-                 or poll (see docs/tracking.md)"
-            );
-            return Ok(2);
-        }
+        TrackArg::Ptrace => TrackMode::Ptrace,
     };
     let headless = options.output.headless;
     // Before any worker starts; removed when this guard drops (the session's end).

@@ -54,10 +54,11 @@ fn check(track: &str, method: &str) {
     assert_eq!(run.status, 0, "stderr: {}", run.stderr);
     let session = run.session();
     assert!(
-        session["track"] == "kernel" || (track == "auto" && session["track"] == "poll"),
+        session["track"] == track
+            || (track == "auto" && (session["track"] == "poll" || session["track"] == "kernel")),
         "{session}"
     );
-    let exact = session["track"] == "kernel";
+    let exact = lifecycle_support::exact(&run);
     let lines = run.stdout_lines();
     assert_eq!(lines.len(), 5, "python printed {lines:?}");
     let expected = [Some(0), Some(7), Some(-15), Some(-9), Some(-11)];

@@ -1,11 +1,10 @@
 //! What each `--track` source says about itself and what it can see: the session event
 //! names the active source; poll sees a long-lived grandchild but not its exit status, nor a
-//! grandchild shorter than its interval (its documented blind spot), which kernel sees;
-//! ptrace is refused clearly (exit 2) until it exists.
+//! grandchild shorter than its interval (its documented blind spot), which kernel and
+//! ptrace see.
 
 mod lifecycle_support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use lifecycle_support::{assert_every_fork_has_one_exit, kernel_available, run};
@@ -104,13 +103,53 @@ fn auto_names_the_source_it_chose() {
 }
 
 #[test]
-fn ptrace_is_refused_clearly() {
-    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["run", "--headless", "--track", "ptrace", "--", "true"])
-        .output()
-        .expect("run forkscope");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not implemented"), "{stderr}");
-    assert!(out.stdout.is_empty());
+fn ptrace_sees_what_poll_misses() {
+    if !lifecycle_support::ptrace_available() {
+        return;
+    }
+    let run = run(
+        "ptrace",
+        &[],
+        &["sh", "-c", SCRIPT],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.status, 0, "stderr: {}", run.stderr);
+    assert_eq!(run.session()["track"], "ptrace");
+    let worker = run.worker_pid();
+    let forks: Vec<i64> = run
+        .kind("fork")
+        .filter(|f| f["ppid"] == worker)
+        .map(|f| f["pid"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(forks.len(), 2, "{:?}", run.events);
+    // ptrace reads argv at the exec stop, while the process waits: never too late.
+    for (pid, argv) in forks.iter().zip([
+        serde_json::json!(["/bin/true"]),
+        serde_json::json!(["/bin/sleep", "1"]),
+    ]) {
+        let exec = run.kind("exec").find(|e| e["pid"] == *pid).expect("exec");
+        assert_eq!(exec["argv"], argv);
+        let exits = run.exits_of(*pid);
+        assert_eq!(exits.len(), 1);
+        assert_eq!(exits[0]["code"], 0);
+        assert_eq!(exits[0]["source"], "ptrace");
+    }
+    assert_every_fork_has_one_exit(&run);
+}
+
+/// A program that stops itself would stay stopped for good under TRACEME-style tracing
+/// (SIGCONT cannot reach a stopped tracee), so stop signals are not honoured: it goes on.
+#[test]
+fn ptrace_does_not_leave_a_self_stopped_program_hanging() {
+    if !lifecycle_support::ptrace_available() {
+        return;
+    }
+    let run = run(
+        "ptrace",
+        &[],
+        &["sh", "-c", "kill -STOP $$; echo resumed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.status, 0, "stderr: {}", run.stderr);
+    assert_eq!(run.stdout_lines(), vec!["resumed"]);
 }

@@ -24,6 +24,7 @@ pub fn spawn_worker(
     index: u32,
     size: u32,
     extra_env: &[(String, String)],
+    trace: bool,
 ) -> std::io::Result<Spawned> {
     let (program, args) = spec
         .argv
@@ -43,6 +44,24 @@ pub fn spawn_worker(
         .process_group(0);
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
+    }
+    if trace {
+        // SAFETY: between fork and exec only async-signal-safe calls: ptrace(2).
+        unsafe {
+            command.pre_exec(|| {
+                let rc = libc::ptrace(
+                    libc::PTRACE_TRACEME,
+                    0,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                );
+                if rc == -1 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
+        }
     }
     let mut child = command.spawn()?;
     let pid = child.id() as i32;

@@ -1,14 +1,15 @@
 //! Lifecycle sources for descendants forkscope did not start itself. Workers and orphans
 //! re-parented to forkscope are exact through the engine (spawn and reap); this module finds
 //! the rest: the kernel's process-events connector ([`netlink`], filtered to the tree by
-//! [`kernel`]) and the `/proc` polling fallback ([`poll`]). See `docs/tracking.md` for what
-//! each source can miss.
+//! [`kernel`]), ptrace (in the engine, `supervise/engine/ptrace.rs`, since the tracer must be
+//! the engine thread) and the `/proc` polling fallback ([`poll`]). See `docs/tracking.md` for
+//! what each source can miss.
 
 pub mod kernel;
 pub mod netlink;
 pub mod poll;
 
-/// Which lifecycle source the engine should use (`--track`; ptrace is refused earlier).
+/// Which lifecycle source the engine should use (`--track`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TrackMode {
     /// Kernel process events when subscribing works, else `/proc` polling.
@@ -18,4 +19,6 @@ pub enum TrackMode {
     Kernel,
     /// `/proc` polling only.
     Poll,
+    /// ptrace: workers are traced from their exec, descendants followed automatically.
+    Ptrace,
 }

@@ -155,13 +155,33 @@ pub fn kernel_available() -> bool {
     true
 }
 
-/// The sources to test: kernel (when available) and auto.
-pub fn tracks() -> Vec<&'static str> {
-    if kernel_available() {
-        vec!["kernel", "auto"]
-    } else {
-        vec!["auto"]
+/// Whether `--track ptrace` works here (ptrace can be forbidden, e.g. Yama scope 3).
+pub fn ptrace_available() -> bool {
+    let run = run("ptrace", &[], &["true"], Duration::from_secs(30));
+    if run.status != 0 {
+        eprintln!("ptrace unavailable here: {}", run.stderr.trim());
+        return false;
     }
+    true
+}
+
+/// The sources to test: kernel and ptrace (when available) and auto.
+pub fn tracks() -> Vec<&'static str> {
+    let mut tracks = Vec::new();
+    if kernel_available() {
+        tracks.push("kernel");
+    }
+    if ptrace_available() {
+        tracks.push("ptrace");
+    }
+    tracks.push("auto");
+    tracks
+}
+
+/// Whether the session's source reports every descendant exactly.
+pub fn exact(run: &Run) -> bool {
+    let track = &run.session()["track"];
+    track == "kernel" || track == "ptrace"
 }
 
 /// Every fork in the run has exactly one exit, and no process exits twice.

@@ -3,6 +3,7 @@
 //! stop escalation computed into the poll timeout. Nothing here busy-waits.
 
 mod actions;
+mod ptrace;
 mod stop;
 mod tracking;
 mod workers;
@@ -67,6 +68,9 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
+    if engine.config.track == crate::track::TrackMode::Ptrace {
+        engine.ptrace = Some(ptrace::Tracer::default());
+    }
     let since_clock = clock.elapsed().as_secs_f64();
     engine.started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -152,6 +156,8 @@ pub(crate) struct Engine {
     kernel: Option<KernelSource>,
     /// Why `auto` fell back to polling.
     kernel_unavailable: Option<String>,
+    /// The ptrace source, when active.
+    ptrace: Option<ptrace::Tracer>,
     phase: Phase,
     quit: bool,
     next_sample: Instant,
@@ -198,6 +204,7 @@ impl Engine {
             tracker: PollTracker::default(),
             kernel: None,
             kernel_unavailable: None,
+            ptrace: None,
             phase: Phase::Running,
             quit: false,
             more_to_reap: false,
@@ -319,7 +326,11 @@ impl Engine {
     fn reap(&mut self) {
         // Kernel events first: a reaped orphan's birth is then known.
         self.service_kernel();
-        let (reaped, more) = reap_exited();
+        let (reaped, more) = if self.ptrace.is_some() {
+            self.ptrace_reap()
+        } else {
+            reap_exited()
+        };
         self.more_to_reap = more;
         for child in reaped {
             self.on_reaped(child);

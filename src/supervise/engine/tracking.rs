@@ -54,7 +54,7 @@ pub(crate) fn open(
     root: i32,
 ) -> io::Result<(Option<KernelSource>, Option<String>)> {
     let connector = match mode {
-        TrackMode::Poll => return Ok((None, None)),
+        TrackMode::Poll | TrackMode::Ptrace => return Ok((None, None)),
         TrackMode::Auto => match ProcConnector::open() {
             Ok(c) => c,
             Err(err) => {
@@ -113,6 +113,17 @@ impl KernelClock {
 impl Engine {
     /// The `track` and `track_note` of the session event.
     pub(super) fn track_description(&self) -> (TrackSource, String) {
+        if self.ptrace.is_some() {
+            return (
+                TrackSource::Ptrace,
+                "ptrace: workers are traced from their exec and every descendant is \
+                 followed (fork, exec, exit with its exact status); forkscope is the \
+                 program's one tracer (no gdb or strace on it), every fork, exec and signal \
+                 costs a stop; stop signals (SIGSTOP, SIGTSTP) are not honoured; exec argv \
+                 is read from /proc at the exec; threads are not tracked"
+                    .into(),
+            );
+        }
         if self.kernel.is_some() {
             return (
                 TrackSource::Kernel,
@@ -223,6 +234,17 @@ impl Engine {
             }
         };
         let tree = proc::descendants_in(&all, self.me);
+        if self.ptrace.is_some() {
+            // Exact already: /proc only gives the samples.
+            if samples {
+                let scan = self.tracker.observe(tree);
+                self.events.emit(EventBody::Sample {
+                    pid: None,
+                    procs: scan.samples,
+                });
+            }
+            return;
+        }
         if self.kernel.is_none() {
             let scan = self.tracker.observe(tree);
             for event in scan.events {
@@ -266,6 +288,12 @@ impl Engine {
     /// else its ppid and whether its birth was reported.
     pub(super) fn reaped_descendant(&mut self, child: &Reaped) -> Option<(i32, bool)> {
         let start = child.stat.as_ref().map(|s| s.start_time);
+        if let Some(tracer) = self.ptrace.as_mut() {
+            self.tracker.forget(child.pid);
+            return tracer
+                .on_reaped(child.pid, start)
+                .map(|(ppid, known)| (if known { ppid } else { self.me }, known));
+        }
         if let Some(kernel) = self.kernel.as_mut() {
             self.tracker.forget(child.pid);
             return match kernel.tracker.on_reaped(child.pid, start) {
@@ -292,6 +320,9 @@ impl Engine {
     /// (a process's exit message is queued just after it became a zombie, so it can trail
     /// its parent's reap), then give every process still listed an unknown exit.
     pub(super) fn finish_tracking(&mut self) {
+        if self.ptrace.is_some() {
+            return; // every tracee's end was reported to the tracer
+        }
         if self.kernel.is_none() {
             // Poll: one last scan reports whatever ended since the previous one.
             if let Ok(scan) = self.tracker.scan(self.me) {

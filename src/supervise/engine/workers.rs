@@ -16,7 +16,8 @@ impl Engine {
             return;
         };
         let size = self.pools[pool].target;
-        let result = spawn_worker(&spec, index, size, &self.config.extra_env);
+        let trace = self.ptrace.is_some();
+        let result = spawn_worker(&spec, index, size, &self.config.extra_env, trace);
         let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
             return;
         };
@@ -30,6 +31,9 @@ impl Engine {
                 worker.spawn_failed = false;
                 let restarts = worker.restarts;
                 self.by_pid.insert(spawned.pid, (pool, index));
+                if let Some(tracer) = self.ptrace.as_mut() {
+                    tracer.adopt_worker(spawned.pid);
+                }
                 self.tracker.adopt(spawned.pid, self.me, spawned.start_time);
                 self.events.emit(EventBody::Spawn {
                     pid: spawned.pid,

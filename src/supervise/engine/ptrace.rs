@@ -1,0 +1,294 @@
+//! The ptrace source (`--track ptrace`): every worker calls `PTRACE_TRACEME` before its exec,
+//! so the engine thread is the tracer of the whole tree from the first instruction; options
+//! `TRACEFORK|TRACEVFORK|TRACECLONE|TRACEEXEC|EXITKILL` then attach every descendant
+//! automatically. In this mode the engine's reaping goes through [`Engine::ptrace_reap`],
+//! which handles ptrace stops as well as exits (a tracer's `wait` sees both):
+//!
+//! - fork/vfork/clone event stops → `fork` (threads, from `CLONE_THREAD`, are excluded);
+//! - exec event stops → `exec` with argv from `/proc`;
+//! - a tracee's death is reported to the tracer with its exact wait status → `exit` for
+//!   descendants that are not the engine's own children (those are reaped and reported by
+//!   the engine, as in every mode);
+//! - a new tracee's initial SIGSTOP is swallowed, and held until its parent's fork event is
+//!   read, so its `fork` always comes first;
+//! - other signals are delivered as they came. A stop signal (SIGSTOP, SIGTSTP...) that
+//!   would put a tracee in group-stop is resumed at once: with `TRACEME`-style tracing a
+//!   stopped tracee would not see a later SIGCONT (documented in `docs/tracking.md`).
+
+use std::collections::{HashMap, HashSet};
+
+use super::Engine;
+use crate::inspect::proc::{read_cmdline, read_stat};
+use crate::model::{EventBody, ExitStatus, TrackSource};
+use crate::supervise::reap::{BATCH, Reaped};
+
+/// What the tracer remembers between stops.
+#[derive(Debug, Default)]
+pub(crate) struct Tracer {
+    /// Workers stopped (or about to stop) at their first exec, waiting for the options.
+    awaiting_options: HashSet<i32>,
+    /// New tasks announced by their parent's event whose initial SIGSTOP is still to come.
+    expect_initial: HashSet<i32>,
+    /// New tasks stopped before their parent's fork event was read.
+    held: HashSet<i32>,
+    /// Processes followed (workers and reported births): pid → parent.
+    processes: HashMap<i32, i32>,
+    /// Threads: tid → tgid.
+    threads: HashMap<i32, i32>,
+    /// Exits reported from a tracer notification, until the engine reaps the same
+    /// identity (an orphan re-parented as a zombie) or it is gone.
+    reported: HashMap<i32, Option<u64>>,
+}
+
+impl Tracer {
+    /// A worker was spawned with `PTRACE_TRACEME`.
+    pub(crate) fn adopt_worker(&mut self, pid: i32) {
+        self.awaiting_options.insert(pid);
+    }
+
+    /// The engine reaped `pid`: `None` if a tracer notification already reported its exit,
+    /// else its parent and whether its birth was reported.
+    pub(crate) fn on_reaped(&mut self, pid: i32, start: Option<u64>) -> Option<(i32, bool)> {
+        if let Some(seen) = self.reported.get(&pid).copied()
+            && (seen.is_none() || start.is_none() || seen == start)
+        {
+            self.reported.remove(&pid);
+            return None;
+        }
+        Some(match self.processes.remove(&pid) {
+            Some(parent) => (parent, true),
+            None => (0, false),
+        })
+    }
+}
+
+const OPTIONS: libc::c_int = libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_EXITKILL;
+
+fn resume(pid: i32, signal: i32) {
+    // SAFETY: PTRACE_CONT on a tracee of this thread, stopped; errors (it died) are harmless.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_CONT,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            signal as libc::c_long as *mut libc::c_void,
+        )
+    };
+}
+
+fn event_message(pid: i32) -> Option<i32> {
+    let mut message: libc::c_ulong = 0;
+    // SAFETY: GETEVENTMSG writes one c_ulong.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETEVENTMSG,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut message as *mut libc::c_ulong,
+        )
+    };
+    (rc == 0).then_some(message as i32)
+}
+
+/// A group-stop (as opposed to a signal-delivery-stop): GETSIGINFO fails with EINVAL.
+fn is_group_stop(pid: i32) -> bool {
+    // SAFETY: siginfo_t is plain data; GETSIGINFO writes one.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            &mut info as *mut libc::siginfo_t,
+        )
+    };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+}
+
+/// The thread-group id of a live task, from `/proc/TID/status`.
+fn tgid_of(tid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl Engine {
+    /// Reaps in ptrace mode: handles every stop and exit a tracer's `wait` reports and
+    /// returns the engine's own children that ended (as `reap_exited` does).
+    pub(super) fn ptrace_reap(&mut self) -> (Vec<Reaped>, bool) {
+        let mut reaped = Vec::new();
+        for _ in 0..BATCH * 4 {
+            // SAFETY: inspect only (WNOWAIT); siginfo_t is plain data.
+            let (pid, code) = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let rc = libc::waitid(
+                    libc::P_ALL,
+                    0,
+                    &mut info,
+                    libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+                );
+                if rc != 0 || info.si_pid() <= 0 {
+                    return (reaped, false);
+                }
+                (info.si_pid(), info.si_code)
+            };
+            let exited = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
+            let stat = if exited { read_stat(pid).ok() } else { None };
+            let mut raw = 0;
+            // SAFETY: consumes the state just peeked at, for this one task.
+            let rc = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG | libc::__WALL) };
+            if rc != pid {
+                // Not consumable (e.g. a stop this wait does not take): leave it for now
+                // rather than peek at it again and again.
+                return (reaped, false);
+            }
+            if libc::WIFSTOPPED(raw) {
+                self.on_ptrace_stop(pid, raw);
+            } else if (libc::WIFEXITED(raw) || libc::WIFSIGNALED(raw))
+                && let Some(child) = self.on_tracee_death(pid, raw, stat)
+            {
+                reaped.push(child);
+                if reaped.len() >= BATCH {
+                    return (reaped, true);
+                }
+            }
+        }
+        (reaped, true)
+    }
+
+    fn on_tracee_death(
+        &mut self,
+        pid: i32,
+        raw: i32,
+        stat: Option<crate::inspect::proc::ProcStat>,
+    ) -> Option<Reaped> {
+        let tracer = self.ptrace.as_mut()?;
+        tracer.expect_initial.remove(&pid);
+        tracer.held.remove(&pid);
+        if tracer.threads.remove(&pid).is_some() {
+            return None; // a thread ended
+        }
+        let status = ExitStatus::from_wait_status(raw);
+        let ours =
+            stat.as_ref().is_some_and(|s| s.ppid == self.me) || self.by_pid.contains_key(&pid);
+        if ours {
+            // The engine's own child: this wait reaped it; the engine reports it.
+            return Some(Reaped { pid, status, stat });
+        }
+        let parent = tracer.processes.remove(&pid);
+        tracer
+            .reported
+            .insert(pid, stat.as_ref().map(|s| s.start_time));
+        if tracer.reported.len() > 65_536 {
+            tracer.reported.clear();
+        }
+        self.events.emit(EventBody::Exit {
+            pid,
+            ppid: stat.map_or(parent.unwrap_or(0), |s| s.ppid),
+            status,
+            pool: None,
+            worker: None,
+            source: TrackSource::Ptrace,
+        });
+        None
+    }
+
+    fn on_ptrace_stop(&mut self, pid: i32, raw: i32) {
+        let me = self.me;
+        let Some(tracer) = self.ptrace.as_mut() else {
+            resume(pid, 0);
+            return;
+        };
+        let signal = libc::WSTOPSIG(raw);
+        let event = (raw >> 16) & 0xff;
+        if event != 0 {
+            match event {
+                libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                    if let Some(child) = event_message(pid) {
+                        let parent = tracer.threads.get(&pid).copied().unwrap_or(pid);
+                        let thread = event == libc::PTRACE_EVENT_CLONE
+                            && tgid_of(child).is_some_and(|tgid| tgid != child);
+                        if thread {
+                            tracer.threads.insert(child, parent);
+                        } else {
+                            tracer.processes.insert(child, parent);
+                            tracer.reported.remove(&child);
+                            self.events.emit(EventBody::Fork {
+                                pid: child,
+                                ppid: parent,
+                                start_time: read_stat(child).ok().map(|s| s.start_time),
+                                source: TrackSource::Ptrace,
+                            });
+                        }
+                        if tracer.held.remove(&child) {
+                            resume(child, 0);
+                        } else {
+                            tracer.expect_initial.insert(child);
+                        }
+                    }
+                }
+                libc::PTRACE_EVENT_EXEC => {
+                    if let Some(former) = event_message(pid)
+                        && former != pid
+                    {
+                        tracer.threads.remove(&former);
+                    }
+                    let argv = read_cmdline(pid)
+                        .ok()
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| vec!["[?]".into()]);
+                    self.events.emit(EventBody::Exec {
+                        pid,
+                        argv,
+                        source: TrackSource::Ptrace,
+                    });
+                }
+                _ => {}
+            }
+            resume(pid, 0);
+            return;
+        }
+        if signal == libc::SIGTRAP && tracer.awaiting_options.remove(&pid) {
+            // A worker at its first exec: from now on, follow everything it starts.
+            // SAFETY: SETOPTIONS on our stopped tracee.
+            unsafe {
+                libc::ptrace(
+                    libc::PTRACE_SETOPTIONS,
+                    pid,
+                    std::ptr::null_mut::<libc::c_void>(),
+                    OPTIONS as libc::c_long as *mut libc::c_void,
+                )
+            };
+            tracer.processes.insert(pid, me);
+            resume(pid, 0);
+            return;
+        }
+        if signal == libc::SIGSTOP {
+            // A new tracee's initial stop: swallowed. Before its parent's fork event names
+            // it, it waits, so that its `fork` comes before anything it does.
+            if tracer.expect_initial.remove(&pid) {
+                resume(pid, 0);
+                return;
+            }
+            let known = tracer.processes.contains_key(&pid) || tracer.threads.contains_key(&pid);
+            if !known {
+                tracer.held.insert(pid);
+                return;
+            }
+        }
+        let stop_signal = matches!(
+            signal,
+            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+        );
+        if stop_signal && is_group_stop(pid) {
+            resume(pid, 0);
+            return;
+        }
+        resume(pid, signal);
+    }
+}
