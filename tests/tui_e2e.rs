@@ -1,8 +1,10 @@
 //! End to end: the real binary in tmux, keys sent, the screen read.
 
+mod common;
 mod tui;
 
-use tui::{Cleanup, Tmux, alive, forkscope, marker, wait_none_running, wait_recorded};
+use common::{Cleanup, alive, assert_nothing_left};
+use tui::{Tmux, forkscope, marker, wait_recorded};
 
 /// Starts `forkscope run -n N -- sleep MARKER` in tmux, saving the terminal mode before and
 /// after; returns the worker pids once all are on screen.
@@ -70,7 +72,7 @@ fn filter_then_t_ends_exactly_that_worker() {
     );
     tmux.keys(&["Escape"]);
     quit(&tmux);
-    wait_none_running(&marker, 10);
+    assert_nothing_left(&marker);
 }
 
 #[test]
@@ -98,7 +100,7 @@ fn kill_asks_first_and_then_kills() {
     assert!(alive(pids[1]));
     tmux.keys(&["Escape"]);
     quit(&tmux);
-    wait_none_running(&marker, 10);
+    assert_nothing_left(&marker);
 }
 
 #[test]
@@ -117,7 +119,7 @@ fn quit_stops_everything_and_restores_the_terminal() {
         screen.contains("SIGTERM (-15 / 143)"),
         "summary lists how they ended: {screen}"
     );
-    wait_none_running(&marker, 5);
+    assert_nothing_left(&marker);
     for pid in pids {
         assert!(!alive(pid));
     }
@@ -146,7 +148,7 @@ fn sigterm_to_forkscope_stops_the_tree_and_restores_the_terminal() {
     // SAFETY: the guardian is the forkscope this test started.
     assert_eq!(unsafe { libc::kill(guardian, libc::SIGTERM) }, 0);
     tmux.wait_screen("terminal restored", 15, |s| s.contains("TERMINAL-RESTORED"));
-    wait_none_running(&marker, 5);
+    assert_nothing_left(&marker);
 }
 
 #[test]
@@ -194,7 +196,7 @@ fn help_signal_menu_scale_and_restart() {
     assert!(spawns.iter().any(|s| s["worker"] == 2), "{spawns:?}");
     tmux.wait_screen("pool of 3", 5, |s| s.contains("3 workers"));
     quit(&tmux);
-    wait_none_running(&marker, 10);
+    assert_nothing_left(&marker);
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! End to end: the shared-memory view of the TUI over a real Python ShareableList.
 
+mod common;
 mod tui;
 
-use tui::{Cleanup, Tmux, forkscope, marker, wait_none_running, wait_recorded};
+use common::{Cleanup, assert_nothing_left};
+use tui::{Tmux, forkscope, marker, wait_recorded};
 
 const PROGRAM: &str = r#"
 import sys, time
@@ -60,7 +62,7 @@ fn shm_view_decodes_a_live_shareable_list() {
     tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
     tmux.wait_screen("exit", 15, |s| s.contains("EXIT:"));
-    wait_none_running(&marker, 10);
+    assert_nothing_left(&marker);
 }
 
 struct RemoveOnDrop(String);

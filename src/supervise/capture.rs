@@ -9,7 +9,8 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::channel::EventTx;
-use super::lines::{LineSplitter, Piece, to_hex};
+use super::lines::{LineSplitter, Piece};
+use crate::inspect::shm::decode::hex::hex_string;
 use crate::model::{EventBody, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
@@ -168,7 +169,7 @@ fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece) {
             let bytes = err.into_bytes();
             (
                 String::from_utf8_lossy(&bytes).into_owned(),
-                Some(to_hex(&bytes)),
+                Some(hex_string(&bytes)),
             )
         }
     };

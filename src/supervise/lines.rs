@@ -80,17 +80,6 @@ impl LineSplitter {
     }
 }
 
-/// Lower-case hex of bytes.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,11 +118,6 @@ mod tests {
                 ("xy".into(), false)
             ]
         );
-    }
-
-    #[test]
-    fn hex() {
-        assert_eq!(to_hex(&[0, 0xff, 0x1a]), "00ff1a");
     }
 
     proptest! {

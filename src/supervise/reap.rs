@@ -21,7 +21,7 @@ pub const BATCH: usize = 1024;
 pub fn reap_exited() -> (Vec<Reaped>, bool) {
     let mut reaped = Vec::new();
     while reaped.len() < BATCH {
-        let Some(pid) = peek_exited() else {
+        let Peek::Exited(pid) = peek() else {
             return (reaped, false);
         };
         let stat = read_stat(pid).ok();
@@ -41,8 +41,19 @@ pub fn reap_exited() -> (Vec<Reaped>, bool) {
     (reaped, true)
 }
 
-/// The pid of an exited, not yet reaped child, without reaping it.
-fn peek_exited() -> Option<i32> {
+/// What `waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT)` says about the caller's children.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peek {
+    /// This child has exited and waits to be reaped (it is not reaped by peeking).
+    Exited(i32),
+    /// Children exist, none has exited.
+    Running,
+    /// No child at all, running or zombie.
+    NoChildren,
+}
+
+/// Looks at the children without reaping any.
+pub fn peek() -> Peek {
     // SAFETY: WNOWAIT|WNOHANG only inspects; siginfo_t is plain data.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
@@ -52,7 +63,13 @@ fn peek_exited() -> Option<i32> {
             &mut info,
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         );
-        let pid = info.si_pid();
-        (rc == 0 && pid > 0).then_some(pid)
+        if rc == -1 {
+            // ECHILD; EINTR cannot happen with WNOHANG.
+            return Peek::NoChildren;
+        }
+        match info.si_pid() {
+            0 => Peek::Running,
+            pid => Peek::Exited(pid),
+        }
     }
 }

@@ -48,17 +48,7 @@ pub fn signal_descendants(
 
 /// Whether the calling process has any child left, running or zombie.
 pub fn has_children() -> bool {
-    // SAFETY: waitid with WNOWAIT|WNOHANG only inspects; the siginfo is ours.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_ALL,
-            0,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        !(rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
-    }
+    super::reap::peek() != super::reap::Peek::NoChildren
 }
 
 /// Makes the calling process a child subreaper: orphaned descendants come back to it.

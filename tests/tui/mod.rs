@@ -1,5 +1,6 @@
 //! Driving the real forkscope binary inside a real terminal (tmux): start a shell, type a
 //! command, send keys, read the screen. Each test gets its own tmux server socket.
+//! Process checks (alive, nothing left running) come from `tests/common`.
 
 #![allow(dead_code)]
 
@@ -142,71 +143,4 @@ pub fn marker() -> String {
         std::process::id(),
         7
     )
-}
-
-/// Pids of live (non-zombie) processes whose argv contains `marker`.
-pub fn running_with(marker: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
-        if !zombie
-            && String::from_utf8_lossy(&cmdline)
-                .split('\0')
-                .any(|arg| arg == marker)
-        {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Waits until no live process carries `marker`.
-pub fn wait_none_running(marker: &str, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !running_with(marker).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "processes still running with {marker}: {:?}",
-            running_with(marker)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
-/// Kills whatever carries `marker` (cleanup after a failed test).
-pub struct Cleanup(pub String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for pid in running_with(&self.0) {
-            // SAFETY: kill on a pid our own test started (it carries this test's marker).
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
 }
