@@ -16,6 +16,7 @@
 //!   stopped tracee would not see a later SIGCONT (documented in `docs/tracking.md`).
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use super::Engine;
 use crate::inspect::proc::{read_cmdline, read_stat};
@@ -29,8 +30,8 @@ pub(crate) struct Tracer {
     awaiting_options: HashSet<i32>,
     /// New tasks announced by their parent's event whose initial SIGSTOP is still to come.
     expect_initial: HashSet<i32>,
-    /// New tasks stopped before their parent's fork event was read.
-    held: HashSet<i32>,
+    /// New tasks stopped before their parent's fork event was read, since when.
+    held: HashMap<i32, Instant>,
     /// Processes followed (workers and reported births): pid → parent.
     processes: HashMap<i32, i32>,
     /// Threads: tid → tgid.
@@ -118,6 +119,38 @@ fn tgid_of(tid: i32) -> Option<i32> {
 }
 
 impl Engine {
+    /// Releases new tracees held for their parent's fork event longer than a second: the
+    /// parent was killed between the fork and its event stop (SIGKILL skips the stop). They
+    /// are reported from `/proc` and let run. Called at every sample tick.
+    pub(super) fn release_held_tracees(&mut self) {
+        let Some(tracer) = self.ptrace.as_mut() else {
+            return;
+        };
+        let stale: Vec<i32> = tracer
+            .held
+            .iter()
+            .filter(|(_, since)| since.elapsed() > Duration::from_secs(1))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in stale {
+            tracer.held.remove(&pid);
+            let stat = read_stat(pid).ok();
+            let thread = tgid_of(pid).is_some_and(|tgid| tgid != pid);
+            if thread {
+                tracer.threads.insert(pid, tgid_of(pid).unwrap_or(pid));
+            } else if let Some(stat) = stat {
+                tracer.processes.insert(pid, stat.ppid);
+                self.events.emit(EventBody::Fork {
+                    pid,
+                    ppid: stat.ppid,
+                    start_time: Some(stat.start_time),
+                    source: TrackSource::Ptrace,
+                });
+            }
+            resume(pid, 0);
+        }
+    }
+
     /// Reaps in ptrace mode: handles every stop and exit a tracer's `wait` reports and
     /// returns the engine's own children that ended (as `reap_exited` does).
     pub(super) fn ptrace_reap(&mut self) -> (Vec<Reaped>, bool) {
@@ -225,7 +258,7 @@ impl Engine {
                                 source: TrackSource::Ptrace,
                             });
                         }
-                        if tracer.held.remove(&child) {
+                        if tracer.held.remove(&child).is_some() {
                             resume(child, 0);
                         } else {
                             tracer.expect_initial.insert(child);
@@ -277,7 +310,7 @@ impl Engine {
             }
             let known = tracer.processes.contains_key(&pid) || tracer.threads.contains_key(&pid);
             if !known {
-                tracer.held.insert(pid);
+                tracer.held.insert(pid, Instant::now());
                 return;
             }
         }

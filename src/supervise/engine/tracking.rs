@@ -236,6 +236,7 @@ impl Engine {
         let tree = proc::descendants_in(&all, self.me);
         if self.ptrace.is_some() {
             // Exact already: /proc only gives the samples.
+            self.release_held_tracees();
             if samples {
                 let scan = self.tracker.observe(tree);
                 self.events.emit(EventBody::Sample {
