@@ -55,7 +55,12 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Role::Worker { pool, worker } => {
             format!("worker {pool}[{worker}] · restarts {}", proc.restarts)
         }
-        Role::Descendant => format!("descendant · seen by {:?}", proc.source).to_lowercase(),
+        Role::Descendant => format!(
+            "{} · seen by {:?}",
+            crate::model::roles::role_in_state(&app.state, proc.id).label(),
+            proc.source
+        )
+        .to_lowercase(),
     }));
     lines.push(Line::from(format!(
         "started {} · {} {}",

@@ -33,7 +33,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 "any key closes this help",
                 theme.dim(),
             )));
-            let box_area = centered(area, 90, lines.len() as u16 + 2);
+            let box_area = centered(area, 100, lines.len() as u16 + 4);
             frame.render_widget(Clear, box_area);
             frame.render_widget(
                 Paragraph::new(lines)

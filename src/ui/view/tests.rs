@@ -64,14 +64,6 @@ pub(crate) fn sample_app() -> App {
             },
         ),
         ev(
-            0.2,
-            EventBody::Exec {
-                pid: 301,
-                argv: vec!["child".into()],
-                source: TrackSource::Engine,
-            },
-        ),
-        ev(
             0.3,
             EventBody::Output {
                 pid: 201,
@@ -174,6 +166,10 @@ fn tree_shows_pools_workers_children_and_endings() {
     assert!(screen.contains("202"), "{screen}");
     assert!(screen.contains("301"), "{screen}");
     assert!(screen.contains("SIGTERM (-15 / 143)"), "{screen}");
+    assert!(
+        screen.contains("(fork-child) worker a"),
+        "role of the un-exec'd child: {screen}"
+    );
     assert!(screen.contains("sleeping"), "{screen}");
     assert!(screen.contains("running"), "{screen}");
     // Monochrome still tells ended from running by symbol and word.
@@ -268,6 +264,14 @@ fn timeline_chart_places_birth_and_death_by_time() {
     assert_eq!(grid[child_row][10].0, '✗');
     assert_eq!(grid[child_row][5].0, '━');
     assert_eq!(grid[child_row][11].0, ' ');
+    // Zoomed out so birth and death share a column: the ending still shows, after the arrow.
+    let coarse = Window {
+        start: 0.0,
+        seconds_per_column: 2.0,
+    };
+    let grid = chart(&app, &rows, coarse, 20);
+    assert_eq!(grid[child_row][0].0, '┗');
+    assert_eq!(grid[child_row][1].0, '✗');
 }
 
 #[test]

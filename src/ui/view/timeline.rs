@@ -97,9 +97,23 @@ pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<C
             let arrow = theme.dim();
             grid[parent_row][x] = ('┬', arrow);
             for line in grid.iter_mut().take(y).skip(parent_row + 1) {
-                line[x] = (if line[x].0 == ' ' { '│' } else { '┼' }, arrow);
+                let through = match line[x].0 {
+                    ' ' => '│',
+                    '┗' | '┣' => '┣',
+                    '│' => '│',
+                    _ => '┼',
+                };
+                line[x] = (through, arrow);
             }
+            let ended_here = proc.ended.is_some() && end.floor() as usize == x;
             grid[y][x] = ('┗', arrow);
+            // A process that lived less than a column: its ending goes right after the arrow.
+            if ended_here && x + 1 < width {
+                grid[y][x + 1] = (
+                    Condition::of(proc).symbol().chars().next().unwrap_or('x'),
+                    style,
+                );
+            }
         }
     }
     grid

@@ -185,8 +185,16 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
             }
             cells.push(Cell::from(ending(proc)).style(style));
             let mut command = proc.short_command();
-            if let crate::model::state::Role::Worker { pool, worker } = &proc.role {
-                command = format!("[{pool}:{worker}] {command}");
+            match &proc.role {
+                crate::model::state::Role::Worker { pool, worker } => {
+                    command = format!("[{pool}:{worker}] {command}");
+                }
+                crate::model::state::Role::Descendant => {
+                    let role = crate::model::roles::role_in_state(&app.state, proc.id);
+                    if role != crate::model::roles::ProcRole::Process {
+                        command = format!("({}) {command}", role.label());
+                    }
+                }
             }
             cells.push(Cell::from(command));
             let row_style = if proc.is_alive() {
