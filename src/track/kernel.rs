@@ -127,6 +127,14 @@ impl KernelTracker {
         self.members.contains_key(&pid)
     }
 
+    /// The live members with their start times (when known).
+    pub fn member_identities(&self) -> Vec<(i32, Option<u64>)> {
+        self.members
+            .iter()
+            .map(|(pid, member)| (*pid, member.start_time))
+            .collect()
+    }
+
     /// Number of members not yet reported as ended.
     pub fn live(&self) -> usize {
         self.members.len()

@@ -42,6 +42,11 @@ pub(crate) struct Tracer {
 }
 
 impl Tracer {
+    /// The processes followed (workers and every reported descendant).
+    pub(crate) fn followed(&self) -> Vec<i32> {
+        self.processes.keys().copied().collect()
+    }
+
     /// A worker was spawned with `PTRACE_TRACEME`.
     pub(crate) fn adopt_worker(&mut self, pid: i32) {
         self.awaiting_options.insert(pid);

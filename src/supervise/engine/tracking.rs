@@ -22,6 +22,9 @@ pub(super) const NETLINK: Token = Token(2);
 const DRAIN_BUDGET: usize = 4096;
 /// Reconciliations after dropped events are at most this frequent.
 const OVERFLOW_RECONCILE_GAP: Duration = Duration::from_millis(50);
+/// With the kernel source, the full `/proc` scan that reconciles the tree runs at most this
+/// often (and at once after dropped events); samples in between read only the tree's pids.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(10);
 /// At the end, how long to wait for the exit events of processes that already ended.
 const FINAL_GRACE: Duration = Duration::from_millis(300);
 
@@ -219,9 +222,54 @@ impl Engine {
         }
     }
 
-    /// Samples the tree (and reconciles the kernel's view with `/proc`).
+    /// Samples the tree. With an exact source only the tree's own pids are read, except for
+    /// the periodic full scan that reconciles the kernel's view with `/proc`.
     pub(super) fn sample(&mut self) {
-        self.scan_tree(true);
+        let Some(members) = self.exact_members() else {
+            self.scan_tree(true);
+            return;
+        };
+        let full_scan_due = self.kernel.as_ref().is_some_and(|k| {
+            k.last_reconcile
+                .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY)
+        });
+        if full_scan_due {
+            self.scan_tree(true);
+            return;
+        }
+        self.drain_kernel();
+        let tree: Vec<proc::ProcStat> = members
+            .into_iter()
+            .filter_map(|(pid, start)| {
+                proc::read_stat(pid)
+                    .ok()
+                    .filter(|stat| start.is_none_or(|s| s == stat.start_time))
+            })
+            .collect();
+        let scan = self.tracker.observe(tree);
+        self.events.emit(EventBody::Sample {
+            pid: None,
+            procs: scan.samples,
+        });
+    }
+
+    /// The tree's live processes as an exact source knows them (workers included); `None`
+    /// when polling, which has to scan all of `/proc` to find them.
+    fn exact_members(&self) -> Option<Vec<(i32, Option<u64>)>> {
+        let mut members: Vec<(i32, Option<u64>)> = if let Some(tracer) = &self.ptrace {
+            tracer
+                .followed()
+                .into_iter()
+                .map(|pid| (pid, None))
+                .collect()
+        } else {
+            self.kernel.as_ref()?.tracker.member_identities()
+        };
+        members.extend(self.by_pid.keys().map(|pid| (*pid, None)));
+        // Known start times first, so deduplication keeps them.
+        members.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        members.dedup_by_key(|(pid, _)| *pid);
+        Some(members)
     }
 
     fn scan_tree(&mut self, samples: bool) {
