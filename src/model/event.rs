@@ -224,6 +224,18 @@ pub enum EventBody {
 }
 
 impl EventBody {
+    /// The `exit` of a descendant that is gone without any source knowing how it ended.
+    pub fn unknown_exit(pid: i32, ppid: i32, source: TrackSource) -> EventBody {
+        EventBody::Exit {
+            pid,
+            ppid,
+            status: ExitStatus::Unknown,
+            pool: None,
+            worker: None,
+            source,
+        }
+    }
+
     /// The process the event is about, if any.
     pub fn pid(&self) -> Option<i32> {
         match self {

@@ -86,17 +86,6 @@ fn same_start(a: Option<u64>, b: Option<u64>) -> bool {
     }
 }
 
-fn unknown_exit(pid: i32, ppid: i32, source: TrackSource) -> EventBody {
-    EventBody::Exit {
-        pid,
-        ppid,
-        status: ExitStatus::Unknown,
-        pool: None,
-        worker: None,
-        source,
-    }
-}
-
 /// The argv to report for `pid` (start time `start`): its cmdline, else `[comm]` (a zombie
 /// or kernel thread), else `[?]` when it is already gone or the pid was reused.
 pub fn argv_of(reader: &impl ProcReader, pid: i32, start: Option<u64>) -> Vec<String> {
@@ -180,7 +169,7 @@ impl KernelTracker {
                     && !old.awaiting_reap
                 {
                     // The pid came back: the old holder's exit event was lost.
-                    out.push(stamp(unknown_exit(
+                    out.push(stamp(EventBody::unknown_exit(
                         child_tgid,
                         old.ppid,
                         TrackSource::Kernel,
@@ -307,7 +296,7 @@ impl KernelTracker {
             {
                 out.push(Tracked {
                     timestamp_ns: None,
-                    body: unknown_exit(pid, member.ppid, TrackSource::Poll),
+                    body: EventBody::unknown_exit(pid, member.ppid, TrackSource::Poll),
                 });
             }
         }
@@ -363,7 +352,7 @@ impl KernelTracker {
         self.reported.clear();
         left.into_iter()
             .filter(|(_, m)| !m.awaiting_reap && !m.forked_by_engine)
-            .map(|(pid, m)| unknown_exit(pid, m.ppid, TrackSource::Poll))
+            .map(|(pid, m)| EventBody::unknown_exit(pid, m.ppid, TrackSource::Poll))
             .collect()
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::inspect::proc::{self, ProcStat, clock_ticks_per_second, page_size, read_cmdline};
-use crate::model::{EventBody, ExitStatus, ProcSample, TrackSource};
+use crate::model::{EventBody, ProcSample, TrackSource};
 
 #[derive(Debug)]
 struct Known {
@@ -95,7 +95,11 @@ impl PollTracker {
                     false
                 }
                 Some(known) => {
-                    scan.events.push(unknown_exit(stat.pid, known.ppid));
+                    scan.events.push(EventBody::unknown_exit(
+                        stat.pid,
+                        known.ppid,
+                        TrackSource::Poll,
+                    ));
                     true
                 }
                 None => true,
@@ -161,7 +165,8 @@ impl PollTracker {
             .collect();
         for pid in gone {
             if let Some(known) = self.known.remove(&pid) {
-                scan.events.push(unknown_exit(pid, known.ppid));
+                scan.events
+                    .push(EventBody::unknown_exit(pid, known.ppid, TrackSource::Poll));
             }
         }
         scan
@@ -177,17 +182,6 @@ impl PollTracker {
             argv,
             source: TrackSource::Poll,
         });
-    }
-}
-
-fn unknown_exit(pid: i32, ppid: i32) -> EventBody {
-    EventBody::Exit {
-        pid,
-        ppid,
-        status: ExitStatus::Unknown,
-        pool: None,
-        worker: None,
-        source: TrackSource::Poll,
     }
 }
 
