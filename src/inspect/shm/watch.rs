@@ -399,6 +399,49 @@ mod tests {
         assert_eq!(seen, Some((vec![8..9], vec![2])));
     }
 
+    #[test]
+    fn rules_pick_the_format_of_matching_segments() {
+        use std::os::unix::fs::FileExt;
+        let fd = rustix::fs::memfd_create("forkscope-rules-test", rustix::fs::MemfdFlags::CLOEXEC)
+            .unwrap();
+        let file = std::fs::File::from(fd);
+        file.write_all_at(&[7, 0, 0, 0, 9, 0, 0, 0], 0).unwrap();
+        let me = std::process::id() as i32;
+        let segments = discover(&Scope::Pids(vec![me]));
+        let id = segments
+            .iter()
+            .find(|s| s.name == "memfd:forkscope-rules-test")
+            .map(|s| s.id);
+        assert!(id.is_some());
+        let rule = |pattern: &str| FormatRule {
+            pattern: pattern.into(),
+            format: "layout:a:u32,b:u32".parse().unwrap(),
+            origin: "test".into(),
+        };
+        let decoded = |rules: Vec<FormatRule>, format: &str| {
+            let request = WatchRequest {
+                pids: vec![me],
+                selected: id,
+                format: format.parse().unwrap(),
+                rules: rules.into(),
+            };
+            let (snapshot, _) = refresh(&request, &mut Previous::default(), 1 << 20);
+            snapshot.contents.unwrap().unwrap().decoded.unwrap()
+        };
+        assert!(matches!(
+            decoded(vec![rule("memfd:forkscope-rules-*")], "auto"),
+            Decoded::Layout { size: 8, .. }
+        ));
+        assert!(matches!(
+            decoded(vec![rule("psm_*")], "auto"),
+            Decoded::Hex { .. }
+        ));
+        assert!(matches!(
+            decoded(vec![rule("memfd:*")], "u8"),
+            Decoded::Typed { .. }
+        ));
+    }
+
     proptest! {
         #[test]
         fn ranges_are_exact(old in proptest::collection::vec(0u8..3, 0..9000),
