@@ -22,6 +22,11 @@ fn write_config(dir: &Path, text: &str) -> String {
 fn up_runs_every_pool_with_env_and_cwd() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("work")).expect("mkdir");
+    script(
+        &dir.path().join("work"),
+        "hello.sh",
+        "echo \"$FORKSCOPE_POOL|$(pwd)\"",
+    );
     let config = write_config(
         dir.path(),
         r#"
@@ -39,6 +44,11 @@ name = "beta"
 shell = true
 command = "echo \"$FORKSCOPE_POOL|$FORKSCOPE_WORKER|$FORKSCOPE_POOL_SIZE|$BAR\"; exit 3"
 env = { BAR = "bar" }
+
+[[pool]]
+name = "gamma"
+command = ["./hello.sh"]
+cwd = "work"
 "#,
     );
     let m = marker("cfgup");
@@ -47,7 +57,7 @@ env = { BAR = "bar" }
     // As `run`: 1 when a worker did not exit 0 (beta exits 3).
     assert_eq!(code, 1, "{}", dump(&events));
     let spawns = of_kind(&events, "spawn");
-    assert_eq!(spawns.len(), 3, "{}", dump(&events));
+    assert_eq!(spawns.len(), 4, "{}", dump(&events));
     let work = dir
         .path()
         .join("work")
@@ -62,6 +72,8 @@ env = { BAR = "bar" }
         let expected = match pool.as_str() {
             "alpha" => format!("alpha|{index}|2|foo value|{}", work.display()),
             "beta" => format!("beta|{index}|1|bar"),
+            // A relative program path is found from the pool's cwd.
+            "gamma" => format!("gamma|{}", work.display()),
             other => panic!("unexpected pool {other}"),
         };
         assert_eq!(lines, vec![expected], "{}", dump(&events));
@@ -73,7 +85,12 @@ env = { BAR = "bar" }
     seen.sort();
     assert_eq!(
         seen,
-        vec![("alpha".into(), 0), ("alpha".into(), 1), ("beta".into(), 0)]
+        vec![
+            ("alpha".into(), 0),
+            ("alpha".into(), 1),
+            ("beta".into(), 0),
+            ("gamma".into(), 0)
+        ]
     );
 }
 
