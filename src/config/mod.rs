@@ -434,29 +434,47 @@ fn floor_boundary(text: &str, offset: usize) -> usize {
     offset
 }
 
-/// A located error for `span` of `text`, with the line and a caret under the span.
+/// Characters of the offending line shown in an excerpt.
+const EXCERPT_WIDTH: usize = 120;
+
+/// A located error for `span` of `text`, with the line and a caret under the span. A long
+/// line is shown as a window of [`EXCERPT_WIDTH`] characters around the column.
 fn locate(text: &str, shown: &str, span: Range<usize>, message: &str) -> ConfigError {
     let (line, col) = line_col(text, span.start);
     let start = floor_boundary(text, span.start);
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let source_line: String = text[line_start..line_end]
+    let chars: Vec<char> = text[line_start..line_end]
         .trim_end_matches('\r')
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
         .collect();
-    let end = floor_boundary(text, span.end.max(span.start)).min(line_end);
-    let width = text[start..end.max(start)].chars().count().clamp(1, 200);
+    let end = floor_boundary(text, span.end.max(start)).min(line_end);
+    let caret = col - 1;
+    let from = if caret > EXCERPT_WIDTH / 2 {
+        caret - EXCERPT_WIDTH / 4
+    } else {
+        0
+    };
+    let window: String = chars.iter().skip(from).take(EXCERPT_WIDTH).collect();
+    let (lead, indent) = if from > 0 {
+        ("…", caret - from + 1)
+    } else {
+        ("", caret)
+    };
+    let width = text[start..end.max(start)]
+        .chars()
+        .count()
+        .clamp(1, EXCERPT_WIDTH.saturating_sub(caret - from).max(1));
     let gutter = line.to_string().len();
-    let excerpt = if source_line.trim().is_empty() {
+    let excerpt = if window.trim().is_empty() {
         String::new()
     } else {
         format!(
-            "{:gutter$} |\n{line} | {source_line}\n{:gutter$} | {}{}",
+            "{:gutter$} |\n{line} | {lead}{window}\n{:gutter$} | {}{}",
             "",
             "",
-            " ".repeat((col - 1).min(200)),
+            " ".repeat(indent),
             "^".repeat(width)
         )
     };

@@ -374,6 +374,25 @@ fn error_display_has_the_line_and_a_caret() {
 }
 
 #[test]
+fn long_lines_show_a_window_around_the_column() {
+    let text = format!("a = [{}\n", "1, ".repeat(300));
+    let err = parse(&text).unwrap_err();
+    let located = err.located().expect("located");
+    let lines: Vec<&str> = located.excerpt.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", located.excerpt);
+    assert!(lines[1].starts_with("1 | …"), "{}", located.excerpt);
+    assert!(lines[1].chars().count() < 140);
+    // The caret sits under the character at the reported column.
+    let caret = lines[2].find('^').expect("caret");
+    let line_chars: Vec<char> = text.lines().next().unwrap().chars().collect();
+    let shown: Vec<char> = lines[1].chars().collect();
+    assert_eq!(
+        shown[lines[2][..caret].chars().count()],
+        line_chars[located.col - 1]
+    );
+}
+
+#[test]
 fn line_col_counts_chars() {
     assert_eq!(line_col("ab\ncd", 0), (1, 1));
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
