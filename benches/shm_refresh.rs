@@ -85,6 +85,7 @@ fn big(c: &mut Criterion) {
         pids: vec![me],
         selected: Some(seg.id),
         format: "auto".parse().expect("format"),
+        ..WatchRequest::default()
     };
     let mut previous = Previous::default();
     let base = mapped.maps[0].0 as *mut u8;

@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Start a pool of N workers of CMD and supervise them (TUI, or --headless JSON lines).
     Run(RunArgs),
+    /// Start the pools of a config file (default ./forkscope.toml) side by side.
+    Up(UpArgs),
     /// Classroom demos of fork semantics; no NAME runs the built-in tour.
     Demo(DemoArgs),
     /// One-shot snapshot of the live process tree under PID.
@@ -99,6 +101,49 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// `forkscope up`: pools from a config file (`docs/config.md`). Flags given here override the
+/// file's values; `--restart` and `--stop-signal` then apply to every pool.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The config file (default: ./forkscope.toml).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Seconds between the stop signal and SIGKILL (overrides `stop_timeout`).
+    #[arg(long, value_name = "SECS", value_parser = non_negative_seconds)]
+    pub stop_timeout: Option<f64>,
+    /// Restart policy of every pool (overrides each pool's `restart`).
+    #[arg(long, value_enum)]
+    pub restart: Option<RestartArg>,
+    /// Stop signal of every pool (overrides each pool's `stop_signal`).
+    #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
+    pub stop_signal: Option<i32>,
+    /// Where fork/exec/exit facts come from (overrides `track`).
+    #[arg(long, value_enum)]
+    pub track: Option<TrackArg>,
+    /// Another shared-memory segment to create (as `run --shm`); a NAME also in the file
+    /// takes this SIZE. Repeatable.
+    #[arg(long = "shm", value_name = "NAME:SIZE", value_parser = crate::supervise::shm::parse_spec)]
+    pub shm: Vec<crate::supervise::shm::ShmSpec>,
+    /// Internal: run without the guardian process.
+    #[arg(long, hide = true)]
+    pub no_guardian: bool,
+    /// No TUI: print one JSON object per event on stdout.
+    #[arg(long)]
+    pub headless: bool,
+    /// Also write every event as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// With --headless, also print the periodic `sample` events.
+    #[arg(long)]
+    pub samples: bool,
+    /// Seconds between /proc samples (overrides `sample_interval`).
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub sample_interval: Option<f64>,
+    /// Lines of output kept per process in the TUI.
+    #[arg(long, value_name = "LINES", default_value_t = 10_000)]
+    pub scrollback: usize,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Which demo (see --list).
@@ -168,6 +213,10 @@ pub struct ShmShowArgs {
     #[arg(long = "as", value_name = "FORMAT", default_value = "auto",
           value_parser = |s: &str| s.parse::<crate::inspect::shm::decode::Format>().map_err(|e| e.to_string()))]
     pub format: crate::inspect::shm::decode::Format,
+    /// Config file whose `[[shm.layout]]` rules pick the decoder when FORMAT is auto
+    /// (default: ./forkscope.toml if it exists).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Refuse to read segments larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::inspect::shm::DEFAULT_MAX_BYTES)]
     pub max_bytes: u64,
@@ -176,7 +225,8 @@ pub struct ShmShowArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RestartArg {
     Never,
     OnFailure,
@@ -193,7 +243,8 @@ impl From<RestartArg> for RestartPolicy {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TrackArg {
     Auto,
     Kernel,

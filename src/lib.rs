@@ -5,6 +5,7 @@
 //! [`model::Action`]s carried out by the supervisor, never by the UI.
 
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod headless;
 pub mod inspect;

@@ -32,8 +32,28 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 output: &args.output,
                 log: cli.log.as_deref(),
                 title,
+                shm_rules: Vec::new(),
             };
             session::run_pools(vec![pool], options, clock)
+        }
+        Command::Up(args) => {
+            // Every config problem is found before anything starts: exit 2, FILE:LINE:COL.
+            let plan = match forkscope::config::up::plan(&args) {
+                Ok(plan) => plan,
+                Err(err) => {
+                    eprintln!("forkscope: {err}");
+                    return Ok(2);
+                }
+            };
+            session::prepare(&plan.supervision)?;
+            let options = SessionOptions {
+                supervision: &plan.supervision,
+                output: &plan.output,
+                log: cli.log.as_deref(),
+                title: plan.title.clone(),
+                shm_rules: plan.layouts.clone(),
+            };
+            session::run_pools(plan.pools.clone(), options, clock)
         }
         Command::Demo(args) => {
             if args.list {
@@ -55,6 +75,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 output: &args.output,
                 log: cli.log.as_deref(),
                 title: format!("demo {name}"),
+                shm_rules: Vec::new(),
             };
             session::run_pools(vec![pool], options, clock)
         }
@@ -85,5 +106,6 @@ fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
         None,
         10_000,
         &title,
+        Vec::new(),
     )
 }

@@ -17,6 +17,8 @@ pub struct SessionOptions<'a> {
     pub output: &'a OutputArgs,
     pub log: Option<&'a Path>,
     pub title: String,
+    /// Decoder rules for the TUI's shared-memory view (the config's `[[shm.layout]]`).
+    pub shm_rules: Vec<crate::inspect::shm::decode::rules::FormatRule>,
 }
 
 /// Must run while the process is single-threaded: splits off the guardian.
@@ -82,6 +84,7 @@ pub fn run_pools(
             recorder,
             options.output.scrollback,
             &options.title,
+            options.shm_rules,
         )?
     };
     engine.join();

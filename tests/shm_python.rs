@@ -173,6 +173,7 @@ fn scenario(method: &str) {
         pids: vec![parent, child],
         selected: Some(id),
         format: "auto".parse().unwrap(),
+        ..WatchRequest::default()
     });
     let deadline = Instant::now() + DEADLINE;
     let mut sent = false;

@@ -145,6 +145,8 @@ pub struct App {
     /// Set when the TUI plays a recording instead of watching a live engine.
     pub replay: Option<ReplayStatus>,
     pub shm: ShmState,
+    /// Decoder rules (the config's `[[shm.layout]]`) for the shared-memory view.
+    pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
 }
 
 impl App {
@@ -169,6 +171,7 @@ impl App {
             timeline: TimelineState::default(),
             replay: None,
             shm: ShmState::default(),
+            shm_rules: std::sync::Arc::from(Vec::new()),
         }
     }
 
@@ -265,6 +268,7 @@ impl App {
             pids,
             selected,
             format: Format::Auto,
+            rules: self.shm_rules.clone(),
         })
     }
 

@@ -29,6 +29,7 @@ use ratatui::backend::CrosstermBackend;
 pub mod shm_view;
 
 use crate::headless::Recorder;
+use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::model::Event;
 use crate::supervise::EngineHandle;
@@ -99,8 +100,10 @@ pub fn run(
     mut recorder: Option<Recorder>,
     scrollback: usize,
     title: &str,
+    shm_rules: Vec<FormatRule>,
 ) -> anyhow::Result<i32> {
     let mut app = App::new(title.to_string(), scrollback, theme::Theme::from_env());
+    app.shm_rules = shm_rules.into();
     let (mut terminal, guard) = TerminalGuard::enter().context("opening the terminal")?;
     let (input_tx, input_rx) = crossbeam_channel::bounded::<TermEvent>(256);
     std::thread::Builder::new()

@@ -1,5 +1,7 @@
 //! `forkscope shm ls` and `forkscope shm show`: discovery and decoding for scripts and tests.
-//! Exit status: 0, 1 for an unknown segment or a read/decode failure (bad flags exit 2 in clap).
+//! Exit status: 0, 1 for an unknown segment or a read/decode failure, 2 for bad flags (clap) or
+//! a bad config file (`shm show -f FILE`, or ./forkscope.toml, whose `[[shm.layout]]` rules
+//! pick the decoder when `--as` is auto).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -121,6 +123,18 @@ fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
 }
 
 fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
+    // The config's layouts matter only for `--as auto`; a named file is checked regardless.
+    let rules = if args.format == decode::Format::Auto || args.config.is_some() {
+        match crate::config::layout_rules(args.config.as_deref()) {
+            Ok(rules) => rules,
+            Err(err) => {
+                eprintln!("forkscope: {err}");
+                return Ok(2);
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let scope = match scope(args.pid) {
         Ok(s) => s,
         Err(e) => {
@@ -147,10 +161,18 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let decoded = match decode::decode(&bytes, seg.kind, &args.format) {
+    let rule = match args.format {
+        decode::Format::Auto => decode::rules::find(&rules, &seg.name),
+        _ => None,
+    };
+    let format = rule.map_or(&args.format, |r| &r.format);
+    let decoded = match decode::decode(&bytes, seg.kind, format) {
         Ok(d) => d.decoded,
         Err(e) => {
-            eprintln!("forkscope: segment {}: {e}", seg.name);
+            let from = rule
+                .map(|r| format!(" (layout from {})", r.origin))
+                .unwrap_or_default();
+            eprintln!("forkscope: segment {}: {e}{from}", seg.name);
             return Ok(1);
         }
     };

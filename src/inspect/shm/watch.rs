@@ -9,7 +9,8 @@
 //!
 //! let watcher = Watcher::spawn(Duration::from_millis(500), 64 << 20).expect("thread");
 //! // Whenever the tree or the selection changes (cheap; triggers a refresh at once):
-//! watcher.set(WatchRequest { pids: vec![1234, 1235], selected: None, format: Format::Auto });
+//! watcher.set(WatchRequest { pids: vec![1234, 1235], selected: None, format: Format::Auto,
+//!     rules: Vec::new().into() });
 //! // In the UI loop, never blocking (`snapshots()` is a crossbeam Receiver, usable in select!):
 //! while let Ok(snapshot) = watcher.snapshots().try_recv() {
 //!     // snapshot.segments: Vec<Segment>; snapshot.contents: the selected segment's bytes,
@@ -33,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use super::decode::rules::{self, FormatRule};
 use super::decode::{Decoding, Format, decode_for_view};
 use super::discover::{Scope, discover};
 use super::read::read_segment_into;
@@ -46,6 +48,8 @@ pub struct WatchRequest {
     /// The segment whose contents to read, if any.
     pub selected: Option<SegmentId>,
     pub format: Format,
+    /// Per-segment formats used when `format` is auto (first matching glob wins).
+    pub rules: Arc<[FormatRule]>,
 }
 
 impl Default for WatchRequest {
@@ -54,6 +58,7 @@ impl Default for WatchRequest {
             pids: Vec::new(),
             selected: None,
             format: Format::Auto,
+            rules: Arc::from(Vec::new()),
         }
     }
 }
@@ -131,7 +136,7 @@ fn run(
                         r = newer;
                     }
                 }
-                if r.format != request.format {
+                if r.format != request.format || r.rules != request.rules {
                     // Items of another decoder do not compare: start change marks afresh.
                     previous.id = None;
                 }
@@ -214,7 +219,8 @@ fn read_contents(
 ) -> Result<Contents, String> {
     let mut buf = std::mem::take(&mut previous.spare);
     read_segment_into(seg, max_bytes, &mut buf).map_err(|e| e.to_string())?;
-    let decoding = decode_for_view(&buf, seg.kind, &request.format);
+    let format = rules::effective(&request.format, &request.rules, &seg.name);
+    let decoding = decode_for_view(&buf, seg.kind, format);
     let same_segment = previous.id == Some(seg.id);
     let old = previous.bytes.as_deref().filter(|_| same_segment);
     let changed = old
@@ -374,6 +380,7 @@ mod tests {
             pids: vec![me],
             selected: id,
             format: "u32".parse().unwrap(),
+            ..WatchRequest::default()
         });
         let mut wrote = false;
         let mut seen = None;
@@ -390,6 +397,49 @@ mod tests {
             }
         }
         assert_eq!(seen, Some((vec![8..9], vec![2])));
+    }
+
+    #[test]
+    fn rules_pick_the_format_of_matching_segments() {
+        use std::os::unix::fs::FileExt;
+        let fd = rustix::fs::memfd_create("forkscope-rules-test", rustix::fs::MemfdFlags::CLOEXEC)
+            .unwrap();
+        let file = std::fs::File::from(fd);
+        file.write_all_at(&[7, 0, 0, 0, 9, 0, 0, 0], 0).unwrap();
+        let me = std::process::id() as i32;
+        let segments = discover(&Scope::Pids(vec![me]));
+        let id = segments
+            .iter()
+            .find(|s| s.name == "memfd:forkscope-rules-test")
+            .map(|s| s.id);
+        assert!(id.is_some());
+        let rule = |pattern: &str| FormatRule {
+            pattern: pattern.into(),
+            format: "layout:a:u32,b:u32".parse().unwrap(),
+            origin: "test".into(),
+        };
+        let decoded = |rules: Vec<FormatRule>, format: &str| {
+            let request = WatchRequest {
+                pids: vec![me],
+                selected: id,
+                format: format.parse().unwrap(),
+                rules: rules.into(),
+            };
+            let (snapshot, _) = refresh(&request, &mut Previous::default(), 1 << 20);
+            snapshot.contents.unwrap().unwrap().decoded.unwrap()
+        };
+        assert!(matches!(
+            decoded(vec![rule("memfd:forkscope-rules-*")], "auto"),
+            Decoded::Layout { size: 8, .. }
+        ));
+        assert!(matches!(
+            decoded(vec![rule("psm_*")], "auto"),
+            Decoded::Hex { .. }
+        ));
+        assert!(matches!(
+            decoded(vec![rule("memfd:*")], "u8"),
+            Decoded::Typed { .. }
+        ));
     }
 
     proptest! {

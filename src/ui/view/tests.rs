@@ -355,6 +355,16 @@ fn shm_view_waits_for_its_first_reading() {
     let screen = draw(&app, 100, 30);
     assert!(screen.contains("reading the shared memory"), "{screen}");
     assert!(app.shm_request().is_some_and(|r| r.pids == vec![201, 202]));
+    let rule = crate::inspect::shm::decode::rules::FormatRule {
+        pattern: "psm_*".into(),
+        format: crate::inspect::shm::decode::Format::Hex,
+        origin: "forkscope.toml:2:1".into(),
+    };
+    app.shm_rules = vec![rule.clone()].into();
+    assert!(
+        app.shm_request().is_some_and(|r| r.rules[..] == [rule]),
+        "the config's layouts reach the watcher"
+    );
     app.main_view = crate::ui::app::MainView::Tree;
     assert!(
         app.shm_request().is_none(),

@@ -7,6 +7,7 @@
 
 pub mod hex;
 pub mod layout;
+pub mod rules;
 pub mod shareable_list;
 pub mod typed;
 

@@ -1,0 +1,154 @@
+//! The config file as serde reads it: every table denies unknown keys, and every value that is
+//! checked after parsing keeps its span (`toml::Spanned`) so errors can point at it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, SeqAccess, Visitor};
+use toml::Spanned;
+
+use crate::cli::{RestartArg, TrackArg};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub stop_timeout: Option<Spanned<f64>>,
+    pub sample_interval: Option<Spanned<f64>>,
+    pub track: Option<TrackArg>,
+    #[serde(default)]
+    pub pool: Vec<RawPool>,
+    #[serde(default)]
+    pub shm: RawShm,
+}
+
+/// One `[[pool]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub name: Spanned<String>,
+    pub command: Spanned<CommandValue>,
+    #[serde(default)]
+    pub shell: bool,
+    pub workers: Option<Spanned<i64>>,
+    pub restart: Option<RestartArg>,
+    pub stop_signal: Option<Spanned<SignalValue>>,
+    pub env: Option<Spanned<BTreeMap<String, String>>>,
+    pub cwd: Option<Spanned<String>>,
+}
+
+/// `[shm]`: `[[shm.segment]]` and `[[shm.layout]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShm {
+    #[serde(default)]
+    pub segment: Vec<RawSegment>,
+    #[serde(default)]
+    pub layout: Vec<RawLayout>,
+}
+
+/// One `[[shm.segment]]` (as `--shm NAME:SIZE`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSegment {
+    pub name: Spanned<String>,
+    pub size: Spanned<SizeValue>,
+}
+
+/// One `[[shm.layout]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLayout {
+    #[serde(rename = "match")]
+    pub pattern: Spanned<String>,
+    pub layout: Spanned<String>,
+}
+
+/// `command`: an argv array, or one string (only with `shell = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandValue {
+    Argv(Vec<String>),
+    Line(String),
+}
+
+impl<'de> Deserialize<'de> for CommandValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CommandValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of strings (the argv), or a string with `shell = true`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CommandValue, E> {
+                Ok(CommandValue::Line(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CommandValue, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<String>()? {
+                    argv.push(arg);
+                }
+                Ok(CommandValue::Argv(argv))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `stop_signal`: a name (`"TERM"`, `"SIGINT"`) or a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalValue {
+    Name(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for SignalValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SignalValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a signal name (\"SIGTERM\", \"INT\") or number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SignalValue, E> {
+                Ok(SignalValue::Name(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SignalValue, E> {
+                Ok(SignalValue::Number(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SignalValue, E> {
+                Ok(SignalValue::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A segment `size`: bytes as an integer, or a string with a K/M/G suffix (`"4K"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SizeValue {
+    Bytes(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for SizeValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SizeValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size in bytes, or a string like \"4K\", \"16M\", \"1G\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeValue, E> {
+                Ok(SizeValue::Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeValue, E> {
+                Ok(SizeValue::Bytes(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeValue, E> {
+                Ok(SizeValue::Bytes(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
