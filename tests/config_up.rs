@@ -291,6 +291,9 @@ fn shm_show_decodes_with_the_config_layout() {
             serde_json::json!((1..=16).collect::<Vec<u64>>())
         );
         assert_eq!(fields[2]["text"], "hello");
+        // The segment's size and the struct's size stand side by side.
+        assert_eq!(json["size"], 64, "{json}");
+        assert_eq!(json["layout_size"], 32, "{json}");
     }
     // `--as` on the command line wins over the config.
     let json = show_json(dir.path(), &[&name, "-f", &config, "--as", "u32"]);

@@ -183,7 +183,13 @@ pub struct FieldValue {
 pub enum Decoded {
     /// Raw bytes (`hex` is the whole range, two hex digits per byte; the watcher leaves it
     /// empty, the view renders from [`Contents::bytes`]).
-    Hex { size: u64, hex: String },
+    /// `size` is written `bytes` in JSON: `shm show --json` merges this object into the
+    /// segment's summary, whose `size` it must not overwrite.
+    Hex {
+        #[serde(rename = "bytes")]
+        size: u64,
+        hex: String,
+    },
     /// A little-endian typed array; `trailing` bytes did not make a whole element.
     Typed {
         #[serde(rename = "type")]
@@ -197,7 +203,12 @@ pub enum Decoded {
         items: Vec<ListItem>,
     },
     /// A C struct described by a layout string.
-    Layout { size: u64, fields: Vec<FieldValue> },
+    /// `size` (the struct's) is written `layout_size` in JSON, beside the segment's `size`.
+    Layout {
+        #[serde(rename = "layout_size")]
+        size: u64,
+        fields: Vec<FieldValue>,
+    },
     /// A glibc semaphore (x86-64): value and waiters.
     Semaphore { value: u32, waiters: u32 },
 }
