@@ -135,8 +135,8 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
                 })
                 .count();
             let label = format!("{} pool {name}", tree_prefix(row));
-            let summary =
-                format!("{size} workers · restart {restart} · {running} processes running");
+            let workers = if size == 1 { "worker" } else { "workers" };
+            let summary = format!("{size} {workers} · restart {restart} · {running} running");
             let mut cells = vec![Cell::from(label).style(theme.pool())];
             cells.extend(blank_cells(columns));
             cells.push(Cell::from(""));
