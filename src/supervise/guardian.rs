@@ -74,13 +74,17 @@ pub fn split() -> std::io::Result<()> {
 }
 
 fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Termios>) -> ! {
+    // The engine is our unreaped child, so this pidfd is certainly for it.
+    let engine_fd = super::pidfd::Pidfd::open(engine.as_raw()).ok();
     let mut engine_status = None;
     while engine_status.is_none() {
         let Ok(signal) = handled.wait() else { continue };
         if signal == Signal::SIGCHLD {
             engine_status = reap_until(engine);
-        } else if FORWARDED.contains(&signal) {
-            let _ = nix::sys::signal::kill(engine, signal);
+        } else if FORWARDED.contains(&signal)
+            && let Some(fd) = &engine_fd
+        {
+            let _ = fd.send(signal as i32);
         }
     }
     let status = engine_status.unwrap_or(ExitStatus::Unknown);
