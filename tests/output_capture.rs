@@ -244,6 +244,14 @@ fn flood_of_short_lines_on_both_streams_has_no_seq_gap() {
 #[test]
 fn output_of_a_descendant_after_the_worker_exited_is_kept_under_the_worker() {
     let m = marker("lateoutput");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("armed");
+    // The worker exits only once the subshell has armed its trap (a FIFO handshake), so the
+    // leftover SIGTERM that follows the worker's exit always finds the trap in place.
+    let script = format!(
+        "mkfifo {f}; (trap '' TERM; echo armed > {f}; sleep 0.3; echo late) & read x < {f}; echo early",
+        f = fifo.display()
+    );
     let mut fs = Forkscope::start(
         &m,
         &[
@@ -254,7 +262,7 @@ fn output_of_a_descendant_after_the_worker_exited_is_kept_under_the_worker() {
             "--",
             "sh",
             "-c",
-            "(trap '' TERM; sleep 0.3; echo late) & echo early",
+            &script,
         ],
     );
     let (code, events) = fs.finish_clean(secs(8.0));

@@ -115,6 +115,16 @@ impl Captures {
         }
     }
 
+    /// Reads everything already written to every pipe, whether or not its readiness has been
+    /// seen yet: a descendant writes into its worker's pipes, so when it is reaped (or the
+    /// session ends) its last lines must be read before anything else is reported.
+    pub fn drain_all(&mut self, registry: &Registry, events: &EventTx) {
+        let tokens: Vec<Token> = self.pipes.keys().copied().collect();
+        for token in tokens {
+            self.read(registry, token, usize::MAX, events);
+        }
+    }
+
     fn read(&mut self, registry: &Registry, token: Token, budget: usize, events: &EventTx) {
         let Some(capture) = self.pipes.get_mut(&token) else {
             self.hot.remove(&token);

@@ -251,8 +251,8 @@ impl Engine {
                 break;
             }
         }
-        // Whatever the children wrote last, then the end.
-        self.captures.service(self.poll.registry(), &self.events);
+        // Whatever the tree wrote last (nothing of it runs now), then the end.
+        self.captures.drain_all(self.poll.registry(), &self.events);
         self.finish_tracking();
         let status = self.final_status();
         self.events.emit(EventBody::End {
@@ -332,6 +332,14 @@ impl Engine {
             reap_exited()
         };
         self.more_to_reap = more;
+        if reaped
+            .iter()
+            .any(|child| !self.by_pid.contains_key(&child.pid))
+        {
+            // Adopted descendants wrote into some worker's pipes (which, we cannot know):
+            // read every pipe once, so their last lines come before their exits.
+            self.captures.drain_all(self.poll.registry(), &self.events);
+        }
         for child in reaped {
             self.on_reaped(child);
         }
