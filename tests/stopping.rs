@@ -33,6 +33,34 @@ fn announced_pid(fs: &Forkscope, word: &str) -> i32 {
         .expect("a pid")
 }
 
+/// One worker running a shell script under `--stop-timeout 0.5`: returns forkscope, the
+/// worker's pid, the pid the script announces as `WORD PID`, and the script's directory
+/// (keep it alive as long as the worker runs).
+fn start_script(
+    marker_name: &str,
+    file: &str,
+    body: &str,
+    word: &str,
+) -> (Forkscope, i32, i32, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = script(dir.path(), file, body);
+    let m = marker(marker_name);
+    let fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "--headless",
+            "--stop-timeout",
+            "0.5",
+            "--",
+            worker.to_str().unwrap(),
+        ],
+    );
+    let pid = pid_of(&fs.wait_kind("spawn", 1, secs(5.0))[0]);
+    let announced = announced_pid(&fs, word);
+    (fs, pid, announced, dir)
+}
+
 fn stop_on(signo: i32, name: &str) {
     let m = marker(&format!("stopon{name}"));
     let mut fs = Forkscope::start(&m, &["run", "-n", "3", "--headless", "--", "sleep", "30"]);
@@ -106,26 +134,12 @@ fn stop_signal_is_configurable() {
 
 #[test]
 fn worker_ignoring_sigterm_is_killed_after_the_stop_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let worker = script(
-        dir.path(),
+    let (mut fs, pid, child, _dir) = start_script(
+        "stubborn",
         "stubborn.sh",
         "trap '' TERM\nsleep 30 &\necho child $!\nwait",
+        "child",
     );
-    let m = marker("stubborn");
-    let mut fs = Forkscope::start(
-        &m,
-        &[
-            "run",
-            "--headless",
-            "--stop-timeout",
-            "0.5",
-            "--",
-            worker.to_str().unwrap(),
-        ],
-    );
-    let pid = pid_of(&fs.wait_kind("spawn", 1, secs(5.0))[0]);
-    let child = announced_pid(&fs, "child");
     fs.signal(libc::SIGTERM);
     let (code, events) = fs.finish_clean(secs(8.0));
     assert_eq!(code, 1);
@@ -157,27 +171,13 @@ fn worker_ignoring_sigterm_is_killed_after_the_stop_timeout() {
 
 #[test]
 fn grandchild_that_escaped_with_setsid_is_killed() {
-    let dir = tempfile::tempdir().unwrap();
     // worker -> sh -> setsid sleep: the grandchild has its own session and process group.
-    let worker = script(
-        dir.path(),
+    let (mut fs, pid, escaped, _dir) = start_script(
+        "setsid",
         "escape.sh",
         "trap '' TERM\nsh -c 'setsid sleep 30 & echo escaped $!; wait' &\nwait",
+        "escaped",
     );
-    let m = marker("setsid");
-    let mut fs = Forkscope::start(
-        &m,
-        &[
-            "run",
-            "--headless",
-            "--stop-timeout",
-            "0.5",
-            "--",
-            worker.to_str().unwrap(),
-        ],
-    );
-    let pid = pid_of(&fs.wait_kind("spawn", 1, secs(5.0))[0]);
-    let escaped = announced_pid(&fs, "escaped");
     wait_for(
         "the escapee to run sleep in its own session",
         secs(5.0),
@@ -202,28 +202,14 @@ fn grandchild_that_escaped_with_setsid_is_killed() {
 
 #[test]
 fn escapee_that_outlives_its_worker_is_stopped_too() {
-    let dir = tempfile::tempdir().unwrap();
     // The worker dies on SIGTERM; its setsid child ignores it and comes back to forkscope
     // through the subreaper.
-    let worker = script(
-        dir.path(),
+    let (mut fs, pid, escaped, _dir) = start_script(
+        "escapeorphan",
         "leader.sh",
         "setsid sh -c 'trap \"\" TERM; echo escaped $$; exec sleep 30' &\nwait",
+        "escaped",
     );
-    let m = marker("escapeorphan");
-    let mut fs = Forkscope::start(
-        &m,
-        &[
-            "run",
-            "--headless",
-            "--stop-timeout",
-            "0.5",
-            "--",
-            worker.to_str().unwrap(),
-        ],
-    );
-    let pid = pid_of(&fs.wait_kind("spawn", 1, secs(5.0))[0]);
-    let escaped = announced_pid(&fs, "escaped");
     wait_for("the escapee to exec sleep", secs(5.0), || {
         read_stat(escaped).is_some_and(|s| s.comm == "sleep")
     });
@@ -237,26 +223,12 @@ fn escapee_that_outlives_its_worker_is_stopped_too() {
 
 #[test]
 fn group_leader_exiting_on_sigterm_does_not_shield_a_child_ignoring_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let worker = script(
-        dir.path(),
+    let (mut fs, pid, child, _dir) = start_script(
+        "shield",
         "shield.sh",
         "sh -c 'trap \"\" TERM; echo child $$; exec sleep 30' &\nwait",
+        "child",
     );
-    let m = marker("shield");
-    let mut fs = Forkscope::start(
-        &m,
-        &[
-            "run",
-            "--headless",
-            "--stop-timeout",
-            "0.5",
-            "--",
-            worker.to_str().unwrap(),
-        ],
-    );
-    let pid = pid_of(&fs.wait_kind("spawn", 1, secs(5.0))[0]);
-    let child = announced_pid(&fs, "child");
     wait_for("the child to exec sleep", secs(5.0), || {
         read_stat(child).is_some_and(|s| s.comm == "sleep" && s.pgrp == pid)
     });
