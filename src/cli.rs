@@ -151,6 +151,9 @@ pub struct DemoArgs {
     /// List the demos and exit.
     #[arg(long)]
     pub list: bool,
+    /// Speed of the demo's own pauses: 2 is twice as slow (for a class), 0.1 ten times faster.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = pace)]
+    pub pace: f64,
     #[command(flatten)]
     pub supervision: SupervisionArgs,
     #[command(flatten)]
@@ -265,6 +268,17 @@ fn non_negative_seconds(text: &str) -> Result<f64, String> {
         Ok(value)
     } else {
         Err(format!("{text} is out of range (0 to 86400 seconds)"))
+    }
+}
+
+fn pace(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if value.is_finite() && (0.01..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is out of range (0.01 to 100)"))
     }
 }
 

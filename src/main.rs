@@ -68,7 +68,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 return Ok(2);
             };
             session::prepare(&args.supervision)?;
-            let pool = demo::pool(found, args.supervision.stop_signal)
+            let pool = demo::pool(found, args.supervision.stop_signal, args.pace)
                 .context("finding forkscope's own binary")?;
             let options = SessionOptions {
                 supervision: &args.supervision,

@@ -46,8 +46,11 @@ pub fn find(name: &str) -> Option<&'static Demo> {
     DEMOS.iter().find(|d| d.name == name)
 }
 
-/// The pool that runs `demo` with this very binary.
-pub fn pool(demo: &Demo, stop_signal: i32) -> std::io::Result<PoolSpec> {
+/// The environment variable that carries `--pace` to the demo workers.
+pub const PACE_ENV: &str = "FORKSCOPE_DEMO_PACE";
+
+/// The pool that runs `demo` with this very binary; `pace` scales the demo's pauses.
+pub fn pool(demo: &Demo, stop_signal: i32, pace: f64) -> std::io::Result<PoolSpec> {
     let exe = std::env::current_exe()?;
     Ok(PoolSpec {
         name: demo.name.to_string(),
@@ -57,7 +60,7 @@ pub fn pool(demo: &Demo, stop_signal: i32) -> std::io::Result<PoolSpec> {
             "__demo-worker".into(),
             demo.name.into(),
         ],
-        env: Vec::new(),
+        env: vec![(PACE_ENV.to_string(), pace.to_string())],
         cwd: None,
         restart: demo.restart,
         stop_signal,

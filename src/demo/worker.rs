@@ -2,7 +2,6 @@
 //! `fork` is safe here; children leave with `_exit` so nothing is flushed or run twice.
 
 use std::io::Write;
-use std::thread::sleep;
 use std::time::Duration;
 
 use crate::model::ExitStatus;
@@ -26,6 +25,16 @@ pub fn run(name: &str) -> i32 {
             2
         }
     }
+}
+
+/// Sleeps `duration` scaled by the demo's pace (`--pace`, through the environment).
+fn sleep(duration: Duration) {
+    let pace = std::env::var(super::PACE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|p| p.is_finite() && *p > 0.0)
+        .unwrap_or(1.0);
+    std::thread::sleep(duration.mul_f64(pace.min(100.0)));
 }
 
 fn say(text: &str) {
