@@ -135,6 +135,8 @@ pub struct State {
     pub now: f64,
     pub procs: BTreeMap<ProcId, ProcessView>,
     live: HashMap<i32, ProcId>,
+    /// The newest record of each pid, live or ended (output can arrive after an exit).
+    newest: HashMap<i32, ProcId>,
     next_id: ProcId,
     pub pools: Vec<PoolView>,
     pub notices: VecDeque<(f64, String, String)>,
@@ -160,13 +162,11 @@ impl State {
     }
 
     fn id_for_pid(&self, pid: i32) -> Option<ProcId> {
-        self.live.get(&pid).copied().or_else(|| {
-            self.procs
-                .values()
-                .rev()
-                .find(|p| p.pid == pid)
-                .map(|p| p.id)
-        })
+        self.live
+            .get(&pid)
+            .or_else(|| self.newest.get(&pid))
+            .copied()
+            .filter(|id| self.procs.contains_key(id))
     }
 
     pub fn pool(&self, name: &str) -> Option<&PoolView> {
@@ -184,6 +184,8 @@ impl State {
     /// Forgets every ended process (the tree keeps them, dimmed, until this).
     pub fn clear_ended(&mut self) {
         self.procs.retain(|_, p| p.ended.is_none());
+        let procs = &self.procs;
+        self.newest.retain(|_, id| procs.contains_key(id));
     }
 
     /// Children of `parent` (`None`: the roots), in birth order.
@@ -250,6 +252,7 @@ impl State {
             },
         );
         self.live.insert(pid, id);
+        self.newest.insert(pid, id);
         id
     }
 

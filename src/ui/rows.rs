@@ -2,7 +2,7 @@
 //! indented under its parent, and processes adopted by forkscope (orphans) in their own group.
 //! Folding and the filter apply here, so every view and key agrees on what is visible.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::state::{ProcId, ProcessView, Role, State};
 
@@ -34,10 +34,36 @@ pub fn matches(proc: &ProcessView, filter: &str) -> bool {
         || proc.command().to_lowercase().contains(&needle)
 }
 
+/// Children of every shown process (and `None`: the roots), in birth order. Built once per
+/// call of [`visible_rows`], so the tree costs O(processes), not O(processes²).
+struct ChildIndex(HashMap<Option<ProcId>, Vec<ProcId>>);
+
+impl ChildIndex {
+    fn of(state: &State) -> ChildIndex {
+        let mut index: HashMap<Option<ProcId>, Vec<ProcId>> = HashMap::new();
+        for proc in state.procs.values() {
+            let parent = proc.parent.filter(|id| state.procs.contains_key(id));
+            index.entry(parent).or_default().push(proc.id);
+        }
+        ChildIndex(index)
+    }
+
+    fn children(&self, parent: Option<ProcId>) -> &[ProcId] {
+        self.0.get(&parent).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// The visible rows in order.
 pub fn visible_rows(state: &State, folded: &HashSet<RowKey>, filter: &str) -> Vec<Row> {
     let mut rows = Vec::new();
-    let roots = state.children(None);
+    let index = ChildIndex::of(state);
+    let roots = index.children(None);
+    let tree = Tree {
+        state,
+        index: &index,
+        folded,
+        filter,
+    };
     for pool in &state.pools {
         let name = &pool.info.name;
         let mut workers: Vec<ProcId> = roots
@@ -49,15 +75,7 @@ pub fn visible_rows(state: &State, folded: &HashSet<RowKey>, filter: &str) -> Ve
             Role::Worker { worker, .. } => (*worker, *id),
             Role::Descendant => (u32::MAX, *id),
         });
-        group(
-            state,
-            &mut rows,
-            RowKey::Pool(name.clone()),
-            &workers,
-            folded,
-            filter,
-            true,
-        );
+        tree.group(&mut rows, RowKey::Pool(name.clone()), &workers, true);
     }
     let adopted: Vec<ProcId> = roots
         .iter()
@@ -65,81 +83,59 @@ pub fn visible_rows(state: &State, folded: &HashSet<RowKey>, filter: &str) -> Ve
         .filter(|id| state.procs[id].role == Role::Descendant)
         .collect();
     if !adopted.is_empty() {
-        group(
-            state,
-            &mut rows,
-            RowKey::Adopted,
-            &adopted,
-            folded,
-            filter,
-            false,
-        );
+        tree.group(&mut rows, RowKey::Adopted, &adopted, false);
     }
     rows
 }
 
-fn group(
-    state: &State,
-    rows: &mut Vec<Row>,
-    key: RowKey,
-    members: &[ProcId],
-    folded: &HashSet<RowKey>,
-    filter: &str,
-    always: bool,
-) {
-    if !always && members.is_empty() {
-        return;
-    }
-    let is_folded = folded.contains(&key);
-    rows.push(Row {
-        key,
-        depth: 0,
-        has_children: !members.is_empty(),
-        folded: is_folded,
-        last: false,
-    });
-    if is_folded {
-        return;
-    }
-    for (n, id) in members.iter().enumerate() {
-        subtree(state, rows, *id, 1, n + 1 == members.len(), folded, filter);
-    }
+/// What building the rows needs at every level.
+struct Tree<'a> {
+    state: &'a State,
+    index: &'a ChildIndex,
+    folded: &'a HashSet<RowKey>,
+    filter: &'a str,
 }
 
-fn subtree(
-    state: &State,
-    rows: &mut Vec<Row>,
-    id: ProcId,
-    depth: usize,
-    last: bool,
-    folded: &HashSet<RowKey>,
-    filter: &str,
-) {
-    let children = state.children(Some(id));
-    let key = RowKey::Proc(id);
-    let is_folded = folded.contains(&key);
-    if matches(&state.procs[&id], filter) {
+impl Tree<'_> {
+    fn group(&self, rows: &mut Vec<Row>, key: RowKey, members: &[ProcId], always: bool) {
+        if !always && members.is_empty() {
+            return;
+        }
+        let is_folded = self.folded.contains(&key);
         rows.push(Row {
-            key: key.clone(),
-            depth,
-            has_children: !children.is_empty(),
+            key,
+            depth: 0,
+            has_children: !members.is_empty(),
             folded: is_folded,
-            last,
+            last: false,
         });
+        if is_folded {
+            return;
+        }
+        for (n, id) in members.iter().enumerate() {
+            self.subtree(rows, *id, 1, n + 1 == members.len());
+        }
     }
-    if is_folded || depth > 64 {
-        return;
-    }
-    for (n, child) in children.iter().enumerate() {
-        subtree(
-            state,
-            rows,
-            *child,
-            depth + 1,
-            n + 1 == children.len(),
-            folded,
-            filter,
-        );
+
+    fn subtree(&self, rows: &mut Vec<Row>, id: ProcId, depth: usize, last: bool) {
+        let children = self.index.children(Some(id));
+        let key = RowKey::Proc(id);
+        let is_folded = self.folded.contains(&key);
+        if matches(&self.state.procs[&id], self.filter) {
+            rows.push(Row {
+                key: key.clone(),
+                depth,
+                has_children: !children.is_empty(),
+                folded: is_folded,
+                last,
+            });
+        }
+        if is_folded || depth > 64 {
+            return;
+        }
+        for (n, child) in children.iter().enumerate() {
+            self.subtree(rows, *child, depth + 1, n + 1 == children.len());
+        }
     }
 }
 

@@ -375,3 +375,72 @@ fn shm_view_waits_for_its_first_reading() {
         draw(&app, w, h);
     }
 }
+
+#[test]
+fn ten_thousand_processes_render_quickly() {
+    let mut app = App::new("big".into(), 10, Theme::monochrome());
+    app.update(ev(
+        0.0,
+        EventBody::Session {
+            pid: 1,
+            version: "t".into(),
+            pools: vec![PoolInfo {
+                name: "p".into(),
+                size: 1,
+                argv: vec!["w".into()],
+                restart: "never".into(),
+            }],
+            track: TrackSource::Kernel,
+            track_note: String::new(),
+            stop_timeout: 1.0,
+            started_unix: 0.0,
+        },
+    ));
+    app.update(ev(
+        0.0,
+        EventBody::Spawn {
+            pid: 2,
+            ppid: 1,
+            pool: "p".into(),
+            worker: 0,
+            argv: vec!["w".into()],
+            start_time: Some(1),
+            restarts: 0,
+        },
+    ));
+    for n in 0..10_000 {
+        let pid = 10 + n;
+        app.update(ev(
+            0.1,
+            EventBody::Fork {
+                pid,
+                ppid: 2,
+                start_time: Some(pid as u64),
+                source: TrackSource::Kernel,
+            },
+        ));
+        app.update(ev(
+            0.2,
+            EventBody::Exit {
+                pid,
+                ppid: 2,
+                status: ExitStatus::Exited(0),
+                pool: None,
+                worker: None,
+                source: TrackSource::Kernel,
+            },
+        ));
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        draw(&app, 120, 40);
+    }
+    app.main_view = crate::ui::app::MainView::Timeline;
+    draw(&app, 120, 40);
+    let took = started.elapsed();
+    // Quadratic tree building took seconds here; linear takes milliseconds even in debug.
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "6 frames of 10,000 processes took {took:?}"
+    );
+}

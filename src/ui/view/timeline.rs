@@ -53,7 +53,12 @@ pub type Cell = (char, Style);
 pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<Cell>> {
     let theme = app.theme;
     let mut grid: Vec<Vec<Cell>> = vec![vec![(' ', Style::default()); width]; rows.len()];
-    let index_of = |id| rows.iter().position(|r| r.key == RowKey::Proc(id));
+    let positions: std::collections::HashMap<&RowKey, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(y, row)| (&row.key, y))
+        .collect();
+    let index_of = |id| positions.get(&RowKey::Proc(id)).copied();
     let in_range = |column: f64| column >= 0.0 && (column as usize) < width;
     for (y, row) in rows.iter().enumerate() {
         let RowKey::Proc(id) = row.key else { continue };
@@ -199,7 +204,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
         Some(index) if index >= visible => index + 1 - visible,
         _ => 0,
     };
-    let grid = chart(app, &rows, window, width);
+    // Only the rows on screen are charted (a parent scrolled off above gets no arrow).
+    let shown = &rows[offset.min(rows.len())..(offset + visible).min(rows.len())];
+    let grid = chart(app, shown, window, width);
     let mut lines = vec![Line::from(vec![
         Span::styled(
             format!("{:<w$} ", "PID", w = LABEL as usize),
@@ -207,13 +214,14 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
         ),
         Span::styled(axis(window, width), theme.dim()),
     ])];
-    for (index, row) in rows.iter().enumerate().skip(offset).take(visible) {
+    for (line_index, row) in shown.iter().enumerate() {
+        let index = offset + line_index;
         let mut spans = label(app, row).spans;
         let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
         spans.push(Span::raw(
             " ".repeat((LABEL as usize + 1).saturating_sub(used)),
         ));
-        for (c, style) in &grid[index] {
+        for (c, style) in &grid[line_index] {
             spans.push(Span::styled(c.to_string(), *style));
         }
         let mut line = Line::from(spans);
