@@ -188,20 +188,6 @@ impl State {
         self.newest.retain(|_, id| procs.contains_key(id));
     }
 
-    /// Children of `parent` (`None`: the roots), in birth order.
-    pub fn children(&self, parent: Option<ProcId>) -> Vec<ProcId> {
-        self.procs
-            .values()
-            .filter(|p| self.effective_parent(p) == parent)
-            .map(|p| p.id)
-            .collect()
-    }
-
-    /// The parent record if it is still shown, so a cleared parent does not hide its children.
-    fn effective_parent(&self, proc: &ProcessView) -> Option<ProcId> {
-        proc.parent.filter(|id| self.procs.contains_key(id))
-    }
-
     fn add_process(
         &mut self,
         t: f64,
@@ -522,10 +508,14 @@ mod tests {
                 },
             ),
         );
-        let roots = state.children(None);
-        assert_eq!(roots.len(), 1);
-        let kids = state.children(Some(roots[0]));
-        assert_eq!(state.procs[&kids[0]].pid, 11);
+        let worker = state.find_pid(10).unwrap().id;
+        let child = state.find_pid(11).unwrap();
+        assert_eq!(
+            child.parent,
+            Some(worker),
+            "the fork links the child to its parent"
+        );
+        let kids = [child.id];
         update(
             &mut state,
             &ev(
