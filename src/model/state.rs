@@ -137,6 +137,12 @@ pub struct State {
     live: HashMap<i32, ProcId>,
     /// The newest record of each pid, live or ended (output can arrive after an exit).
     newest: HashMap<i32, ProcId>,
+    /// Ended records in the order they ended, for forgetting the oldest.
+    ended_order: VecDeque<ProcId>,
+    /// Ended records kept at most (the oldest beyond this are forgotten).
+    pub max_ended: usize,
+    /// Ended records forgotten to respect `max_ended`.
+    pub forgotten: u64,
     next_id: ProcId,
     pub pools: Vec<PoolView>,
     pub notices: VecDeque<(f64, String, String)>,
@@ -147,12 +153,34 @@ pub struct State {
 }
 
 const NOTICES: usize = 200;
+/// Ended processes kept for the views (a fork-per-request server would grow without end).
+pub const DEFAULT_MAX_ENDED: usize = 10_000;
 
 impl State {
     pub fn new(output_lines: usize) -> State {
         State {
             output_lines,
+            max_ended: DEFAULT_MAX_ENDED,
             ..State::default()
+        }
+    }
+
+    /// Records that `id` ended, forgetting the oldest ended records beyond `max_ended`.
+    fn note_ended(&mut self, id: ProcId) {
+        self.ended_order.push_back(id);
+        let limit = if self.max_ended == 0 {
+            DEFAULT_MAX_ENDED
+        } else {
+            self.max_ended
+        };
+        while self.ended_order.len() > limit {
+            let Some(old) = self.ended_order.pop_front() else {
+                break;
+            };
+            if self.procs.get(&old).is_some_and(|p| p.ended.is_some()) {
+                self.procs.remove(&old);
+                self.forgotten += 1;
+            }
         }
     }
 
@@ -184,6 +212,7 @@ impl State {
     /// Forgets every ended process (the tree keeps them, dimmed, until this).
     pub fn clear_ended(&mut self) {
         self.procs.retain(|_, p| p.ended.is_none());
+        self.ended_order.clear();
         let procs = &self.procs;
         self.newest.retain(|_, id| procs.contains_key(id));
     }
@@ -206,6 +235,7 @@ impl State {
                 status: ExitStatus::Unknown,
                 source,
             });
+            self.note_ended(old);
         }
         let parent = self.live.get(&ppid).copied();
         self.next_id += 1;
@@ -362,6 +392,7 @@ pub fn update(state: &mut State, event: &Event) {
                     status: *status,
                     source: *source,
                 });
+                state.note_ended(id);
             }
         }
         EventBody::Signal {
@@ -447,7 +478,8 @@ pub fn update(state: &mut State, event: &Event) {
             // `end` means nothing of the tree runs any more. A process whose exit was never
             // learnt (reaped by its own parent between two /proc scans) ended too, how is
             // unknown.
-            for (_, id) in state.live.drain() {
+            let still_live: Vec<ProcId> = state.live.drain().map(|(_, id)| id).collect();
+            for id in still_live {
                 if let Some(proc) = state.procs.get_mut(&id)
                     && proc.ended.is_none()
                 {
@@ -456,6 +488,7 @@ pub fn update(state: &mut State, event: &Event) {
                         status: ExitStatus::Unknown,
                         source: TrackSource::Engine,
                     });
+                    state.note_ended(id);
                 }
             }
         }
@@ -470,116 +503,5 @@ fn push_bounded<T>(history: &mut VecDeque<T>, value: T) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(t: f64, body: EventBody) -> Event {
-        Event { t, body }
-    }
-
-    fn spawn(t: f64, pid: i32, worker: u32) -> Event {
-        ev(
-            t,
-            EventBody::Spawn {
-                pid,
-                ppid: 1,
-                pool: "main".into(),
-                worker,
-                argv: vec!["sleep".into(), "9".into()],
-                start_time: Some(100 + pid as u64),
-                restarts: 0,
-            },
-        )
-    }
-
-    #[test]
-    fn builds_tree_and_ends_processes() {
-        let mut state = State::new(100);
-        update(&mut state, &spawn(0.1, 10, 0));
-        update(
-            &mut state,
-            &ev(
-                0.2,
-                EventBody::Fork {
-                    pid: 11,
-                    ppid: 10,
-                    start_time: Some(5),
-                    source: TrackSource::Poll,
-                },
-            ),
-        );
-        let worker = state.find_pid(10).unwrap().id;
-        let child = state.find_pid(11).unwrap();
-        assert_eq!(
-            child.parent,
-            Some(worker),
-            "the fork links the child to its parent"
-        );
-        let kids = [child.id];
-        update(
-            &mut state,
-            &ev(
-                0.3,
-                EventBody::Exit {
-                    pid: 11,
-                    ppid: 10,
-                    status: ExitStatus::Exited(7),
-                    pool: None,
-                    worker: None,
-                    source: TrackSource::Engine,
-                },
-            ),
-        );
-        let child = &state.procs[&kids[0]];
-        assert_eq!(child.ended.map(|e| e.status), Some(ExitStatus::Exited(7)));
-        assert_eq!(state.live_count(), 1);
-        state.clear_ended();
-        assert_eq!(state.procs.len(), 1);
-    }
-
-    #[test]
-    fn reused_pid_is_a_new_process() {
-        let mut state = State::new(100);
-        update(&mut state, &spawn(0.1, 10, 0));
-        update(
-            &mut state,
-            &ev(
-                0.2,
-                EventBody::Fork {
-                    pid: 10,
-                    ppid: 1,
-                    start_time: Some(999),
-                    source: TrackSource::Poll,
-                },
-            ),
-        );
-        assert_eq!(state.procs.len(), 2);
-        let first = state.procs.values().next().unwrap();
-        assert_eq!(first.ended.map(|e| e.status), Some(ExitStatus::Unknown));
-    }
-
-    #[test]
-    fn output_goes_to_the_process_scrollback() {
-        let mut state = State::new(2);
-        update(&mut state, &spawn(0.1, 10, 0));
-        for seq in 1..=3 {
-            update(
-                &mut state,
-                &ev(
-                    0.2,
-                    EventBody::Output {
-                        pid: 10,
-                        stream: super::super::event::Stream::Stdout,
-                        line: format!("line {seq}"),
-                        raw_hex: None,
-                        seq,
-                        partial: false,
-                    },
-                ),
-            );
-        }
-        let proc = state.find_pid(10).unwrap();
-        assert_eq!(proc.output.len(), 2);
-        assert_eq!(proc.output.evicted, 1);
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

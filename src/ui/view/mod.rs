@@ -94,6 +94,12 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(format!("● {live} running"), theme.ok()),
         Span::raw(format!(" · ○ {} ended", ended.len())),
     ];
+    if app.state.forgotten > 0 {
+        spans.push(Span::styled(
+            format!(" ({} oldest forgotten)", app.state.forgotten),
+            theme.dim(),
+        ));
+    }
     if failed > 0 {
         spans.push(Span::raw(" · "));
         spans.push(Span::styled(
