@@ -96,9 +96,11 @@ fn command_that_is_not_executable_is_a_spawn_failure() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("not-executable.sh");
     std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
-    let m = marker("noexec");
-    let mut fs = Forkscope::start(&m, &["run", "--headless", "--", path.to_str().unwrap()]);
-    let (code, events) = fs.finish_clean(secs(8.0));
+    let (code, events) = run_clean(
+        "noexec",
+        &["run", "--headless", "--", path.to_str().unwrap()],
+        secs(8.0),
+    );
     assert_eq!(code, 1);
     let failure = &of_kind(&events, "spawn_failed")[0];
     assert!(

@@ -51,9 +51,7 @@ command = ["./hello.sh"]
 cwd = "work"
 "#,
     );
-    let m = marker("cfgup");
-    let mut fs = Forkscope::start(&m, &["up", "-f", &config, "--headless"]);
-    let (code, events) = fs.finish_clean(secs(10.0));
+    let (code, events) = run_clean("cfgup", &["up", "-f", &config, "--headless"], secs(10.0));
     // As `run`: 1 when a worker did not exit 0 (beta exits 3).
     assert_eq!(code, 1, "{}", dump(&events));
     let spawns = of_kind(&events, "spawn");

@@ -78,9 +78,11 @@ fn tour_shows_every_way_a_child_ends() {
 
 #[test]
 fn crashloop_backs_off_then_gives_up() {
-    let m = marker("democrash");
-    let mut fs = Forkscope::start(&m, &["demo", "crashloop", "--headless"]);
-    let (code, events) = fs.finish_clean(secs(15.0));
+    let (code, events) = run_clean(
+        "democrash",
+        &["demo", "crashloop", "--headless"],
+        secs(15.0),
+    );
     assert_eq!(code, 1);
     let delays: Vec<i64> = of_kind(&events, "restart")
         .iter()

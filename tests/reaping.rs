@@ -208,9 +208,8 @@ fn after_end_the_state_has_nothing_alive() {
     // The worker's child `sleep 1.3` is seen by the 1 s /proc scan (a `fork` event) and reaped
     // by the worker itself, so forkscope never learns how it ended; `end` must still leave
     // nothing alive in the state built from the stream.
-    let m = marker("stateend");
-    let mut fs = Forkscope::start(
-        &m,
+    let (code, events) = run_clean(
+        "stateend",
         &[
             "run",
             "--headless",
@@ -219,8 +218,8 @@ fn after_end_the_state_has_nothing_alive() {
             "-c",
             "sleep 1.3; echo done",
         ],
+        secs(8.0),
     );
-    let (code, events) = fs.finish_clean(secs(8.0));
     assert_eq!(code, 0);
     let mut state = forkscope::model::State::new(100);
     for event in &events {

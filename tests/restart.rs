@@ -68,9 +68,8 @@ fn on_failure_backs_off_then_marks_the_worker_failed() {
 
 #[test]
 fn on_failure_does_not_restart_a_success() {
-    let m = marker("onfailok");
-    let mut fs = Forkscope::start(
-        &m,
+    let (code, events) = run_clean(
+        "onfailok",
         &[
             "run",
             "-n",
@@ -81,8 +80,8 @@ fn on_failure_does_not_restart_a_success() {
             "--",
             "true",
         ],
+        secs(8.0),
     );
-    let (code, events) = fs.finish_clean(secs(8.0));
     assert_eq!(code, 0);
     assert!(of_kind(&events, "restart").is_empty());
     assert_eq!(of_kind(&events, "spawn").len(), 2);
@@ -120,9 +119,8 @@ fn always_restarts_exit_zero_and_quit_cancels_the_pending_restart() {
 
 #[test]
 fn never_does_not_restart() {
-    let m = marker("never");
-    let mut fs = Forkscope::start(
-        &m,
+    let (code, events) = run_clean(
+        "never",
         &[
             "run",
             "-n",
@@ -135,8 +133,8 @@ fn never_does_not_restart() {
             "-c",
             "exit 9",
         ],
+        secs(8.0),
     );
-    let (code, events) = fs.finish_clean(secs(8.0));
     assert_eq!(code, 1);
     assert!(of_kind(&events, "restart").is_empty());
     assert!(of_kind(&events, "worker_failed").is_empty());
@@ -146,9 +144,11 @@ fn never_does_not_restart() {
 
 #[test]
 fn the_default_is_never() {
-    let m = marker("defaultnever");
-    let mut fs = Forkscope::start(&m, &["run", "--headless", "--", "sh", "-c", "exit 1"]);
-    let (_, events) = fs.finish_clean(secs(8.0));
+    let (_, events) = run_clean(
+        "defaultnever",
+        &["run", "--headless", "--", "sh", "-c", "exit 1"],
+        secs(8.0),
+    );
     assert_eq!(
         of_kind(&events, "session")[0]["pools"][0]["restart"],
         "never"
@@ -158,9 +158,8 @@ fn the_default_is_never() {
 
 #[test]
 fn a_command_that_does_not_exist_crash_loops_into_failed() {
-    let m = marker("missingrestart");
-    let mut fs = Forkscope::start(
-        &m,
+    let (code, events) = run_clean(
+        "missingrestart",
         &[
             "run",
             "--headless",
@@ -169,8 +168,8 @@ fn a_command_that_does_not_exist_crash_loops_into_failed() {
             "--",
             "/nonexistent/fks-nothing",
         ],
+        secs(9.0),
     );
-    let (code, events) = fs.finish_clean(secs(9.0));
     assert_eq!(code, 1);
     assert_eq!(of_kind(&events, "spawn_failed").len(), 6);
     assert_eq!(of_kind(&events, "restart").len(), 5);

@@ -52,12 +52,11 @@ fn workers_get_the_pool_variables() {
 
 #[test]
 fn no_shell_unless_written() {
-    let m = marker("noshell");
-    let mut fs = Forkscope::start(
-        &m,
+    let (code, events) = run_clean(
+        "noshell",
         &["run", "--headless", "--", "echo", "$HOME", "*", ";", "a  b"],
+        secs(8.0),
     );
-    let (code, events) = fs.finish_clean(secs(8.0));
     assert_eq!(code, 0);
     let spawn = &of_kind(&events, "spawn")[0];
     // The default pool name is the command's file name.
@@ -202,18 +201,19 @@ fn run_status_is_zero_only_when_every_worker_exits_zero() {
     codes.sort();
     assert_eq!(codes, vec![0, 1, 2]);
 
-    let m = marker("allzero");
-    let mut fs = Forkscope::start(&m, &["run", "-n", "4", "--headless", "--", "true"]);
-    let (code, events) = fs.finish_clean(secs(8.0));
+    let (code, events) = run_clean(
+        "allzero",
+        &["run", "-n", "4", "--headless", "--", "true"],
+        secs(8.0),
+    );
     assert_eq!(code, 0);
     assert_eq!(of_kind(&events, "exit").len(), 4);
 }
 
 #[test]
 fn every_event_has_t_kind_and_pid_and_time_grows() {
-    let m = marker("shape");
-    let mut fs = Forkscope::start(
-        &m,
+    let (_, events) = run_clean(
+        "shape",
         &[
             "run",
             "-n",
@@ -224,8 +224,8 @@ fn every_event_has_t_kind_and_pid_and_time_grows() {
             "-c",
             "echo a; echo b >&2",
         ],
+        secs(8.0),
     );
-    let (_, events) = fs.finish_clean(secs(8.0));
     assert_eq!(kind(&events[0]), "session");
     let mut last = 0.0;
     for event in &events {

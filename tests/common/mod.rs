@@ -550,17 +550,9 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Runs forkscope to completion with a bounded wait; returns (exit code, stdout, stderr).
-pub fn run_to_end(marker: &str, args: &[&str], timeout: Duration) -> (i32, String, String) {
-    let mut fs = Forkscope::start(marker, args);
-    let (status, _) = fs.finish(timeout);
-    let stderr = fs.stderr();
-    let stdout = fs
-        .events()
-        .iter()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert_nothing_left(marker);
-    (status.code().unwrap_or(-1), stdout, stderr)
+/// Runs forkscope with a fresh marker named `name` until it ends (within `timeout`), checks
+/// that it ended with `end` and left nothing running; returns (exit code, events).
+pub fn run_clean(name: &str, args: &[&str], timeout: Duration) -> (i32, Vec<Value>) {
+    let m = marker(name);
+    Forkscope::start(&m, args).finish_clean(timeout)
 }
