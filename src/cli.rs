@@ -38,9 +38,9 @@ pub enum Command {
     DemoWorker(DemoWorkerArgs),
 }
 
-/// How the session is shown and recorded.
+/// How the session is shown and recorded (the same for `run`, `demo` and `up`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct OutputArgs {
+pub struct ViewArgs {
     /// No TUI: print one JSON object per event on stdout.
     #[arg(long)]
     pub headless: bool,
@@ -50,12 +50,19 @@ pub struct OutputArgs {
     /// With --headless, also print the periodic `sample` events.
     #[arg(long)]
     pub samples: bool,
-    /// Seconds between /proc samples of the tree (CPU, memory, state).
-    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = positive_seconds)]
-    pub sample_interval: f64,
     /// Lines of output kept per process in the TUI.
     #[arg(long, value_name = "LINES", default_value_t = 10_000)]
     pub scrollback: usize,
+}
+
+/// How the session is shown, recorded and sampled.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    #[command(flatten)]
+    pub view: ViewArgs,
+    /// Seconds between /proc samples of the tree (CPU, memory, state).
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = positive_seconds)]
+    pub sample_interval: f64,
 }
 
 /// How workers are stopped and restarted.
@@ -127,21 +134,11 @@ pub struct UpArgs {
     /// Internal: run without the guardian process.
     #[arg(long, hide = true)]
     pub no_guardian: bool,
-    /// No TUI: print one JSON object per event on stdout.
-    #[arg(long)]
-    pub headless: bool,
-    /// Also write every event as JSON lines to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub record: Option<PathBuf>,
-    /// With --headless, also print the periodic `sample` events.
-    #[arg(long)]
-    pub samples: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
     /// Seconds between /proc samples (overrides `sample_interval`).
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     pub sample_interval: Option<f64>,
-    /// Lines of output kept per process in the TUI.
-    #[arg(long, value_name = "LINES", default_value_t = 10_000)]
-    pub scrollback: usize,
 }
 
 #[derive(Debug, Args)]

@@ -45,7 +45,7 @@ pub fn run_pools(
         TrackArg::Poll => TrackMode::Poll,
         TrackArg::Ptrace => TrackMode::Ptrace,
     };
-    let headless = options.output.headless;
+    let headless = options.output.view.headless;
     // Before any worker starts; removed when this guard drops (the session's end).
     let segments = supervise::shm::OwnedSegments::create(
         &options.supervision.shm,
@@ -61,7 +61,7 @@ pub fn run_pools(
         extra_env: segments.env().to_vec(),
         ..EngineConfig::default()
     };
-    let recorder = match &options.output.record {
+    let recorder = match &options.output.view.record {
         Some(path) => Some(
             Recorder::create(path).with_context(|| format!("cannot write {}", path.display()))?,
         ),
@@ -77,12 +77,12 @@ pub fn run_pools(
         Err(err) => return Err(err).context("starting the engine"),
     };
     let status = if headless {
-        print_events(&engine, recorder, options.output.samples)
+        print_events(&engine, recorder, options.output.view.samples)
     } else {
         crate::ui::run(
             crate::ui::Source::Live(&engine),
             recorder,
-            options.output.scrollback,
+            options.output.view.scrollback,
             &options.title,
             options.shm_rules,
         )?

@@ -472,7 +472,7 @@ fn up_merges_the_command_line_over_the_file() {
         .map(|s| (s.name.clone(), s.size))
         .collect();
     assert_eq!(sizes, vec![("a".into(), 16), ("b".into(), 1024)]);
-    assert!(plan.output.headless);
+    assert!(plan.output.view.headless);
 }
 
 #[test]

@@ -78,14 +78,11 @@ pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
         no_guardian: args.no_guardian,
     };
     let output = OutputArgs {
-        headless: args.headless,
-        record: args.record.clone(),
-        samples: args.samples,
+        view: args.view.clone(),
         sample_interval: args
             .sample_interval
             .or(config.sample_interval)
             .unwrap_or(DEFAULT_SAMPLE_INTERVAL),
-        scrollback: args.scrollback,
     };
     let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let title = format!("up {} ({})", config.path.display(), names.join(", "));
