@@ -14,6 +14,19 @@ pub mod rows;
 pub mod theme;
 pub mod view;
 
+/// The text of a test terminal's screen, one line per row (render tests).
+#[cfg(test)]
+pub(crate) fn screen_text(buffer: &ratatui::buffer::Buffer) -> String {
+    let mut text = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            text.push_str(buffer[(x, y)].symbol());
+        }
+        text.push('\n');
+    }
+    text
+}
+
 use std::io::{self, Stdout, Write};
 use std::time::{Duration, Instant};
 

@@ -456,15 +456,7 @@ mod tests {
     fn draw(w: u16, h: u16, panel: &ShmPanel) -> String {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
         terminal.draw(|f| render(f, f.area(), panel)).unwrap();
-        let buffer = terminal.backend().buffer().clone();
-        let mut text = String::new();
-        for y in 0..buffer.area.height {
-            for x in 0..buffer.area.width {
-                text.push_str(buffer[(x, y)].symbol());
-            }
-            text.push('\n');
-        }
-        text
+        crate::ui::screen_text(terminal.backend().buffer())
     }
 
     #[test]

@@ -146,15 +146,7 @@ fn draw_with_areas(app: &App, width: u16, height: u16) -> (String, crate::ui::ap
             areas = super::render(app, frame);
         })
         .unwrap();
-    let buffer = terminal.backend().buffer().clone();
-    let mut text = String::new();
-    for y in 0..buffer.area.height {
-        for x in 0..buffer.area.width {
-            text.push_str(buffer[(x, y)].symbol());
-        }
-        text.push('\n');
-    }
-    (text, areas)
+    (crate::ui::screen_text(terminal.backend().buffer()), areas)
 }
 
 #[test]
