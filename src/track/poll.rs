@@ -18,6 +18,14 @@ struct Known {
     comm: String,
     cpu_ticks: u64,
     sampled: Option<Instant>,
+    /// Read when the process is first seen and when it execs, not at every sample.
+    cwd: Option<String>,
+}
+
+fn read_cwd(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/cwd"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// What one scan found.
@@ -59,6 +67,7 @@ impl PollTracker {
                 comm: stat.map(|s| s.comm).unwrap_or_default(),
                 cpu_ticks: 0,
                 sampled: None,
+                cwd: read_cwd(pid),
             },
         );
     }
@@ -120,6 +129,7 @@ impl PollTracker {
                         comm: stat.comm.clone(),
                         cpu_ticks: stat.cpu_ticks,
                         sampled: Some(now),
+                        cwd: read_cwd(stat.pid),
                     },
                 );
             } else if let Some(known) = self.known.get(&stat.pid)
@@ -127,6 +137,9 @@ impl PollTracker {
                 && known.comm != stat.comm
             {
                 self.push_exec(&mut scan, &stat);
+                if let Some(known) = self.known.get_mut(&stat.pid) {
+                    known.cwd = read_cwd(stat.pid);
+                }
             }
             let Some(known) = self.known.get_mut(&stat.pid) else {
                 continue;
@@ -152,9 +165,7 @@ impl PollTracker {
                 threads: stat.threads,
                 pgid: stat.pgrp,
                 sid: stat.session,
-                cwd: std::fs::read_link(format!("/proc/{}/cwd", stat.pid))
-                    .ok()
-                    .map(|p| p.to_string_lossy().into_owned()),
+                cwd: known.cwd.clone(),
             });
         }
         let gone: Vec<i32> = self
