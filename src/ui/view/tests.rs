@@ -369,7 +369,7 @@ fn shm_view_waits_for_its_first_reading() {
 }
 
 #[test]
-fn ten_thousand_processes_render_quickly() {
+fn ten_thousand_processes_are_all_rows_and_render() {
     let mut app = App::new("big".into(), 10, Theme::monochrome());
     app.update(ev(
         0.0,
@@ -423,16 +423,14 @@ fn ten_thousand_processes_render_quickly() {
             },
         ));
     }
-    let started = std::time::Instant::now();
-    for _ in 0..5 {
-        draw(&app, 120, 40);
-    }
+    // Every process is a row (pool + worker + 10,000 children), and both views draw them.
+    let rows = app.rows();
+    assert_eq!(rows.len(), 2 + 10_000);
+    assert!(rows.iter().all(|r| r.depth <= 2));
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("processes (10002)"), "{screen}");
     app.main_view = crate::ui::app::MainView::Timeline;
-    draw(&app, 120, 40);
-    let took = started.elapsed();
-    // Quadratic tree building took seconds here; linear takes milliseconds even in debug.
-    assert!(
-        took < std::time::Duration::from_secs(2),
-        "6 frames of 10,000 processes took {took:?}"
-    );
+    let screen = draw(&app, 120, 40);
+    assert!(screen.contains("timeline"), "{screen}");
+    // How long a frame takes is measured by `cargo bench --bench tui_render`.
 }
