@@ -67,6 +67,7 @@ fn app_with(processes: i32) -> App {
                 pool: None,
                 worker: None,
                 source: TrackSource::Kernel,
+                zombie: false,
             },
         );
     }

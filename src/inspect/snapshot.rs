@@ -18,6 +18,10 @@ pub struct ProcessEntry {
     pub start_time: u64,
     pub threads: u32,
     pub rss_kb: u64,
+    /// For a zombie (ended, not yet reaped by its parent `ppid`): how it ended, from
+    /// `/proc/PID/stat` (`exit 0`, `SIGSEGV (-11 / 139)`). Absent for live processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zombie_exit: Option<String>,
 }
 
 /// The whole snapshot.
@@ -84,6 +88,7 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                 start_time: stat.start_time,
                 threads: stat.threads,
                 rss_kb: stat.rss_pages * page_kb,
+                zombie_exit: zombie_exit(&stat),
             }
         })
         .collect();
@@ -93,6 +98,18 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         root,
         processes,
         shm: super::shm::command::summaries(&segments),
+    })
+}
+
+/// How a zombie ended (field 52 of its `stat`); `None` for a process that still runs.
+fn zombie_exit(stat: &ProcStat) -> Option<String> {
+    (stat.state == 'Z').then(|| {
+        stat.exit_code
+            .map_or(
+                crate::model::ExitStatus::Unknown,
+                crate::model::ExitStatus::from_wait_status,
+            )
+            .describe()
     })
 }
 
@@ -121,8 +138,11 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
             "PID", "PPID", "STATE", "ROLE"
         );
         for p in &snapshot.processes {
+            let zombie = p.zombie_exit.as_ref().map_or(String::new(), |exit| {
+                format!("[{exit}; waiting for {} to reap it] ", p.ppid)
+            });
             println!(
-                "{:>8} {:>8} {:<10} {:<16} {}",
+                "{:>8} {:>8} {:<10} {:<16} {zombie}{}",
                 p.pid,
                 p.ppid,
                 p.state,

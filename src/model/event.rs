@@ -157,6 +157,11 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<u32>,
         source: TrackSource,
+        /// The process is a zombie now, not yet collected by its parent: a `reap` event
+        /// follows. False (absent) when it was already collected (by forkscope, source
+        /// `engine`) or its end was only noticed once it was gone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        zombie: bool,
     },
     /// A signal forkscope sent (or tried to).
     Signal {
@@ -221,6 +226,12 @@ pub enum EventBody {
         /// The exit status `forkscope run` returns.
         status: i32,
     },
+    /// A zombie (an `exit` with `zombie: true`) was collected: `by` is the pid that reaped
+    /// it (its parent, or forkscope itself).
+    Reap { pid: i32, by: i32 },
+    /// An orphan was adopted: its parent `from` ended and it now is a child of `to` (forkscope
+    /// as subreaper, another subreaper, or init).
+    Reparent { pid: i32, from: i32, to: i32 },
 }
 
 impl EventBody {
@@ -233,6 +244,7 @@ impl EventBody {
             pool: None,
             worker: None,
             source,
+            zombie: false,
         }
     }
 
@@ -245,7 +257,9 @@ impl EventBody {
             | EventBody::Exec { pid, .. }
             | EventBody::Exit { pid, .. }
             | EventBody::Signal { pid, .. }
-            | EventBody::Output { pid, .. } => Some(*pid),
+            | EventBody::Output { pid, .. }
+            | EventBody::Reap { pid, .. }
+            | EventBody::Reparent { pid, .. } => Some(*pid),
             EventBody::SpawnFailed { pid, .. }
             | EventBody::Restart { pid, .. }
             | EventBody::WorkerFailed { pid, .. }
@@ -276,6 +290,7 @@ mod tests {
                 pool: Some("main".into()),
                 worker: Some(0),
                 source: TrackSource::Engine,
+                zombie: false,
             },
         };
         let json = serde_json::to_value(&event).unwrap();
@@ -286,6 +301,7 @@ mod tests {
         assert_eq!(json["python_exitcode"], -15);
         assert_eq!(json["shell_status"], 143);
         assert_eq!(json["core_dumped"], false);
+        assert!(json.get("zombie").is_none(), "absent unless true: {json}");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
     }
@@ -310,6 +326,21 @@ mod tests {
             EventBody::End {
                 pid: None,
                 status: 1,
+            },
+            EventBody::Reap { pid: 3, by: 2 },
+            EventBody::Reparent {
+                pid: 3,
+                from: 2,
+                to: 1,
+            },
+            EventBody::Exit {
+                pid: 3,
+                ppid: 2,
+                status: ExitStatus::Exited(0),
+                pool: None,
+                worker: None,
+                source: TrackSource::Kernel,
+                zombie: true,
             },
         ];
         for body in bodies {

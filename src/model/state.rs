@@ -41,6 +41,14 @@ pub struct Ended {
     pub source: TrackSource,
 }
 
+/// When and by whom a zombie was collected.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ReapRecord {
+    pub t: f64,
+    /// The pid that reaped it: its parent, or forkscope.
+    pub by: i32,
+}
+
 /// Everything known about one process.
 #[derive(Clone, Debug)]
 pub struct ProcessView {
@@ -63,6 +71,12 @@ pub struct ProcessView {
     pub execs: Vec<f64>,
     /// How many times this worker slot had been restarted when this process started.
     pub restarts: u32,
+    /// Ended but not yet collected by its parent (an `exit` with `zombie`, no `reap` yet).
+    pub zombie: bool,
+    /// When and by whom it was collected, after a zombie phase.
+    pub reaped: Option<ReapRecord>,
+    /// The parent it had before it was re-parented (its first one, if adopted twice).
+    pub adopted_from: Option<i32>,
 }
 
 impl ProcessView {
@@ -80,6 +94,12 @@ impl ProcessView {
                         SignalReason::Stop | SignalReason::Escalation | SignalReason::Leftover
                     )
             })
+    }
+
+    /// Seconds it has waited, as a zombie, for its parent to collect it.
+    pub fn zombie_for(&self, now: f64) -> Option<f64> {
+        let ended = self.ended.filter(|_| self.zombie)?;
+        Some((now - ended.t).max(0.0))
     }
 
     /// Seconds alive (until now, or until the end).
@@ -265,6 +285,9 @@ impl State {
                 signals: Vec::new(),
                 execs: Vec::new(),
                 restarts: 0,
+                zombie: false,
+                reaped: None,
+                adopted_from: None,
             },
         );
         self.live.insert(pid, id);
@@ -380,8 +403,10 @@ pub fn update(state: &mut State, event: &Event) {
         }
         EventBody::Exit {
             pid,
+            ppid,
             status,
             source,
+            zombie,
             ..
         } => {
             if let Some(id) = state.live.remove(pid)
@@ -392,7 +417,36 @@ pub fn update(state: &mut State, event: &Event) {
                     status: *status,
                     source: *source,
                 });
+                proc.zombie = *zombie;
+                if proc.ppid != *ppid && *ppid > 0 {
+                    // Adopted without a `reparent` event (e.g. a recording from before them).
+                    proc.adopted_from.get_or_insert(proc.ppid);
+                    proc.ppid = *ppid;
+                }
                 state.note_ended(id);
+            }
+        }
+        EventBody::Reap { pid, by } => {
+            if let Some(proc) = state
+                .newest
+                .get(pid)
+                .and_then(|id| state.procs.get_mut(id))
+                .filter(|p| p.zombie)
+            {
+                proc.zombie = false;
+                proc.reaped = Some(ReapRecord { t, by: *by });
+            }
+        }
+        EventBody::Reparent { pid, from, to } => {
+            let new_parent = state
+                .live
+                .get(to)
+                .copied()
+                .filter(|_| Some(*to) != state.engine_pid && to != pid);
+            if let Some(proc) = state.live.get(pid).and_then(|id| state.procs.get_mut(id)) {
+                proc.adopted_from.get_or_insert(*from);
+                proc.ppid = *to;
+                proc.parent = new_parent;
             }
         }
         EventBody::Signal {
@@ -490,6 +544,10 @@ pub fn update(state: &mut State, event: &Event) {
                     });
                     state.note_ended(id);
                 }
+            }
+            // Nothing of the tree is left: no zombie either.
+            for proc in state.procs.values_mut() {
+                proc.zombie = false;
             }
         }
     }

@@ -55,6 +55,7 @@ fn builds_tree_and_ends_processes() {
                 pool: None,
                 worker: None,
                 source: TrackSource::Engine,
+                zombie: false,
             },
         ),
     );
@@ -131,6 +132,7 @@ fn only_the_newest_ended_records_are_kept() {
             pool: None,
             worker: None,
             source: TrackSource::Kernel,
+            zombie: false,
         };
         update(&mut state, &ev(0.2, exit));
     }

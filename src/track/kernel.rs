@@ -13,12 +13,13 @@
 //!
 //! Pure apart from the [`ProcReader`] it is given (the real one reads `/proc`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::inspect::proc::{self, ProcStat};
 use crate::model::{EventBody, ExitStatus, TrackSource};
 
 use super::netlink::{ProcEvent, ProcMessage};
+use super::zombies::{ZombieSet, adopted_children, same_start};
 
 /// What the tracker needs to read about a live process.
 pub trait ProcReader {
@@ -75,15 +76,11 @@ pub struct Tracked {
 pub struct KernelTracker {
     root: i32,
     members: HashMap<i32, Member>,
-    reported: HashMap<i32, Option<u64>>,
-}
-
-/// Same process, when both start times are known; a missing one matches.
-fn same_start(a: Option<u64>, b: Option<u64>) -> bool {
-    match (a, b) {
-        (Some(x), Some(y)) => x == y,
-        _ => true,
-    }
+    /// Exits reported from kernel events, waiting to be collected (zombies), until their
+    /// reap is seen: the engine reaping the same identity, or `/proc` no longer having it.
+    reported: ZombieSet,
+    /// Members (and the engine) seen forking: their end may leave orphans to look for.
+    parents: HashSet<i32>,
 }
 
 /// The argv to report for `pid` (start time `start`): its cmdline, else `[comm]` (a zombie
@@ -107,7 +104,8 @@ impl KernelTracker {
         KernelTracker {
             root,
             members: HashMap::new(),
-            reported: HashMap::new(),
+            reported: ZombieSet::default(),
+            parents: HashSet::new(),
         }
     }
 
@@ -175,7 +173,12 @@ impl KernelTracker {
                         TrackSource::Kernel,
                     )));
                 }
-                self.reported.remove(&child_tgid);
+                if let Some(reap) = self.reported.pid_reused(child_tgid) {
+                    out.push(stamp(reap));
+                }
+                if !by_engine {
+                    self.parents.insert(parent_tgid);
+                }
                 self.members.insert(
                     child_tgid,
                     Member {
@@ -232,7 +235,7 @@ impl KernelTracker {
                 let ppid = parent_tgid.unwrap_or(member.ppid);
                 let start = member.start_time;
                 self.members.remove(&tgid);
-                self.reported.insert(tgid, start);
+                self.reported.insert(tgid, start, ppid);
                 out.push(stamp(EventBody::Exit {
                     pid: tgid,
                     ppid,
@@ -240,19 +243,52 @@ impl KernelTracker {
                     pool: None,
                     worker: None,
                     source: TrackSource::Kernel,
+                    zombie: true,
                 }));
+                // Its children were re-parented before this message was sent.
+                out.extend(self.adopt_children_of(tgid, reader).into_iter().map(stamp));
             }
             ProcEvent::Ack { .. } | ProcEvent::Other { .. } => {}
         }
         out
     }
 
+    /// `parent` ended: the members it forked that another process adopted since, as
+    /// `reparent` events (their parent is updated). Looks only if `parent` ever forked.
+    pub fn adopt_children_of(&mut self, parent: i32, reader: &impl ProcReader) -> Vec<EventBody> {
+        if !self.parents.remove(&parent) {
+            return Vec::new();
+        }
+        let children: Vec<(i32, Option<u64>)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.ppid == parent)
+            .map(|(pid, m)| (*pid, m.start_time))
+            .collect();
+        let adopted = adopted_children(reader, parent, children);
+        for event in &adopted {
+            if let EventBody::Reparent { pid, to, .. } = event
+                && let Some(member) = self.members.get_mut(pid)
+            {
+                member.ppid = *to;
+            }
+        }
+        adopted
+    }
+
+    /// Exits reported and not yet collected.
+    pub fn zombies_waiting(&self) -> usize {
+        self.reported.len()
+    }
+
+    /// Looks at the reported zombies in `/proc`: a `reap` for each one gone.
+    pub fn check_zombies(&mut self, reader: &impl ProcReader) -> Vec<EventBody> {
+        self.reported.check(reader)
+    }
+
     /// The engine reaped `pid` (start time from its zombie's `/proc` entry).
     pub fn on_reaped(&mut self, pid: i32, start: Option<u64>) -> ReapVerdict {
-        if let Some(reported) = self.reported.get(&pid).copied()
-            && same_start(reported, start)
-        {
-            self.reported.remove(&pid);
+        if self.reported.collected_by_engine(pid, start) {
             return ReapVerdict::AlreadyReported;
         }
         match self.members.remove(&pid) {
@@ -280,14 +316,28 @@ impl KernelTracker {
     ) -> Vec<Tracked> {
         let mut out = Vec::new();
         let mut gone: Vec<i32> = Vec::new();
+        let mut adopted = Vec::new();
         for (pid, member) in self.members.iter_mut() {
             match all.get(pid) {
                 Some(stat) if same_start(member.start_time, Some(stat.start_time)) => {
                     member.start_time = Some(stat.start_time);
+                    if stat.ppid != member.ppid && !member.forked_by_engine {
+                        adopted.push(EventBody::Reparent {
+                            pid: *pid,
+                            from: member.ppid,
+                            to: stat.ppid,
+                        });
+                        member.ppid = stat.ppid;
+                    }
                 }
                 _ => gone.push(*pid),
             }
         }
+        adopted.sort_unstable_by_key(|e| e.pid());
+        out.extend(adopted.into_iter().map(|body| Tracked {
+            timestamp_ns: None,
+            body,
+        }));
         gone.sort_unstable();
         for pid in gone {
             if let Some(member) = self.members.remove(&pid)
@@ -300,15 +350,22 @@ impl KernelTracker {
                 });
             }
         }
-        self.reported.retain(|pid, start| {
-            all.get(pid)
-                .is_some_and(|stat| same_start(*start, Some(stat.start_time)))
-        });
+        let members = &self.members;
+        self.parents.retain(|pid| members.contains_key(pid));
+        out.extend(self.reported.check_in(all).into_iter().map(|body| Tracked {
+            timestamp_ns: None,
+            body,
+        }));
         for stat in tree {
-            if self.members.contains_key(&stat.pid) || self.reported.contains_key(&stat.pid) {
+            if self.members.contains_key(&stat.pid)
+                || self.reported.contains(stat.pid, Some(stat.start_time))
+            {
                 continue;
             }
             let worker = stat.ppid == self.root && is_worker(stat.pid);
+            if stat.ppid != self.root {
+                self.parents.insert(stat.ppid);
+            }
             self.members.insert(
                 stat.pid,
                 Member {
@@ -345,15 +402,19 @@ impl KernelTracker {
     }
 
     /// The session is over and nothing of the tree runs: every member still listed lost its
-    /// exit event. Returns their unknown exits and empties the set.
+    /// exit event, every zombie was collected. Returns their unknown exits and reaps, and
+    /// empties the sets.
     pub fn finish(&mut self) -> Vec<EventBody> {
         let mut left: Vec<(i32, Member)> = self.members.drain().collect();
         left.sort_unstable_by_key(|(pid, _)| *pid);
-        self.reported.clear();
-        left.into_iter()
+        let mut out: Vec<EventBody> = left
+            .into_iter()
             .filter(|(_, m)| !m.awaiting_reap && !m.forked_by_engine)
             .map(|(pid, m)| EventBody::unknown_exit(pid, m.ppid, TrackSource::Poll))
-            .collect()
+            .collect();
+        out.extend(self.reported.finish());
+        self.parents.clear();
+        out
     }
 }
 

@@ -3,11 +3,13 @@
 //! the rest: the kernel's process-events connector ([`netlink`], filtered to the tree by
 //! [`kernel`]), ptrace (in the engine, `supervise/engine/ptrace.rs`, since the tracer must be
 //! the engine thread) and the `/proc` polling fallback ([`poll`]). See `docs/tracking.md` for
-//! what each source can miss.
+//! what each source can miss. [`zombies`] follows every reported exit to its reap, and
+//! finds the orphans adopted when their parent ends.
 
 pub mod kernel;
 pub mod netlink;
 pub mod poll;
+pub mod zombies;
 
 /// Which lifecycle source the engine should use (`--track`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

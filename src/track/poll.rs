@@ -3,13 +3,19 @@
 //! reaped by forkscope (`exit` with an unknown status), and samples CPU, RSS and state.
 //!
 //! It is the fallback source: a process that lives less than one interval is never seen,
-//! and the exit status of a process reaped by its own parent is unknown.
+//! and the exit status of a process reaped by its own parent is unknown unless a scan
+//! catches it as a zombie (`Z`): then its `exit` carries the status from `/proc/PID/stat`
+//! and a `reap` follows when it is gone. A known process whose parent changed is reported
+//! as adopted (`reparent`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::inspect::proc::{self, ProcStat, clock_ticks_per_second, page_size, read_cmdline};
-use crate::model::{EventBody, ProcSample, TrackSource};
+use crate::model::{EventBody, ExitStatus, ProcSample, TrackSource};
+
+use super::kernel::LiveProc;
+use super::zombies::{ZombieSet, adopted_children};
 
 #[derive(Debug)]
 struct Known {
@@ -39,6 +45,10 @@ pub struct Scan {
 #[derive(Debug)]
 pub struct PollTracker {
     known: HashMap<i32, Known>,
+    /// Zombies whose exit was reported (not those of the engine, which reaps them itself).
+    zombies: ZombieSet,
+    /// The engine: its zombie children are reaped and reported by it.
+    engine: i32,
     ticks_per_second: f64,
     page_kb: u64,
 }
@@ -47,6 +57,8 @@ impl Default for PollTracker {
     fn default() -> Self {
         PollTracker {
             known: HashMap::new(),
+            zombies: ZombieSet::default(),
+            engine: 0,
             ticks_per_second: clock_ticks_per_second() as f64,
             page_kb: page_size() / 1024,
         }
@@ -54,6 +66,19 @@ impl Default for PollTracker {
 }
 
 impl PollTracker {
+    /// A tracker for the tree of `engine`, which reaps its own children.
+    pub fn for_engine(engine: i32) -> PollTracker {
+        PollTracker {
+            engine,
+            ..PollTracker::default()
+        }
+    }
+
+    /// The zombies reported and not yet collected.
+    pub fn zombies(&mut self) -> &mut ZombieSet {
+        &mut self.zombies
+    }
+
     /// A process forkscope itself started (its `spawn` event says everything).
     pub fn adopt(&mut self, pid: i32, ppid: i32, start_time: Option<u64>) {
         let stat = proc::read_stat(pid).ok();
@@ -77,6 +102,34 @@ impl PollTracker {
         self.known.remove(&pid).map(|k| k.ppid)
     }
 
+    /// `parent` ended (forkscope reaped it): its known children adopted since, as
+    /// `reparent` events. One pass over the known processes, one `stat` per child.
+    pub fn adopt_children_of(&mut self, parent: i32) -> Vec<EventBody> {
+        let children: Vec<(i32, Option<u64>)> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.ppid == parent)
+            .map(|(pid, k)| (*pid, Some(k.start_time).filter(|s| *s != 0)))
+            .collect();
+        if children.is_empty() {
+            return Vec::new();
+        }
+        let adopted = adopted_children(&LiveProc, parent, children);
+        for event in &adopted {
+            if let EventBody::Reparent { pid, to, .. } = event
+                && let Some(known) = self.known.get_mut(pid)
+            {
+                known.ppid = *to;
+            }
+        }
+        adopted
+    }
+
+    /// Zombies reported and not yet collected.
+    pub fn zombies_waiting(&self) -> usize {
+        self.zombies.len()
+    }
+
     /// The ppid of a process the tracker has seen, if it is still tracked.
     pub fn ppid_of(&self, pid: i32) -> Option<i32> {
         self.known.get(&pid).map(|k| k.ppid)
@@ -97,7 +150,16 @@ impl PollTracker {
     fn diff(&mut self, tree: Vec<ProcStat>, now: Instant) -> Scan {
         let mut scan = Scan::default();
         let mut seen = HashSet::new();
+        let all: HashMap<i32, ProcStat> = tree
+            .iter()
+            .filter(|s| self.zombies.contains(s.pid, Some(s.start_time)))
+            .map(|s| (s.pid, s.clone()))
+            .collect();
+        scan.events.extend(self.zombies.check_in(&all));
         for stat in tree {
+            if self.zombies.contains(stat.pid, Some(stat.start_time)) {
+                continue; // its exit was reported; its reap is the zombie set's
+            }
             seen.insert(stat.pid);
             let fresh = match self.known.get(&stat.pid) {
                 Some(known) if known.start_time == stat.start_time || known.start_time == 0 => {
@@ -144,6 +206,31 @@ impl PollTracker {
             let Some(known) = self.known.get_mut(&stat.pid) else {
                 continue;
             };
+            if known.ppid != stat.ppid && !fresh {
+                scan.events.push(EventBody::Reparent {
+                    pid: stat.pid,
+                    from: known.ppid,
+                    to: stat.ppid,
+                });
+            }
+            if stat.state == 'Z' && stat.ppid != self.engine {
+                // Ended, not yet collected by its parent (the engine collects its own).
+                let ppid = stat.ppid;
+                self.known.remove(&stat.pid);
+                self.zombies.insert(stat.pid, Some(stat.start_time), ppid);
+                scan.events.push(EventBody::Exit {
+                    pid: stat.pid,
+                    ppid,
+                    status: stat
+                        .exit_code
+                        .map_or(ExitStatus::Unknown, ExitStatus::from_wait_status),
+                    pool: None,
+                    worker: None,
+                    source: TrackSource::Poll,
+                    zombie: true,
+                });
+                continue;
+            }
             let cpu = match known.sampled {
                 Some(then) if now > then => {
                     let ticks = stat.cpu_ticks.saturating_sub(known.cpu_ticks) as f64;

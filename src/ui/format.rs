@@ -50,7 +50,9 @@ pub enum Condition {
 impl Condition {
     pub fn of(proc: &ProcessView) -> Condition {
         if let Some(ended) = proc.ended {
-            return if ended.status.success() {
+            return if proc.zombie {
+                Condition::Zombie
+            } else if ended.status.success() {
                 Condition::EndedOk
             } else {
                 Condition::EndedBad
@@ -101,6 +103,15 @@ impl Condition {
 /// The "how it ended" column: `exit 7`, `SIGTERM (-15 / 143)`, or empty while alive.
 pub fn ending(proc: &ProcessView) -> String {
     proc.ended.map(|e| e.status.describe()).unwrap_or_default()
+}
+
+/// As [`ending`], and for a zombie how long it has waited for its parent to reap it:
+/// `exit 0 · zombie 1s`.
+pub fn ending_at(proc: &ProcessView, now: f64) -> String {
+    match proc.zombie_for(now) {
+        Some(waited) => format!("{} · zombie {}", ending(proc), duration(waited)),
+        None => ending(proc),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The rows of the tree view, derived from the state: pools, their workers, every descendant
-//! indented under its parent, and processes adopted by forkscope (orphans) in their own group.
+//! indented under its parent, and processes adopted by forkscope (orphans) in their own group
+//! (an orphan is shown under its new parent, marked with the one it came from).
 //! Folding and the filter apply here, so every view and key agrees on what is visible.
 
 use std::collections::{HashMap, HashSet};
@@ -137,6 +138,12 @@ impl Tree<'_> {
             self.subtree(rows, *child, depth + 1, n + 1 == children.len());
         }
     }
+}
+
+/// The mark of a process re-parented after its parent ended: `↰4685` (where it came from;
+/// the tree shows it where it is now).
+pub fn adoption_mark(proc: &ProcessView) -> Option<String> {
+    proc.adopted_from.map(|from| format!("↰{from}"))
 }
 
 /// The pool a process belongs to: its own, or that of the worker it descends from.

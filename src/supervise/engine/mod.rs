@@ -27,8 +27,13 @@ use super::tree::become_subreaper;
 use crate::model::policy::RestartTracker;
 use crate::model::signals::signal_name;
 use crate::model::{Action, EventBody, ExitStatus, PoolInfo, TrackSource};
+use crate::track::kernel::ReapVerdict;
 use crate::track::poll::PollTracker;
 use tracking::{KernelSource, NETLINK};
+
+/// How often zombies reported by a source are looked at in `/proc` (when there are any):
+/// a `reap` is seen at most this late (or one sample interval, if shorter).
+const ZOMBIE_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 pub(crate) use stop::Phase;
 
@@ -170,6 +175,8 @@ pub(crate) struct Engine {
     orphans_dirty: bool,
     /// Wall-clock time of the event clock's zero.
     started_unix: f64,
+    /// When waiting zombies are next looked at.
+    next_zombie_check: Instant,
 }
 
 impl Engine {
@@ -201,7 +208,7 @@ impl Engine {
             captures: Captures::new(),
             pools,
             by_pid: HashMap::new(),
-            tracker: PollTracker::default(),
+            tracker: PollTracker::for_engine(me),
             kernel: None,
             kernel_unavailable: None,
             ptrace: None,
@@ -212,6 +219,7 @@ impl Engine {
             kill_signalled: HashSet::new(),
             orphans_dirty: false,
             started_unix: 0.0,
+            next_zombie_check: Instant::now(),
         }
     }
 
@@ -294,6 +302,9 @@ impl Engine {
         if let Some(at) = self.tracking_deadline() {
             next = next.min(at);
         }
+        if self.zombies_waiting() > 0 {
+            next = next.min(self.next_zombie_check);
+        }
         for pool in &self.pools {
             for worker in pool.workers.values() {
                 if let WorkerState::Waiting(at) = worker.state {
@@ -351,12 +362,32 @@ impl Engine {
             .drain_pid(self.poll.registry(), child.pid, &self.events);
         if let Some(worker) = self.by_pid.remove(&child.pid) {
             self.reaped_worker(&child);
+            let adopted = self.adoptions_after(child.pid);
             self.worker_exited(worker, child.status);
+            for event in adopted {
+                self.events.emit(event);
+            }
             return;
         }
-        let Some((ppid, known)) = self.reaped_descendant(&child) else {
-            return; // the kernel's exit event already reported it
+        let (last_ppid, known) = match self.reaped_descendant(&child) {
+            ReapVerdict::Report { ppid, known } => (ppid, known),
+            ReapVerdict::AlreadyReported => {
+                // A source reported its exit: it was a zombie, and forkscope collected it.
+                self.events.emit(EventBody::Reap {
+                    pid: child.pid,
+                    by: self.me,
+                });
+                return;
+            }
         };
+        if known && last_ppid != self.me && last_ppid > 0 {
+            // Its parent ended before it: it was adopted by forkscope, the subreaper.
+            self.events.emit(EventBody::Reparent {
+                pid: child.pid,
+                from: last_ppid,
+                to: self.me,
+            });
+        }
         if !known {
             // An orphan that lived and died unseen: report its birth too.
             let stat = child.stat.as_ref();
@@ -376,12 +407,16 @@ impl Engine {
         }
         self.events.emit(EventBody::Exit {
             pid: child.pid,
-            ppid,
+            ppid: self.me,
             status: child.status,
             pool: None,
             worker: None,
             source: TrackSource::Engine,
+            zombie: false,
         });
+        for event in self.adoptions_after(child.pid) {
+            self.events.emit(event);
+        }
     }
 
     fn run_timers(&mut self) {
@@ -406,6 +441,10 @@ impl Engine {
         if now >= self.next_sample {
             self.sample();
             self.next_sample = now + self.config.sample_interval;
+        }
+        if now >= self.next_zombie_check && self.zombies_waiting() > 0 {
+            self.check_zombies();
+            self.next_zombie_check = now + ZOMBIE_CHECK_EVERY.min(self.config.sample_interval);
         }
     }
 

@@ -22,6 +22,8 @@ use super::Engine;
 use crate::inspect::proc::{read_cmdline, read_stat};
 use crate::model::{EventBody, ExitStatus, TrackSource};
 use crate::supervise::reap::{BATCH, Reaped};
+use crate::track::kernel::LiveProc;
+use crate::track::zombies::{ZombieSet, adopted_children};
 
 /// What the tracer remembers between stops.
 #[derive(Debug, Default)]
@@ -36,9 +38,12 @@ pub(crate) struct Tracer {
     processes: HashMap<i32, i32>,
     /// Threads: tid → tgid.
     threads: HashMap<i32, i32>,
-    /// Exits reported from a tracer notification, until the engine reaps the same
-    /// identity (an orphan re-parented as a zombie) or it is gone.
-    reported: HashMap<i32, Option<u64>>,
+    /// Exits reported from a tracer notification: zombies of their real parent, until it
+    /// collects them (gone from `/proc`) or the engine reaps the same identity (an orphan
+    /// re-parented as a zombie).
+    reported: ZombieSet,
+    /// Processes that forked (whose end may leave orphans to look for).
+    parents: HashSet<i32>,
 }
 
 impl Tracer {
@@ -55,16 +60,44 @@ impl Tracer {
     /// The engine reaped `pid`: `None` if a tracer notification already reported its exit,
     /// else its parent and whether its birth was reported.
     pub(crate) fn on_reaped(&mut self, pid: i32, start: Option<u64>) -> Option<(i32, bool)> {
-        if let Some(seen) = self.reported.get(&pid).copied()
-            && (seen.is_none() || start.is_none() || seen == start)
-        {
-            self.reported.remove(&pid);
+        if self.reported.collected_by_engine(pid, start) {
             return None;
         }
+        self.parents.remove(&pid);
         Some(match self.processes.remove(&pid) {
             Some(parent) => (parent, true),
             None => (0, false),
         })
+    }
+
+    pub(crate) fn zombies_waiting(&self) -> usize {
+        self.reported.len()
+    }
+
+    /// The reported zombies (see [`ZombieSet`]).
+    pub(crate) fn zombies(&mut self) -> &mut ZombieSet {
+        &mut self.reported
+    }
+
+    /// `parent` ended: its followed children adopted by another process since, as
+    /// `reparent` events (their parent is updated).
+    pub(crate) fn adopt_children_of(&mut self, parent: i32) -> Vec<EventBody> {
+        if !self.parents.remove(&parent) {
+            return Vec::new();
+        }
+        let children: Vec<(i32, Option<u64>)> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| **p == parent)
+            .map(|(pid, _)| (*pid, None))
+            .collect();
+        let adopted = adopted_children(&LiveProc, parent, children);
+        for event in &adopted {
+            if let EventBody::Reparent { pid, to, .. } = event {
+                self.processes.insert(*pid, *to);
+            }
+        }
+        adopted
     }
 }
 
@@ -219,20 +252,24 @@ impl Engine {
             return Some(Reaped { pid, status, stat });
         }
         let parent = tracer.processes.remove(&pid);
+        let ppid = stat.as_ref().map_or(parent.unwrap_or(0), |s| s.ppid);
+        // The tracer's wait consumed the death notice; the real parent collects the zombie.
         tracer
             .reported
-            .insert(pid, stat.as_ref().map(|s| s.start_time));
-        if tracer.reported.len() > 65_536 {
-            tracer.reported.clear();
-        }
+            .insert(pid, stat.as_ref().map(|s| s.start_time), ppid);
         self.events.emit(EventBody::Exit {
             pid,
-            ppid: stat.map_or(parent.unwrap_or(0), |s| s.ppid),
+            ppid,
             status,
             pool: None,
             worker: None,
             source: TrackSource::Ptrace,
+            zombie: true,
         });
+        // Its children were re-parented before the tracer was told.
+        for adopted in tracer.adopt_children_of(pid) {
+            self.events.emit(adopted);
+        }
         None
     }
 
@@ -255,7 +292,11 @@ impl Engine {
                             tracer.threads.insert(child, parent);
                         } else {
                             tracer.processes.insert(child, parent);
-                            tracer.reported.remove(&child);
+                            tracer.parents.insert(parent);
+                            let reused = tracer.reported.pid_reused(child);
+                            if let Some(reap) = reused {
+                                self.events.emit(reap);
+                            }
                             self.events.emit(EventBody::Fork {
                                 pid: child,
                                 ppid: parent,

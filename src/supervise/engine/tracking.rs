@@ -1,7 +1,8 @@
 //! Lifecycle tracking inside the engine: the kernel process-events socket (drained before
 //! every reap), the `/proc` scan that samples the tree and reconciles the kernel's view
-//! with it, the dedupe of kernel exits against the engine's own reaping, and the session's
-//! description of the active source.
+//! with it, the dedupe of kernel exits against the engine's own reaping, the zombies and
+//! orphans of every source (when a reported zombie is collected, who adopted an orphan), and
+//! the session's description of the active source.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -333,26 +334,34 @@ impl Engine {
         }
     }
 
-    /// Decides how a reaped non-worker child is reported: `None` when the kernel already did,
-    /// else its ppid and whether its birth was reported.
-    pub(super) fn reaped_descendant(&mut self, child: &Reaped) -> Option<(i32, bool)> {
+    /// Decides how a reaped non-worker child is reported: `AlreadyReported` when a source
+    /// reported its exit (it was a zombie, now collected by forkscope), else its last known
+    /// parent and whether its birth was reported.
+    pub(super) fn reaped_descendant(&mut self, child: &Reaped) -> ReapVerdict {
         let start = child.stat.as_ref().map(|s| s.start_time);
         if let Some(tracer) = self.ptrace.as_mut() {
             self.tracker.forget(child.pid);
-            return tracer
-                .on_reaped(child.pid, start)
-                .map(|(ppid, known)| (if known { ppid } else { self.me }, known));
+            return match tracer.on_reaped(child.pid, start) {
+                None => ReapVerdict::AlreadyReported,
+                Some((ppid, known)) => ReapVerdict::Report {
+                    ppid: if known { ppid } else { self.me },
+                    known,
+                },
+            };
         }
         if let Some(kernel) = self.kernel.as_mut() {
             self.tracker.forget(child.pid);
-            return match kernel.tracker.on_reaped(child.pid, start) {
-                ReapVerdict::AlreadyReported => None,
-                ReapVerdict::Report { ppid, known } => Some((ppid, known)),
-            };
+            return kernel.tracker.on_reaped(child.pid, start);
+        }
+        if self.tracker.zombies().collected_by_engine(child.pid, start) {
+            return ReapVerdict::AlreadyReported;
         }
         match self.tracker.forget(child.pid) {
-            Some(ppid) => Some((ppid, true)),
-            None => Some((self.me, false)),
+            Some(ppid) => ReapVerdict::Report { ppid, known: true },
+            None => ReapVerdict::Report {
+                ppid: self.me,
+                known: false,
+            },
         }
     }
 
@@ -365,12 +374,58 @@ impl Engine {
         }
     }
 
+    /// `dead` was reaped by forkscope: its children that were adopted since (by forkscope or
+    /// another subreaper), as `reparent` events.
+    pub(super) fn adoptions_after(&mut self, dead: i32) -> Vec<EventBody> {
+        if let Some(tracer) = self.ptrace.as_mut() {
+            return tracer.adopt_children_of(dead);
+        }
+        if let Some(kernel) = self.kernel.as_mut() {
+            return kernel.tracker.adopt_children_of(dead, &LiveProc);
+        }
+        self.tracker.adopt_children_of(dead)
+    }
+
+    /// Zombies whose exit a source reported and whose reap is not seen yet.
+    pub(super) fn zombies_waiting(&self) -> usize {
+        if let Some(tracer) = &self.ptrace {
+            return tracer.zombies_waiting();
+        }
+        if let Some(kernel) = &self.kernel {
+            return kernel.tracker.zombies_waiting();
+        }
+        self.tracker.zombies_waiting()
+    }
+
+    /// Reads each waiting zombie's `/proc` entry; a `reap` for each one gone.
+    pub(super) fn check_zombies(&mut self) {
+        let reaps = if let Some(tracer) = self.ptrace.as_mut() {
+            tracer.zombies().check(&LiveProc)
+        } else if self.kernel.is_some() {
+            // Exits still queued come first: a reap must follow its exit.
+            self.drain_kernel();
+            match self.kernel.as_mut() {
+                Some(kernel) => kernel.tracker.check_zombies(&LiveProc),
+                None => Vec::new(),
+            }
+        } else {
+            self.tracker.zombies().check(&LiveProc)
+        };
+        for reap in reaps {
+            self.events.emit(reap);
+        }
+    }
+
     /// The session is ending and nothing of the tree runs: read the last kernel events
     /// (a process's exit message is queued just after it became a zombie, so it can trail
     /// its parent's reap), then give every process still listed an unknown exit.
     pub(super) fn finish_tracking(&mut self) {
-        if self.ptrace.is_some() {
-            return; // every tracee's end was reported to the tracer
+        if let Some(tracer) = self.ptrace.as_mut() {
+            // Every tracee's end was reported to the tracer; its zombies are gone now.
+            for reap in tracer.zombies().finish() {
+                self.events.emit(reap);
+            }
+            return;
         }
         if self.kernel.is_none() {
             // Poll: one last scan reports whatever ended since the previous one.
@@ -378,6 +433,9 @@ impl Engine {
                 for event in scan.events {
                     self.events.emit(event);
                 }
+            }
+            for reap in self.tracker.zombies().finish() {
+                self.events.emit(reap);
             }
             return;
         }

@@ -87,6 +87,7 @@ impl Engine {
             pool: Some(name),
             worker: Some(index),
             source: crate::model::TrackSource::Engine,
+            zombie: false,
         });
         if worker.retiring {
             self.pools[pool].workers.remove(&index);

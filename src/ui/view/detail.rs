@@ -82,6 +82,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             style,
         )));
     }
+    lines.extend(zombie_and_adoption_lines(app, proc));
     if let Some(sample) = proc.sample.as_ref().filter(|_| proc.is_alive()) {
         lines.push(Line::from(format!(
             "CPU {:.1}%  RSS {}",
@@ -120,6 +121,40 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         spark(frame, cpu_area, "CPU ", &cpu, theme);
         spark(frame, rss_area, "RSS ", &rss, theme);
     }
+}
+
+/// Its zombie phase (waiting for, or collected by, its parent) and where it was adopted.
+fn zombie_and_adoption_lines(app: &App, proc: &ProcessView) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if let Some(waited) = proc.zombie_for(app.state.now) {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "zombie for {}: waiting for its parent {} to reap it",
+                duration(waited),
+                proc.ppid
+            ),
+            app.theme.condition(Condition::Zombie),
+        )));
+    }
+    if let (Some(reaped), Some(ended)) = (proc.reaped, proc.ended) {
+        let by = if Some(reaped.by) == app.state.engine_pid {
+            format!("forkscope ({})", reaped.by)
+        } else {
+            reaped.by.to_string()
+        };
+        lines.push(Line::from(format!(
+            "reaped by {by} at +{:.3}s, after {} as a zombie",
+            reaped.t,
+            duration(reaped.t - ended.t)
+        )));
+    }
+    if let Some(from) = proc.adopted_from {
+        lines.push(Line::from(format!(
+            "adopted: its parent {from} ended; re-parented to {}",
+            proc.ppid
+        )));
+    }
+    lines
 }
 
 fn tail<T>(history: &std::collections::VecDeque<T>, width: usize) -> impl Iterator<Item = &T> {

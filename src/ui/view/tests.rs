@@ -125,6 +125,7 @@ pub(crate) fn sample_app() -> App {
                 pool: None,
                 worker: None,
                 source: TrackSource::Engine,
+                zombie: false,
             },
         ),
     ];
@@ -420,6 +421,7 @@ fn ten_thousand_processes_are_all_rows_and_render() {
                 pool: None,
                 worker: None,
                 source: TrackSource::Kernel,
+                zombie: false,
             },
         ));
     }

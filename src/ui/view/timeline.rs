@@ -1,6 +1,7 @@
 //! The timeline: one row per process (the tree's rows, in the tree's order), a bar from birth
-//! to death coloured by how it ended, fork arrows from parent to child, exec marks, signals
-//! as ticks, with zoom and scroll. The picture of "8 processes ran in parallel and the pool
+//! to death coloured by how it ended, a dotted tail for the time it was a zombie (until its
+//! parent reaped it), fork arrows from parent to child, exec marks, signals as ticks, with
+//! zoom and scroll. The picture of "8 processes ran in parallel and the pool
 //! reused them".
 
 use ratatui::Frame;
@@ -73,6 +74,21 @@ pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<C
         if last >= 0.0 {
             for cell in grid[y].iter_mut().take(last as usize + 1).skip(first) {
                 *cell = ('━', style);
+            }
+        }
+        let zombie_until = match (proc.ended, proc.reaped) {
+            (Some(_), Some(reaped)) => Some(reaped.t),
+            (Some(_), None) if proc.zombie => Some(app.state.now),
+            _ => None,
+        };
+        if let Some(until) = zombie_until {
+            let zombie_style = theme.condition(Condition::Zombie);
+            let from = (end.floor() + 1.0).max(0.0) as usize;
+            let to = window.column(until).min(width as f64 - 1.0).floor();
+            if to >= 0.0 {
+                for cell in grid[y].iter_mut().take(to as usize + 1).skip(from) {
+                    *cell = ('┄', zombie_style);
+                }
             }
         }
         for t in &proc.execs {

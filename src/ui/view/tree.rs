@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Row as TableRow, Table};
 
 use crate::ui::app::{App, Focus};
-use crate::ui::format::{Condition, duration, ending, kib};
-use crate::ui::rows::{Row, RowKey};
+use crate::ui::format::{Condition, duration, ending_at, kib};
+use crate::ui::rows::{Row, RowKey, adoption_mark};
 
 /// Columns dropped first when the terminal is narrow.
 struct Columns {
@@ -183,7 +183,7 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
             if columns.age {
                 cells.push(Cell::from(duration(proc.age(app.state.now))));
             }
-            cells.push(Cell::from(ending(proc)).style(style));
+            cells.push(Cell::from(ending_at(proc, app.state.now)).style(style));
             let mut command = proc.short_command();
             match &proc.role {
                 crate::model::state::Role::Worker { pool, worker } => {
@@ -196,8 +196,11 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
                     }
                 }
             }
+            if let Some(mark) = adoption_mark(proc) {
+                command = format!("{mark} {command}");
+            }
             cells.push(Cell::from(command));
-            let row_style = if proc.is_alive() {
+            let row_style = if proc.is_alive() || proc.zombie {
                 Style::default()
             } else {
                 theme.dim()
