@@ -25,6 +25,26 @@ pub struct ProcStat {
     pub exit_code: Option<i32>,
 }
 
+#[cfg(test)]
+impl ProcStat {
+    /// A sleeping single-threaded process, for tests of what reads `/proc`.
+    pub fn fixture(pid: i32, ppid: i32, start_time: u64) -> ProcStat {
+        ProcStat {
+            pid,
+            comm: format!("p{pid}"),
+            state: 'S',
+            ppid,
+            pgrp: pid,
+            session: pid,
+            cpu_ticks: 0,
+            threads: 1,
+            start_time,
+            rss_pages: 10,
+            exit_code: None,
+        }
+    }
+}
+
 /// Why a `stat` line could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed /proc stat line: {0}")]

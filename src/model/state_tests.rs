@@ -145,3 +145,172 @@ fn only_the_newest_ended_records_are_kept() {
     assert_eq!(state.forgotten, 7);
     assert!(state.find_pid(101).is_none());
 }
+
+fn fork_of(t: f64, pid: i32, ppid: i32) -> Event {
+    ev(
+        t,
+        EventBody::Fork {
+            pid,
+            ppid,
+            start_time: Some(pid as u64),
+            source: TrackSource::Kernel,
+        },
+    )
+}
+
+fn exit_of(t: f64, pid: i32, ppid: i32, zombie: bool) -> Event {
+    ev(
+        t,
+        EventBody::Exit {
+            pid,
+            ppid,
+            status: ExitStatus::Exited(0),
+            pool: None,
+            worker: None,
+            source: TrackSource::Kernel,
+            zombie,
+        },
+    )
+}
+
+#[test]
+fn a_zombie_waits_from_its_exit_until_its_reap() {
+    let mut state = State::new(100);
+    update(&mut state, &spawn(0.1, 10, 0));
+    update(&mut state, &fork_of(0.2, 11, 10));
+    update(&mut state, &exit_of(0.3, 11, 10, true));
+    update(
+        &mut state,
+        &ev(
+            1.3,
+            EventBody::Notice {
+                pid: None,
+                level: "info".into(),
+                message: "time passes".into(),
+            },
+        ),
+    );
+    let child = state.find_pid(11).unwrap();
+    assert!(!child.is_alive(), "a zombie has ended");
+    assert!(child.zombie);
+    assert_eq!(child.zombie_for(state.now), Some(1.0));
+    update(&mut state, &ev(1.8, EventBody::Reap { pid: 11, by: 10 }));
+    let child = state.find_pid(11).unwrap();
+    assert!(!child.zombie);
+    assert_eq!(child.zombie_for(state.now), None);
+    assert_eq!(child.reaped, Some(ReapRecord { t: 1.8, by: 10 }));
+    // A second reap of the same pid (or one of a process never a zombie) changes nothing.
+    update(&mut state, &ev(1.9, EventBody::Reap { pid: 11, by: 1 }));
+    assert_eq!(state.find_pid(11).unwrap().reaped.map(|r| r.by), Some(10));
+}
+
+#[test]
+fn an_exit_without_zombie_is_final_and_end_collects_every_zombie() {
+    let mut state = State::new(100);
+    update(&mut state, &spawn(0.1, 10, 0));
+    update(&mut state, &fork_of(0.2, 11, 10));
+    update(&mut state, &fork_of(0.2, 12, 10));
+    update(&mut state, &exit_of(0.3, 11, 10, false));
+    update(&mut state, &exit_of(0.3, 12, 10, true));
+    assert!(!state.find_pid(11).unwrap().zombie);
+    assert!(state.find_pid(12).unwrap().zombie);
+    update(
+        &mut state,
+        &ev(
+            0.5,
+            EventBody::End {
+                pid: None,
+                status: 0,
+            },
+        ),
+    );
+    assert!(state.procs.values().all(|p| !p.zombie && !p.is_alive()));
+}
+
+#[test]
+fn a_reparented_orphan_moves_to_its_new_parent_and_keeps_its_origin() {
+    let mut state = State::new(100);
+    update(
+        &mut state,
+        &ev(
+            0.0,
+            EventBody::Session {
+                pid: 1,
+                version: "t".into(),
+                pools: vec![],
+                track: TrackSource::Kernel,
+                track_note: String::new(),
+                stop_timeout: 1.0,
+                started_unix: 0.0,
+            },
+        ),
+    );
+    update(&mut state, &spawn(0.1, 10, 0));
+    update(&mut state, &fork_of(0.2, 11, 10));
+    update(&mut state, &fork_of(0.3, 12, 11));
+    update(&mut state, &fork_of(0.3, 13, 11));
+    let worker = state.find_pid(10).unwrap().id;
+    update(&mut state, &exit_of(0.4, 11, 10, true));
+    // Adopted by forkscope (the engine, pid 1): a root of the tree, the adopted group.
+    let to_engine = EventBody::Reparent {
+        pid: 12,
+        from: 11,
+        to: 1,
+    };
+    update(&mut state, &ev(0.4, to_engine));
+    // Adopted by a subreaper inside the tree: under it.
+    let to_worker = EventBody::Reparent {
+        pid: 13,
+        from: 11,
+        to: 10,
+    };
+    update(&mut state, &ev(0.4, to_worker));
+    let orphan = state.find_pid(12).unwrap();
+    assert_eq!(
+        (orphan.ppid, orphan.parent, orphan.adopted_from),
+        (1, None, Some(11))
+    );
+    let other = state.find_pid(13).unwrap();
+    assert_eq!(
+        (other.ppid, other.parent, other.adopted_from),
+        (10, Some(worker), Some(11))
+    );
+    // Its exit names the parent it had when it died.
+    update(&mut state, &exit_of(0.9, 12, 1, false));
+    assert_eq!(state.find_pid(12).unwrap().ppid, 1);
+    // A reparent of an unknown pid, or to itself, is harmless.
+    update(
+        &mut state,
+        &ev(
+            1.0,
+            EventBody::Reparent {
+                pid: 99,
+                from: 1,
+                to: 2,
+            },
+        ),
+    );
+    update(
+        &mut state,
+        &ev(
+            1.0,
+            EventBody::Reparent {
+                pid: 13,
+                from: 10,
+                to: 13,
+            },
+        ),
+    );
+    assert_eq!(state.find_pid(13).unwrap().parent, None);
+}
+
+#[test]
+fn an_exit_naming_another_parent_marks_the_adoption() {
+    // A recording without `reparent` events: the exit's ppid still tells.
+    let mut state = State::new(100);
+    update(&mut state, &spawn(0.1, 10, 0));
+    update(&mut state, &fork_of(0.2, 11, 10));
+    update(&mut state, &exit_of(0.5, 11, 1, false));
+    let orphan = state.find_pid(11).unwrap();
+    assert_eq!((orphan.ppid, orphan.adopted_from), (1, Some(10)));
+}

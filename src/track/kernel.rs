@@ -265,15 +265,12 @@ impl KernelTracker {
             .filter(|(_, m)| m.ppid == parent)
             .map(|(pid, m)| (*pid, m.start_time))
             .collect();
-        let adopted = adopted_children(reader, parent, children);
-        for event in &adopted {
-            if let EventBody::Reparent { pid, to, .. } = event
-                && let Some(member) = self.members.get_mut(pid)
-            {
-                member.ppid = *to;
+        let members = &mut self.members;
+        adopted_children(reader, parent, children, |pid, to| {
+            if let Some(member) = members.get_mut(&pid) {
+                member.ppid = to;
             }
-        }
-        adopted
+        })
     }
 
     /// Exits reported and not yet collected.

@@ -10,17 +10,8 @@ struct FakeProc {
 impl FakeProc {
     fn add(&self, pid: i32, ppid: i32, start: u64, argv: &[&str]) {
         let stat = ProcStat {
-            pid,
             comm: argv.first().copied().unwrap_or("x").into(),
-            state: 'S',
-            ppid,
-            pgrp: pid,
-            session: pid,
-            cpu_ticks: 0,
-            threads: 1,
-            start_time: start,
-            rss_pages: 1,
-            exit_code: None,
+            ..ProcStat::fixture(pid, ppid, start)
         };
         let argv = argv.iter().map(|s| s.to_string()).collect();
         self.procs.borrow_mut().insert(pid, (stat, argv));
@@ -250,4 +241,97 @@ fn gone_process_exec_has_a_placeholder_argv() {
     proc.add(5, 1, 9, &[]);
     assert_eq!(argv_of(&proc, 5, Some(9)), vec!["[x]"]);
     assert_eq!(argv_of(&proc, 5, Some(8)), vec!["[?]"]);
+}
+
+#[test]
+fn a_reported_exit_is_a_zombie_until_proc_no_longer_has_it() {
+    let proc = FakeProc::default();
+    let mut t = KernelTracker::new(100);
+    proc.add(101, 100, 1, &["sh"]);
+    t.on_message(&fork(100, 101), &proc);
+    proc.add(102, 101, 2, &["sh"]);
+    t.on_message(&fork(101, 102), &proc);
+    let got = t.on_message(&exit(102, 0, 101), &proc);
+    assert!(matches!(
+        got[0].body,
+        EventBody::Exit {
+            zombie: true,
+            ppid: 101,
+            ..
+        }
+    ));
+    assert_eq!(t.zombies_waiting(), 1);
+    assert!(
+        t.check_zombies(&proc).is_empty(),
+        "still in /proc: a zombie"
+    );
+    proc.remove(102);
+    assert_eq!(
+        t.check_zombies(&proc),
+        vec![EventBody::Reap { pid: 102, by: 101 }]
+    );
+    assert_eq!(t.zombies_waiting(), 0);
+    // A zombie whose pid a new fork takes was collected before.
+    proc.add(103, 101, 3, &["sh"]);
+    t.on_message(&fork(101, 103), &proc);
+    t.on_message(&exit(103, 0, 101), &proc);
+    proc.add(103, 101, 4, &["sh"]);
+    let got = t.on_message(&fork(101, 103), &proc);
+    assert_eq!(kinds(&got), vec!["reap 103", "fork 103"]);
+    // One the engine collects (re-parented to it as a zombie) is the engine's reap.
+    t.on_message(&exit(103, 0, 101), &proc);
+    assert_eq!(t.on_reaped(103, Some(4)), ReapVerdict::AlreadyReported);
+    assert_eq!(t.zombies_waiting(), 0);
+}
+
+#[test]
+fn the_children_of_an_ended_member_are_reported_adopted() {
+    let proc = FakeProc::default();
+    let mut t = KernelTracker::new(100);
+    proc.add(101, 100, 1, &["sh"]);
+    t.on_message(&fork(100, 101), &proc);
+    proc.add(102, 101, 2, &["sh"]);
+    t.on_message(&fork(101, 102), &proc);
+    proc.add(103, 102, 3, &["sleep"]);
+    t.on_message(&fork(102, 103), &proc);
+    // 102 ends; the kernel re-parented 103 to the engine before the exit message.
+    proc.add(103, 100, 3, &["sleep"]);
+    let got = t.on_message(&exit(102, 0, 101), &proc);
+    assert_eq!(kinds(&got), vec!["exit 102", "reparent 103"]);
+    assert!(matches!(
+        got[1].body,
+        EventBody::Reparent {
+            from: 102,
+            to: 100,
+            ..
+        }
+    ));
+    // The orphan's own end is the engine's to report, with its new parent.
+    assert!(t.on_message(&exit(103, 0, 100), &proc).is_empty());
+    assert_eq!(
+        t.on_reaped(103, Some(3)),
+        ReapVerdict::Report {
+            ppid: 100,
+            known: true
+        }
+    );
+}
+
+#[test]
+fn reconcile_reports_a_parent_change_it_finds_in_proc() {
+    let proc = FakeProc::default();
+    let mut t = KernelTracker::new(100);
+    proc.add(101, 100, 1, &["sh"]);
+    t.on_message(&fork(100, 101), &proc);
+    proc.add(102, 101, 2, &["sh"]);
+    t.on_message(&fork(101, 102), &proc);
+    proc.add(103, 102, 3, &["sleep"]);
+    t.on_message(&fork(102, 103), &proc);
+    // 102's exit message was dropped; /proc shows it gone and 103 adopted.
+    proc.remove(102);
+    proc.add(103, 100, 3, &["sleep"]);
+    let all = proc.all();
+    let tree: Vec<ProcStat> = all.values().cloned().collect();
+    let got = t.reconcile(&all, &tree, &proc, |pid| pid == 101);
+    assert_eq!(kinds(&got), vec!["reparent 103", "exit 102"]);
 }

@@ -114,15 +114,12 @@ impl PollTracker {
         if children.is_empty() {
             return Vec::new();
         }
-        let adopted = adopted_children(&LiveProc, parent, children);
-        for event in &adopted {
-            if let EventBody::Reparent { pid, to, .. } = event
-                && let Some(known) = self.known.get_mut(pid)
-            {
-                known.ppid = *to;
+        let known = &mut self.known;
+        adopted_children(&LiveProc, parent, children, |pid, to| {
+            if let Some(k) = known.get_mut(&pid) {
+                k.ppid = to;
             }
-        }
-        adopted
+        })
     }
 
     /// Zombies reported and not yet collected.
@@ -288,19 +285,7 @@ mod tests {
     use super::*;
 
     fn stat(pid: i32, ppid: i32, start: u64) -> ProcStat {
-        ProcStat {
-            pid,
-            comm: format!("p{pid}"),
-            state: 'S',
-            ppid,
-            pgrp: pid,
-            session: pid,
-            cpu_ticks: 0,
-            threads: 1,
-            start_time: start,
-            rss_pages: 10,
-            exit_code: None,
-        }
+        ProcStat::fixture(pid, ppid, start)
     }
 
     fn kinds(scan: &Scan) -> Vec<(String, i32)> {
@@ -339,5 +324,63 @@ mod tests {
         tracker.forget(-5);
         let third = tracker.diff(vec![], now);
         assert_eq!(kinds(&third), vec![("exit".into(), -6)]);
+    }
+
+    #[test]
+    fn a_zombie_seen_by_a_scan_ends_with_its_status_and_is_reaped_when_gone() {
+        let mut tracker = PollTracker::for_engine(-1);
+        let now = Instant::now();
+        tracker.adopt(-5, -1, Some(1));
+        tracker.diff(vec![stat(-5, -1, 1), stat(-6, -5, 2)], now);
+        let zombie = ProcStat {
+            state: 'Z',
+            exit_code: Some(7 << 8),
+            ..stat(-6, -5, 2)
+        };
+        let scan = tracker.diff(vec![stat(-5, -1, 1), zombie.clone()], now);
+        assert_eq!(kinds(&scan), vec![("exit".into(), -6)]);
+        assert!(matches!(
+            scan.events[0],
+            EventBody::Exit {
+                status: ExitStatus::Exited(7),
+                zombie: true,
+                ppid: -5,
+                ..
+            }
+        ));
+        assert_eq!(tracker.zombies_waiting(), 1);
+        // Still a zombie: nothing new, no sample of it.
+        let scan = tracker.diff(vec![stat(-5, -1, 1), zombie], now);
+        assert!(scan.events.is_empty());
+        assert_eq!(scan.samples.len(), 1);
+        // Gone: collected by its parent.
+        let scan = tracker.diff(vec![stat(-5, -1, 1)], now);
+        assert_eq!(scan.events, vec![EventBody::Reap { pid: -6, by: -5 }]);
+        // A zombie child of the engine is the engine's to reap and report.
+        let engine_child = ProcStat {
+            state: 'Z',
+            ..stat(-5, -1, 1)
+        };
+        assert!(tracker.diff(vec![engine_child], now).events.is_empty());
+    }
+
+    #[test]
+    fn a_changed_parent_is_an_adoption() {
+        let mut tracker = PollTracker::for_engine(-1);
+        let now = Instant::now();
+        tracker.diff(vec![stat(-5, -1, 1), stat(-6, -5, 2)], now);
+        let scan = tracker.diff(vec![stat(-6, -1, 2)], now);
+        assert_eq!(
+            scan.events,
+            vec![
+                EventBody::Reparent {
+                    pid: -6,
+                    from: -5,
+                    to: -1
+                },
+                EventBody::unknown_exit(-5, -1, TrackSource::Poll),
+            ]
+        );
+        assert_eq!(tracker.ppid_of(-6), Some(-1));
     }
 }

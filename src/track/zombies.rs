@@ -112,12 +112,13 @@ impl ZombieSet {
 }
 
 /// Of the known children of a process that just ended (`(pid, start time)` each), those now
-/// adopted by another parent, as `reparent` events. Children already gone are left to their
-/// own exit.
+/// adopted by another parent, as `reparent` events; `set_parent(pid, new_parent)` is called
+/// for each. Children already gone are left to their own exit.
 pub fn adopted_children(
     reader: &impl ProcReader,
     dead_parent: i32,
     children: impl IntoIterator<Item = (i32, Option<u64>)>,
+    mut set_parent: impl FnMut(i32, i32),
 ) -> Vec<EventBody> {
     let mut events: Vec<EventBody> = children
         .into_iter()
@@ -133,6 +134,11 @@ pub fn adopted_children(
         })
         .collect();
     events.sort_unstable_by_key(|e| e.pid());
+    for event in &events {
+        if let EventBody::Reparent { pid, to, .. } = event {
+            set_parent(*pid, *to);
+        }
+    }
     events
 }
 
@@ -147,17 +153,8 @@ mod tests {
     impl Fake {
         fn set(&self, pid: i32, ppid: i32, start: u64, state: char) {
             let stat = ProcStat {
-                pid,
-                comm: "x".into(),
                 state,
-                ppid,
-                pgrp: pid,
-                session: pid,
-                cpu_ticks: 0,
-                threads: 1,
-                start_time: start,
-                rss_pages: 0,
-                exit_code: Some(0),
+                ..ProcStat::fixture(pid, ppid, start)
             };
             self.0.borrow_mut().insert(pid, stat);
         }
@@ -214,7 +211,14 @@ mod tests {
         proc.set(31, 1, 7, 'S');
         proc.set(32, 30, 8, 'S');
         proc.set(33, 1, 100, 'S'); // pid reused: not the child we knew
-        let events = adopted_children(&proc, 30, [(31, Some(7)), (32, Some(8)), (33, Some(9))]);
+        let mut moved = Vec::new();
+        let events = adopted_children(
+            &proc,
+            30,
+            [(31, Some(7)), (32, Some(8)), (33, Some(9))],
+            |pid, to| moved.push((pid, to)),
+        );
+        assert_eq!(moved, vec![(31, 1)]);
         assert_eq!(
             events,
             vec![EventBody::Reparent {

@@ -91,13 +91,10 @@ impl Tracer {
             .filter(|(_, p)| **p == parent)
             .map(|(pid, _)| (*pid, None))
             .collect();
-        let adopted = adopted_children(&LiveProc, parent, children);
-        for event in &adopted {
-            if let EventBody::Reparent { pid, to, .. } = event {
-                self.processes.insert(*pid, *to);
-            }
-        }
-        adopted
+        let processes = &mut self.processes;
+        adopted_children(&LiveProc, parent, children, |pid, to| {
+            processes.insert(pid, to);
+        })
     }
 }
 
