@@ -243,14 +243,23 @@ fn gone_process_exec_has_a_placeholder_argv() {
     assert_eq!(argv_of(&proc, 5, Some(8)), vec!["[?]"]);
 }
 
-#[test]
-fn a_reported_exit_is_a_zombie_until_proc_no_longer_has_it() {
+/// A tracker for the engine 100 that saw each pid of `chain` forked by the one before (the
+/// first by the engine); pid N has start time N - 100.
+fn forked_chain(chain: &[i32]) -> (FakeProc, KernelTracker) {
     let proc = FakeProc::default();
     let mut t = KernelTracker::new(100);
-    proc.add(101, 100, 1, &["sh"]);
-    t.on_message(&fork(100, 101), &proc);
-    proc.add(102, 101, 2, &["sh"]);
-    t.on_message(&fork(101, 102), &proc);
+    let mut parent = 100;
+    for pid in chain {
+        proc.add(*pid, parent, (*pid - 100) as u64, &["sh"]);
+        t.on_message(&fork(parent, *pid), &proc);
+        parent = *pid;
+    }
+    (proc, t)
+}
+
+#[test]
+fn a_reported_exit_is_a_zombie_until_proc_no_longer_has_it() {
+    let (proc, mut t) = forked_chain(&[101, 102]);
     let got = t.on_message(&exit(102, 0, 101), &proc);
     assert!(matches!(
         got[0].body,
@@ -286,14 +295,7 @@ fn a_reported_exit_is_a_zombie_until_proc_no_longer_has_it() {
 
 #[test]
 fn the_children_of_an_ended_member_are_reported_adopted() {
-    let proc = FakeProc::default();
-    let mut t = KernelTracker::new(100);
-    proc.add(101, 100, 1, &["sh"]);
-    t.on_message(&fork(100, 101), &proc);
-    proc.add(102, 101, 2, &["sh"]);
-    t.on_message(&fork(101, 102), &proc);
-    proc.add(103, 102, 3, &["sleep"]);
-    t.on_message(&fork(102, 103), &proc);
+    let (proc, mut t) = forked_chain(&[101, 102, 103]);
     // 102 ends; the kernel re-parented 103 to the engine before the exit message.
     proc.add(103, 100, 3, &["sleep"]);
     let got = t.on_message(&exit(102, 0, 101), &proc);
@@ -319,14 +321,7 @@ fn the_children_of_an_ended_member_are_reported_adopted() {
 
 #[test]
 fn reconcile_reports_a_parent_change_it_finds_in_proc() {
-    let proc = FakeProc::default();
-    let mut t = KernelTracker::new(100);
-    proc.add(101, 100, 1, &["sh"]);
-    t.on_message(&fork(100, 101), &proc);
-    proc.add(102, 101, 2, &["sh"]);
-    t.on_message(&fork(101, 102), &proc);
-    proc.add(103, 102, 3, &["sleep"]);
-    t.on_message(&fork(102, 103), &proc);
+    let (proc, mut t) = forked_chain(&[101, 102, 103]);
     // 102's exit message was dropped; /proc shows it gone and 103 adopted.
     proc.remove(102);
     proc.add(103, 100, 3, &["sleep"]);
