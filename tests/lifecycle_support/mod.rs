@@ -92,12 +92,25 @@ pub fn run_env(
     env: &[(&str, &str)],
     limit: Duration,
 ) -> Run {
+    let mut args = vec!["run", "--headless", "--track", track];
+    args.extend(extra);
+    args.push("--");
+    args.extend(argv);
+    run_forkscope(&args, env, limit)
+}
+
+/// `forkscope demo NAME --headless --track TRACK EXTRA` with a time limit.
+pub fn run_demo(track: &str, name: &str, extra: &[&str], limit: Duration) -> Run {
+    let mut args = vec!["demo", name, "--headless", "--track", track];
+    args.extend(extra);
+    run_forkscope(&args, &[], limit)
+}
+
+/// `forkscope ARGS` (a headless session) with a time limit, its events parsed.
+fn run_forkscope(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_forkscope"))
         .envs(env.iter().copied())
-        .args(["run", "--headless", "--track", track])
-        .args(extra)
-        .arg("--")
-        .args(argv)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,6 +176,13 @@ pub fn ptrace_available() -> bool {
         return false;
     }
     true
+}
+
+/// Every source that works here: kernel and ptrace (when available) and poll.
+pub fn every_source() -> Vec<&'static str> {
+    let mut tracks: Vec<&str> = tracks().into_iter().filter(|t| *t != "auto").collect();
+    tracks.push("poll");
+    tracks
 }
 
 /// The sources to test: kernel and ptrace (when available) and auto.
