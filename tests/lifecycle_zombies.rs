@@ -56,17 +56,22 @@ fn assert_every_zombie_reaped_once(run: &Run) {
     assert!(waiting.is_empty(), "zombies never reaped: {waiting:?}");
 }
 
+/// The tour demo at pace 0.5 (its zombie waits 0.75 s for its parent), polled every 0.2 s.
+fn tour(track: &str) -> Run {
+    let run = run_demo(
+        track,
+        "tour",
+        &["--pace", "0.5", "--sample-interval", "0.2"],
+        LIMIT,
+    );
+    assert_eq!(run.status, 0, "{track}: {}", run.stderr);
+    run
+}
+
 #[test]
 fn the_tour_zombie_is_shown_as_zombie_until_its_parent_reaps_it() {
     for track in every_source() {
-        // pace 0.5: the zombie waits 0.75 s for its parent; poll scans every 0.2 s.
-        let run = run_demo(
-            track,
-            "tour",
-            &["--pace", "0.5", "--sample-interval", "0.2"],
-            LIMIT,
-        );
-        assert_eq!(run.status, 0, "{track}: {}", run.stderr);
+        let run = tour(track);
         let parent = spawn_of(&run, 3);
         let zombies: Vec<i64> = run
             .kind("exit")
@@ -107,13 +112,7 @@ fn the_tour_zombie_is_shown_as_zombie_until_its_parent_reaps_it() {
 #[test]
 fn the_tour_orphan_is_adopted_by_forkscope_and_ends_as_its_child() {
     for track in every_source() {
-        let run = run_demo(
-            track,
-            "tour",
-            &["--pace", "0.5", "--sample-interval", "0.2"],
-            LIMIT,
-        );
-        assert_eq!(run.status, 0, "{track}: {}", run.stderr);
+        let run = tour(track);
         let engine = run.session()["pid"].as_i64().expect("engine pid");
         let worker = spawn_of(&run, 2);
         // The orphans: the ones that end with exit 3, reaped by forkscope.

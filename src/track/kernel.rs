@@ -336,6 +336,13 @@ impl KernelTracker {
             body,
         }));
         gone.sort_unstable();
+        // One born while `/proc` was being read is missing from the scan, not gone.
+        gone.retain(|pid| {
+            let start = self.members.get(pid).and_then(|m| m.start_time);
+            reader
+                .stat(*pid)
+                .is_none_or(|s| !same_start(start, Some(s.start_time)))
+        });
         for pid in gone {
             if let Some(member) = self.members.remove(&pid)
                 && !member.awaiting_reap
@@ -349,7 +356,7 @@ impl KernelTracker {
         }
         let members = &self.members;
         self.parents.retain(|pid| members.contains_key(pid));
-        out.extend(self.reported.check_in(all).into_iter().map(|body| Tracked {
+        out.extend(self.reported.check(reader).into_iter().map(|body| Tracked {
             timestamp_ns: None,
             body,
         }));

@@ -330,3 +330,15 @@ fn reconcile_reports_a_parent_change_it_finds_in_proc() {
     let got = t.reconcile(&all, &tree, &proc, |pid| pid == 101);
     assert_eq!(kinds(&got), vec!["reparent 103", "exit 102"]);
 }
+
+#[test]
+fn a_member_born_while_proc_was_read_is_not_gone() {
+    let (proc, mut t) = forked_chain(&[101]);
+    let scan_before_birth = proc.all();
+    proc.add(102, 101, 2, &["sh"]);
+    t.on_message(&fork(101, 102), &proc);
+    let tree: Vec<ProcStat> = scan_before_birth.values().cloned().collect();
+    let got = t.reconcile(&scan_before_birth, &tree, &proc, |pid| pid == 101);
+    assert!(got.is_empty(), "{:?}", kinds(&got));
+    assert!(t.is_member(102));
+}
