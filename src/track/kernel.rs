@@ -356,10 +356,6 @@ impl KernelTracker {
         }
         let members = &self.members;
         self.parents.retain(|pid| members.contains_key(pid));
-        out.extend(self.reported.check(reader).into_iter().map(|body| Tracked {
-            timestamp_ns: None,
-            body,
-        }));
         for stat in tree {
             if self.members.contains_key(&stat.pid)
                 || self.reported.contains(stat.pid, Some(stat.start_time))
@@ -402,6 +398,11 @@ impl KernelTracker {
                 },
             });
         }
+        // After the scan's processes: a zombie the scan listed is not a new process.
+        out.extend(self.reported.check(reader).into_iter().map(|body| Tracked {
+            timestamp_ns: None,
+            body,
+        }));
         out
     }
 

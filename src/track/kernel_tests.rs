@@ -342,3 +342,14 @@ fn a_member_born_while_proc_was_read_is_not_gone() {
     assert!(got.is_empty(), "{:?}", kinds(&got));
     assert!(t.is_member(102));
 }
+
+#[test]
+fn a_zombie_listed_by_the_scan_and_reaped_since_is_not_a_new_process() {
+    let (proc, mut t) = forked_chain(&[101, 102]);
+    t.on_message(&exit(102, 0, 101), &proc);
+    let scan_with_zombie = proc.all();
+    proc.remove(102); // its parent reaps it after the scan
+    let tree: Vec<ProcStat> = scan_with_zombie.values().cloned().collect();
+    let got = t.reconcile(&scan_with_zombie, &tree, &proc, |pid| pid == 101);
+    assert_eq!(kinds(&got), vec!["reap 102"]);
+}
