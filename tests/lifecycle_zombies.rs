@@ -243,6 +243,13 @@ fn an_orphan_adopted_by_a_python_subreaper_moves_under_it() {
             reparent["from"].as_i64().unwrap(),
         );
         assert_eq!(reparent["to"], worker, "{track}: adopted by the subreaper");
+        let reparent_at = position(&run, is("reparent", orphan)).expect("reparent");
+        let middle_exit = position(&run, is("exit", middle)).expect("middle's exit");
+        let orphan_exit = position(&run, is("exit", orphan)).expect("orphan's exit");
+        assert!(
+            middle_exit < reparent_at && reparent_at < orphan_exit,
+            "{track}: the parent's end, its orphan's adoption, the orphan's end"
+        );
         let middle_fork = run
             .kind("fork")
             .find(|f| f["pid"] == middle)

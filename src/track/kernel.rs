@@ -330,11 +330,6 @@ impl KernelTracker {
                 _ => gone.push(*pid),
             }
         }
-        adopted.sort_unstable_by_key(|e| e.pid());
-        out.extend(adopted.into_iter().map(|body| Tracked {
-            timestamp_ns: None,
-            body,
-        }));
         gone.sort_unstable();
         // One born while `/proc` was being read is missing from the scan, not gone.
         gone.retain(|pid| {
@@ -354,6 +349,12 @@ impl KernelTracker {
                 });
             }
         }
+        // After the exits: the old parent's end comes before its orphans' adoption.
+        adopted.sort_unstable_by_key(|e| e.pid());
+        out.extend(adopted.into_iter().map(|body| Tracked {
+            timestamp_ns: None,
+            body,
+        }));
         let members = &self.members;
         self.parents.retain(|pid| members.contains_key(pid));
         for stat in tree {

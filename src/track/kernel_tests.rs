@@ -328,7 +328,7 @@ fn reconcile_reports_a_parent_change_it_finds_in_proc() {
     let all = proc.all();
     let tree: Vec<ProcStat> = all.values().cloned().collect();
     let got = t.reconcile(&all, &tree, &proc, |pid| pid == 101);
-    assert_eq!(kinds(&got), vec!["reparent 103", "exit 102"]);
+    assert_eq!(kinds(&got), vec!["exit 102", "reparent 103"]);
 }
 
 #[test]

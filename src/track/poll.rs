@@ -153,6 +153,7 @@ impl PollTracker {
             .map(|s| (s.pid, s.clone()))
             .collect();
         scan.events.extend(self.zombies.check_in(&all));
+        let mut adopted = Vec::new();
         for stat in tree {
             if self.zombies.contains(stat.pid, Some(stat.start_time)) {
                 continue; // its exit was reported; its reap is the zombie set's
@@ -204,7 +205,7 @@ impl PollTracker {
                 continue;
             };
             if known.ppid != stat.ppid && !fresh {
-                scan.events.push(EventBody::Reparent {
+                adopted.push(EventBody::Reparent {
                     pid: stat.pid,
                     from: known.ppid,
                     to: stat.ppid,
@@ -264,6 +265,8 @@ impl PollTracker {
                     .push(EventBody::unknown_exit(pid, known.ppid, TrackSource::Poll));
             }
         }
+        // After the exits: the old parent's end comes before its orphans' adoption.
+        scan.events.extend(adopted);
         scan
     }
 
@@ -373,12 +376,12 @@ mod tests {
         assert_eq!(
             scan.events,
             vec![
+                EventBody::unknown_exit(-5, -1, TrackSource::Poll),
                 EventBody::Reparent {
                     pid: -6,
                     from: -5,
                     to: -1
                 },
-                EventBody::unknown_exit(-5, -1, TrackSource::Poll),
             ]
         );
         assert_eq!(tracker.ppid_of(-6), Some(-1));
