@@ -257,3 +257,64 @@ fn replay_of_a_bad_file_names_the_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
 }
+
+/// Waits until the recording holds an event `matches` accepts; returns it.
+fn wait_recorded_event(
+    path: &std::path::Path,
+    what: &str,
+    secs: u64,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(found) = tui::recorded(path).into_iter().find(&matches) {
+            return found;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The tour's zombie lesson, seen in the TUI: its child is drawn `zombie` with its status and
+/// wait until its parent reaps it (pace 2: it waits 3 s), then as ended.
+#[test]
+fn the_tour_zombie_is_drawn_as_a_zombie_until_its_parent_reaps_it() {
+    let tmux = Tmux::start(130, 40);
+    let record = tmux.path("rec.jsonl");
+    tmux.type_line(&format!(
+        "{bin} demo --pace 2 --record {rec}; echo EXIT:$?",
+        bin = forkscope(),
+        rec = record.display(),
+    ));
+    let worker3 = wait_recorded_event(&record, "the spawn of worker 3", 15, |e| {
+        e["kind"] == "spawn" && e["worker"] == 3
+    })["pid"]
+        .clone();
+    let exit = wait_recorded_event(&record, "the zombie's exit", 15, |e| {
+        e["kind"] == "exit" && e["zombie"] == true && e["ppid"] == worker3
+    });
+    let zombie = exit["pid"].as_i64().unwrap() as i32;
+    select_pid(&tmux, zombie);
+    let row_of = |screen: &str| -> String {
+        screen
+            .lines()
+            .find(|l| l.contains(&format!(" {zombie} ")) && !l.contains("matching"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let screen = tmux.wait_screen("the zombie's row", 10, |s| {
+        let row = row_of(s);
+        row.contains("zombie") && row.contains("exit 0 · zombie")
+    });
+    assert!(row_of(&screen).contains("Z "), "{screen}");
+    let reap = wait_recorded_event(&record, "the zombie's reap", 15, |e| {
+        e["kind"] == "reap" && e["pid"] == zombie
+    });
+    assert_eq!(reap["by"], worker3);
+    tmux.wait_screen("the reaped child drawn as ended", 10, |s| {
+        let row = row_of(s);
+        row.contains("ended") && row.contains("exit 0") && !row.contains("zombie")
+    });
+    tmux.keys(&["Escape"]);
+    quit(&tmux);
+}
