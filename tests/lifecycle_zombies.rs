@@ -5,9 +5,10 @@
 
 mod lifecycle_support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use forkscope::model::{Event, State, update};
+use forkscope::model::{Event, EventBody, State, update};
+use forkscope::ui::replay::Playback;
 use lifecycle_support::{Run, assert_every_fork_has_one_exit, every_source, python, run, run_demo};
 use serde_json::Value;
 
@@ -169,10 +170,18 @@ fn the_tour_orphan_is_adopted_by_forkscope_and_ends_as_its_child() {
 /// reaps it: `reap` by forkscope.
 #[test]
 fn a_zombie_whose_parent_ends_is_reaped_by_forkscope() {
+    let dir = std::env::temp_dir().join(format!("forkscope-zombies-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
     for track in every_source() {
+        let recording = dir.join(format!("{track}.jsonl"));
         let run = run(
             track,
-            &["--sample-interval", "0.2"],
+            &[
+                "--sample-interval",
+                "0.2",
+                "--record",
+                recording.to_str().expect("utf-8 path"),
+            ],
             &["sh", "-c", "/bin/sleep 0.2 & exec /bin/sleep 1.5"],
             LIMIT,
         );
@@ -201,7 +210,25 @@ fn a_zombie_whose_parent_ends_is_reaped_by_forkscope() {
         assert_eq!(run.exits_of(pid).len(), 1, "{track}: one exit, then a reap");
         assert_every_zombie_reaped_once(&run);
         assert_every_fork_has_one_exit(&run);
+        // The recording replays them: a zombie until the reap, collected by forkscope after.
+        let mut playback = Playback::load(&recording).expect("the recording loads");
+        let replayed = playback.due(Instant::now() + Duration::from_secs(86_400));
+        let reap_index = replayed
+            .iter()
+            .position(|e| matches!(e.body, EventBody::Reap { pid: p, .. } if p as i64 == pid))
+            .expect("the reap is recorded");
+        let mut state = State::new(100);
+        for (index, event) in replayed.iter().enumerate() {
+            update(&mut state, event);
+            let proc = state.find_pid(pid as i32);
+            if index + 1 == reap_index {
+                assert!(proc.is_some_and(|p| p.zombie), "{track}: replayed zombie");
+            }
+        }
+        let proc = state.find_pid(pid as i32).expect("replayed");
+        assert_eq!(proc.reaped.map(|r| r.by as i64), Some(engine), "{track}");
     }
+    std::fs::remove_dir_all(&dir).expect("remove the recordings");
 }
 
 /// A Python subreaper: the middle child ends while its child runs; the orphan is adopted by

@@ -30,6 +30,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 theme.dim(),
             )));
             lines.push(Line::from(Span::styled(
+                "Z: ended, not yet reaped by its parent · ↰N: adopted after its parent N ended",
+                theme.dim(),
+            )));
+            lines.push(Line::from(Span::styled(
                 "any key closes this help",
                 theme.dim(),
             )));
