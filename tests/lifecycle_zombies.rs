@@ -309,3 +309,59 @@ fn an_orphan_adopted_by_a_python_subreaper_moves_under_it() {
         run.assert_nothing_left();
     }
 }
+
+/// `inspect` of a live tree shows a zombie as such, with how it ended and whom it waits for.
+#[test]
+fn inspect_shows_a_zombie_with_its_status() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let script = "import os, sys\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n    os._exit(5)\n\
+                  print(pid, flush=True)\n\
+                  sys.stdin.read()\n\
+                  os.waitpid(pid, 0)\n";
+    let mut parent = Command::new(python())
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the child's pid");
+    let child: i64 = line.trim().parse().expect("pid");
+    let root = parent.id().to_string();
+    // The child exits at once; wait (bounded) until /proc shows it a zombie.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+            .args(["inspect", &root, "--json"])
+            .output()
+            .expect("inspect");
+        let snapshot: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let entry = snapshot["processes"]
+            .as_array()
+            .and_then(|procs| procs.iter().find(|p| p["pid"] == child).cloned())
+            .expect("the child is listed");
+        if entry["state"] == "zombie" || Instant::now() > deadline {
+            break entry;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(entry["state"], "zombie", "{entry}");
+    assert_eq!(entry["zombie_exit"], "exit 5", "{entry}");
+    let text = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+        .args(["inspect", &root])
+        .output()
+        .expect("inspect");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("[exit 5; waiting for {root} to reap it]")),
+        "{text}"
+    );
+    drop(parent.stdin.take()); // EOF: the parent reaps its child and ends
+    let status = parent.wait().expect("wait");
+    assert!(status.success());
+}
