@@ -109,8 +109,12 @@ pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<C
                 style,
             );
         }
-        // The fork arrow: down from the parent's row to the child's birth.
-        if let Some(parent_row) = proc.parent.and_then(index_of)
+        // The fork arrow: down from the parent's row to the child's birth (not for an adopted
+        // process: the row above it now is not the one that forked it).
+        if let Some(parent_row) = proc
+            .parent
+            .filter(|_| proc.adopted_from.is_none())
+            .and_then(index_of)
             && in_range(born)
             && parent_row < y
         {
