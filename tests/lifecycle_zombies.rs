@@ -156,7 +156,7 @@ fn the_tour_orphan_is_adopted_by_forkscope_and_ends_as_its_child() {
             let state = state_before(&run, reparent_at + 1);
             let proc = state.find_pid(pid as i32).expect("orphan");
             assert_eq!(
-                (proc.parent, proc.adopted_from),
+                (proc.tree_parent(), proc.adopted_from),
                 (None, Some(middle as i32))
             );
         }
@@ -301,7 +301,7 @@ fn an_orphan_adopted_by_a_python_subreaper_moves_under_it() {
         let proc = state.find_pid(orphan as i32).expect("orphan");
         let worker_id = state.find_pid(worker as i32).map(|p| p.id);
         assert_eq!(
-            (proc.parent, proc.adopted_from),
+            (proc.tree_parent(), proc.adopted_from),
             (worker_id, Some(middle as i32))
         );
         assert_every_zombie_reaped_once(&run);

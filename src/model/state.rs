@@ -55,7 +55,8 @@ pub struct ProcessView {
     pub id: ProcId,
     pub pid: i32,
     pub ppid: i32,
-    /// The record of the parent when it was known at birth.
+    /// The record of the parent when it was known at birth (the one that forked it, even
+    /// after it was adopted: see `tree_parent`).
     pub parent: Option<ProcId>,
     pub start_time: Option<u64>,
     pub argv: Vec<String>,
@@ -77,6 +78,8 @@ pub struct ProcessView {
     pub reaped: Option<ReapRecord>,
     /// The parent it had before it was re-parented (its first one, if adopted twice).
     pub adopted_from: Option<i32>,
+    /// The record of its adoptive parent, when that is a process of the tree (not forkscope).
+    pub adopted_by: Option<ProcId>,
 }
 
 impl ProcessView {
@@ -94,6 +97,16 @@ impl ProcessView {
                         SignalReason::Stop | SignalReason::Escalation | SignalReason::Leftover
                     )
             })
+    }
+
+    /// Where the tree shows it: under its adoptive parent once adopted (none: forkscope's
+    /// adopted group), else under the parent that forked it.
+    pub fn tree_parent(&self) -> Option<ProcId> {
+        if self.adopted_from.is_some() {
+            self.adopted_by
+        } else {
+            self.parent
+        }
     }
 
     /// Seconds it has waited, as a zombie, for its parent to collect it.
@@ -288,6 +301,7 @@ impl State {
                 zombie: false,
                 reaped: None,
                 adopted_from: None,
+                adopted_by: None,
             },
         );
         self.live.insert(pid, id);
@@ -446,7 +460,7 @@ pub fn update(state: &mut State, event: &Event) {
             if let Some(proc) = state.live.get(pid).and_then(|id| state.procs.get_mut(id)) {
                 proc.adopted_from.get_or_insert(*from);
                 proc.ppid = *to;
-                proc.parent = new_parent;
+                proc.adopted_by = new_parent;
             }
         }
         EventBody::Signal {

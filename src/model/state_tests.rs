@@ -267,12 +267,14 @@ fn a_reparented_orphan_moves_to_its_new_parent_and_keeps_its_origin() {
     update(&mut state, &ev(0.4, to_worker));
     let orphan = state.find_pid(12).unwrap();
     assert_eq!(
-        (orphan.ppid, orphan.parent, orphan.adopted_from),
+        (orphan.ppid, orphan.tree_parent(), orphan.adopted_from),
         (1, None, Some(11))
     );
+    let middle = state.find_pid(11).map(|p| p.id);
+    assert_eq!(orphan.parent, middle, "the one that forked it stays known");
     let other = state.find_pid(13).unwrap();
     assert_eq!(
-        (other.ppid, other.parent, other.adopted_from),
+        (other.ppid, other.tree_parent(), other.adopted_from),
         (10, Some(worker), Some(11))
     );
     // Its exit names the parent it had when it died.
@@ -301,7 +303,7 @@ fn a_reparented_orphan_moves_to_its_new_parent_and_keeps_its_origin() {
             },
         ),
     );
-    assert_eq!(state.find_pid(13).unwrap().parent, None);
+    assert_eq!(state.find_pid(13).unwrap().tree_parent(), None);
 }
 
 #[test]

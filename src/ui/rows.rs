@@ -43,7 +43,7 @@ impl ChildIndex {
     fn of(state: &State) -> ChildIndex {
         let mut index: HashMap<Option<ProcId>, Vec<ProcId>> = HashMap::new();
         for proc in state.procs.values() {
-            let parent = proc.parent.filter(|id| state.procs.contains_key(id));
+            let parent = proc.tree_parent().filter(|id| state.procs.contains_key(id));
             index.entry(parent).or_default().push(proc.id);
         }
         ChildIndex(index)
