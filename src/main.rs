@@ -16,7 +16,8 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             eprintln!("forkscope: {err:#}");
-            ExitCode::from(1)
+            let usage = err.chain().any(|e| e.is::<session::UsageError>());
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -24,7 +25,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            session::prepare(&args.supervision)?;
+            let segments = session::prepare(&args.supervision)?;
             let pool = session::pool_from_run(&args);
             let title = args.command.join(" ");
             let options = SessionOptions {
@@ -34,7 +35,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title,
                 shm_rules: Vec::new(),
             };
-            session::run_pools(vec![pool], options, clock)
+            session::run_pools(vec![pool], options, segments, clock)
         }
         Command::Up(args) => {
             // Every config problem is found before anything starts: exit 2, FILE:LINE:COL.
@@ -45,7 +46,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     return Ok(2);
                 }
             };
-            session::prepare(&plan.supervision)?;
+            let segments = session::prepare(&plan.supervision)?;
             let options = SessionOptions {
                 supervision: &plan.supervision,
                 output: &plan.output,
@@ -53,7 +54,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: plan.title.clone(),
                 shm_rules: plan.layouts.clone(),
             };
-            session::run_pools(plan.pools.clone(), options, clock)
+            session::run_pools(plan.pools.clone(), options, segments, clock)
         }
         Command::Demo(args) => {
             if args.list {
@@ -67,7 +68,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 eprintln!("forkscope: no demo named {name:?}; `forkscope demo --list` lists them");
                 return Ok(2);
             };
-            session::prepare(&args.supervision)?;
+            let segments = session::prepare(&args.supervision)?;
             let pool = demo::pool(found, args.supervision.stop_signal, args.pace)
                 .context("finding forkscope's own binary")?;
             let options = SessionOptions {
@@ -77,7 +78,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: format!("demo {name}"),
                 shm_rules: Vec::new(),
             };
-            session::run_pools(vec![pool], options, clock)
+            session::run_pools(vec![pool], options, segments, clock)
         }
         Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
         Command::Replay(args) => replay(&args),
