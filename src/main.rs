@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use forkscope::cli::{Cli, Command};
+use forkscope::model::printable::lines;
 use forkscope::session::{self, SessionOptions};
 use forkscope::{demo, inspect};
 
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
     match dispatch(cli, clock) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
-            eprintln!("forkscope: {err:#}");
+            eprintln!("forkscope: {}", lines(&format!("{err:#}")));
             let usage = err.chain().any(|e| e.is::<session::UsageError>());
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -42,7 +43,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
             let plan = match forkscope::config::up::plan(&args) {
                 Ok(plan) => plan,
                 Err(err) => {
-                    eprintln!("forkscope: {err}");
+                    eprintln!("forkscope: {}", lines(&err.to_string()));
                     return Ok(2);
                 }
             };
@@ -92,7 +93,7 @@ fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
     let mut playback = match Playback::load(&args.file) {
         Ok(playback) => playback,
         Err(err) => {
-            eprintln!("forkscope: {err}");
+            eprintln!("forkscope: {}", lines(&err.to_string()));
             return Ok(2);
         }
     };

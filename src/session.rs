@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{OutputArgs, SupervisionArgs, TrackArg};
 use crate::headless::{Recorder, print_events};
+use crate::model::printable;
 use crate::supervise::{self, EngineConfig, PoolSpec};
 use crate::track::TrackMode;
 
@@ -82,7 +83,7 @@ pub fn run_pools(
         Ok(engine) => engine,
         Err(err) if err.kind() == std::io::ErrorKind::Unsupported => {
             // `--track kernel` where the kernel will not tell: a usage problem, exit 2.
-            eprintln!("forkscope: {err}");
+            eprintln!("forkscope: {}", printable::lines(&err.to_string()));
             return Ok(2);
         }
         Err(err) => return Err(err).context("starting the engine"),

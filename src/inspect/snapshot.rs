@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use super::proc::{self, ProcStat};
+use crate::model::printable;
 use crate::model::roles::{self, ProcRole, RoleInput};
 
 /// One process of the snapshot.
@@ -109,12 +110,15 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
     let snapshot = match take(root) {
         Ok(s) => s,
         Err(err) => {
-            eprintln!("forkscope: {err}");
+            eprintln!("forkscope: {}", printable::lines(&err.to_string()));
             return Ok(1);
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        println!(
+            "{}",
+            printable::json(&serde_json::to_string_pretty(&snapshot)?)
+        );
     } else {
         println!(
             "{:>8} {:>8} {:<10} {:<16} COMMAND",
@@ -127,7 +131,7 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.ppid,
                 p.state,
                 p.role,
-                p.argv.join(" ")
+                printable::argv(&p.argv)
             );
         }
         if !snapshot.shm.is_empty() {
@@ -136,7 +140,7 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 let pids: Vec<String> = s.pids.iter().map(i32::to_string).collect();
                 println!(
                     "{:<28} {:<9} {:>10} {}{}",
-                    s.name,
+                    printable::one_line(&s.name),
                     s.kind,
                     s.size,
                     if s.deleted { "(deleted) " } else { "" },

@@ -44,7 +44,7 @@ pub mod shm_view;
 use crate::headless::Recorder;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
-use crate::model::Event;
+use crate::model::{Event, printable};
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
 
@@ -274,6 +274,7 @@ fn record(recorder: &mut Option<Recorder>, event: &Event) {
 }
 
 /// After the TUI closes: one line per worker that did not exit 0, so the story survives.
+/// Argv is the processes' own choice: it is printed escaped (`printable::argv`).
 fn print_summary(app: &App) {
     let failures: Vec<String> = app
         .state
@@ -286,7 +287,7 @@ fn print_summary(app: &App) {
                     "  pid {:>7}  {:<24} {}",
                     p.pid,
                     ended.status.describe(),
-                    p.command()
+                    printable::argv(&p.argv)
                 )
             })
         })
