@@ -126,21 +126,18 @@ pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
             });
         }
     };
-    if metadata.is_dir() || metadata.len() > MAX_FILE {
-        let why = if metadata.is_dir() {
-            "is a directory"
-        } else {
-            "is larger than 1 MiB"
-        };
+    if metadata.is_dir() {
         return Err(ConfigError::Read {
             path: shown,
-            source: std::io::Error::other(why),
+            source: std::io::Error::other("is a directory"),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: shown.clone(),
-        source,
-    })?;
+    // Bounded by what is read, not by `stat`: a FIFO or /dev/zero has no size.
+    let bytes =
+        crate::bounded::read_at_most(path, MAX_FILE).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
