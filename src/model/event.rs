@@ -66,6 +66,18 @@ pub enum TrackSource {
     Poll,
 }
 
+impl TrackSource {
+    /// The name shown (and serialised): `engine`, `kernel`, `ptrace`, `poll`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrackSource::Engine => "engine",
+            TrackSource::Kernel => "kernel",
+            TrackSource::Ptrace => "ptrace",
+            TrackSource::Poll => "poll",
+        }
+    }
+}
+
 /// One process's reading from `/proc`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcSample {
