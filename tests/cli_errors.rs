@@ -113,6 +113,21 @@ fn command_that_is_not_executable_is_a_spawn_failure() {
 }
 
 #[test]
+fn a_directory_is_not_permission_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_clean(
+        "isdir",
+        &["run", "--headless", "--", dir.path().to_str().unwrap()],
+        secs(8.0),
+    );
+    assert_eq!(code, 1);
+    let failure = &of_kind(&events, "spawn_failed")[0];
+    let error = failure["error"].as_str().unwrap();
+    assert!(error.ends_with(": is a directory"), "{failure}");
+    assert!(!error.contains("ermission"), "{failure}");
+}
+
+#[test]
 fn help_and_version_exit_zero() {
     for args in [&["--help"][..], &["--version"][..], &["run", "--help"][..]] {
         let output = Command::new(bin()).args(args).output().expect("run");

@@ -40,11 +40,12 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
 pub mod shm_view;
+mod summary;
 
 use crate::headless::Recorder;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
-use crate::model::{Event, printable};
+use crate::model::Event;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
 
@@ -273,34 +274,9 @@ fn record(recorder: &mut Option<Recorder>, event: &Event) {
     }
 }
 
-/// After the TUI closes: one line per worker that did not exit 0, so the story survives.
-/// Argv is the processes' own choice: it is printed escaped (`printable::argv`).
+/// After the TUI closes: the summary, so the story survives.
 fn print_summary(app: &App) {
-    let failures: Vec<String> = app
-        .state
-        .procs
-        .values()
-        .filter_map(|p| {
-            let ended = p.ended?;
-            (!ended.status.success()).then(|| {
-                format!(
-                    "  pid {:>7}  {:<24} {}",
-                    p.pid,
-                    ended.status.describe(),
-                    printable::argv(&p.argv)
-                )
-            })
-        })
-        .collect();
-    let total = app.state.procs.len();
-    println!(
-        "forkscope: {total} process(es) seen, {} did not exit 0",
-        failures.len()
-    );
-    for line in failures.iter().take(20) {
+    for line in summary::lines(app) {
         println!("{line}");
-    }
-    if failures.len() > 20 {
-        println!("  … and {} more", failures.len() - 20);
     }
 }
