@@ -43,6 +43,7 @@ pub mod shm_view;
 mod summary;
 
 use crate::headless::Recorder;
+use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::model::Event;
@@ -53,6 +54,8 @@ use app::{App, Areas, Effect, Msg};
 const SHM_REFRESH: Duration = Duration::from_millis(500);
 /// The most of one segment the view reads.
 const SHM_MAX_BYTES: u64 = 64 << 20;
+/// How often the role probe is asked about the tree (live sessions only).
+const ROLE_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -134,6 +137,13 @@ pub fn run(
     let no_snapshots = crossbeam_channel::never();
     let mut shm_watcher: Option<Watcher> = None;
     let mut shm_request: Option<WatchRequest> = None;
+    // Roles that need /proc (a Manager server's socket) are probed off the render path.
+    let role_probe = match &source {
+        Source::Live(_) => RoleProbe::spawn().ok(),
+        Source::Replay(_) => None,
+    };
+    let no_answers = crossbeam_channel::never();
+    let mut last_probe: Option<Instant> = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
@@ -172,6 +182,20 @@ pub fn run(
             }
             shm_request = Some(request);
         }
+        if let Some(probe) = &role_probe
+            && last_probe.is_none_or(|t| t.elapsed() >= ROLE_PROBE_EVERY)
+        {
+            last_probe = Some(Instant::now());
+            let pids = app.role_probe_pids();
+            if pids.is_empty() {
+                if !app.listening.is_empty() {
+                    app.update(Msg::Listening(Default::default()));
+                }
+            } else {
+                probe.ask(pids);
+            }
+        }
+        let answers = role_probe.as_ref().map_or(&no_answers, |p| p.answers());
         let snapshots = shm_watcher
             .as_ref()
             .map_or(&no_snapshots, |w| w.snapshots());
@@ -223,6 +247,12 @@ pub fn run(
                 if carry_out(&mut source, &mut app, effects) {
                     // A replay that was watched to the end succeeded, whatever it recorded.
                     break 0;
+                }
+            }
+            recv(answers) -> received => {
+                if let Ok(listening) = received {
+                    dirty |= app.listening != listening;
+                    app.update(Msg::Listening(listening));
                 }
             }
             recv(snapshots) -> received => {

@@ -57,7 +57,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         }
         Role::Descendant => format!(
             "{} · seen by {}",
-            crate::model::roles::role_in_state(&app.state, proc.id).label(),
+            app.role_of(proc).label(),
             proc.source.label()
         ),
     }));
