@@ -19,6 +19,10 @@ pub struct ProcessEntry {
     pub start_time: u64,
     pub threads: u32,
     pub rss_kb: u64,
+    /// Why its maps or fds could not be read (`permission denied`): its shared memory is
+    /// missing from `shm`. Absent when they were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// The whole snapshot.
@@ -85,11 +89,19 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                 start_time: stat.start_time,
                 threads: stat.threads,
                 rss_kb: stat.rss_pages * page_kb,
+                unreadable: None,
             }
         })
         .collect();
+    let mut processes = processes;
     let pids = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
-    let segments = super::shm::discover(&super::shm::Scope::Pids(pids));
+    let (segments, unreadable) =
+        super::shm::discover::discover_reporting(&super::shm::Scope::Pids(pids));
+    for gap in unreadable {
+        if let Some(p) = processes.iter_mut().find(|p| p.pid == gap.pid) {
+            p.unreadable = Some(gap.error);
+        }
+    }
     Ok(Snapshot {
         root,
         processes,
@@ -132,6 +144,13 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.state,
                 p.role,
                 printable::argv(&p.argv)
+            );
+        }
+        for p in snapshot.processes.iter().filter(|p| p.unreadable.is_some()) {
+            println!(
+                "pid {}: unreadable: {} (its shared memory is not listed)",
+                p.pid,
+                p.unreadable.as_deref().unwrap_or_default()
             );
         }
         if !snapshot.shm.is_empty() {

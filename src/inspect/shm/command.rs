@@ -9,7 +9,7 @@ use std::io::Write as _;
 use serde::Serialize;
 
 use super::decode::{self, hex};
-use super::discover::{Scope, discover, find};
+use super::discover::{Scope, discover, discover_reporting, find};
 use super::read::read_segment;
 use crate::cli::{ShmCommand, ShmLsArgs, ShmShowArgs};
 use crate::model::printable;
@@ -95,7 +95,24 @@ fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let segments = discover(&scope);
+    let (segments, unreadable) = discover_reporting(&scope);
+    // On stderr, so `--json` stays the list of segments.
+    match scope {
+        Scope::System if !unreadable.is_empty() => eprintln!(
+            "forkscope: {} process(es) unreadable ({}): their shared memory is not listed",
+            unreadable.len(),
+            unreadable[0].error
+        ),
+        _ => {
+            for gap in &unreadable {
+                eprintln!(
+                    "forkscope: pid {}: unreadable: {} (its shared memory is not listed)",
+                    gap.pid,
+                    printable::one_line(&gap.error)
+                );
+            }
+        }
+    }
     if args.json {
         outln!(
             out,
