@@ -232,7 +232,15 @@ pub enum EventBody {
         pid: Option<i32>,
         /// The exit status `forkscope run` returns.
         status: i32,
+        /// How many `exit` events of the session had an unknown status (no source could
+        /// tell how those processes ended); absent when none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unknown_exits: u64,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EventBody {
@@ -322,6 +330,7 @@ mod tests {
             EventBody::End {
                 pid: None,
                 status: 1,
+                unknown_exits: 0,
             },
         ];
         for body in bodies {

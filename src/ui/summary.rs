@@ -40,6 +40,12 @@ pub fn lines(app: &App) -> Vec<String> {
             })
         })
         .collect();
+    let unknown = procs()
+        .filter(|p| {
+            p.ended
+                .is_some_and(|e| e.status == crate::model::ExitStatus::Unknown)
+        })
+        .count();
     let total = app.state.procs.len();
     let mut lines = Vec::new();
     if total == 0 && !not_started.is_empty() {
@@ -51,6 +57,9 @@ pub fn lines(app: &App) -> Vec<String> {
         );
         if !stopped.is_empty() {
             head.push_str(&format!(", stopped by forkscope: {}", stopped.len()));
+        }
+        if unknown > 0 {
+            head.push_str(&format!(", {unknown} with an unknown status"));
         }
         lines.push(head);
     }
