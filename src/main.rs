@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::Parser as _;
 use forkscope::cli::{Cli, Command};
 use forkscope::model::printable::lines;
 use forkscope::session::{self, SessionOptions};
@@ -12,7 +12,16 @@ use forkscope::{demo, inspect};
 
 fn main() -> ExitCode {
     let clock = Instant::now();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version: clap prints them as it likes.
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            // clap quotes the argument it refuses: escaped, as every text from outside.
+            eprint!("{}", lines(&err.render().to_string()));
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
     match dispatch(cli, clock) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {

@@ -51,6 +51,17 @@ fn bad_numbers() {
     usage_error(&["run", "--stop-timeout", "-1", "--", "true"]);
     usage_error(&["run", "--stop-timeout", "soon", "--", "true"]);
     usage_error(&["run", "--restart", "sometimes", "--", "true"]);
+    let stderr = usage_error(&["run", "-n", "-1", "--", "true"]);
+    assert!(stderr.contains("-1 would start none"), "{stderr}");
+    let stderr = usage_error(&["run", "--scrollback", "0", "--headless", "--", "true"]);
+    assert!(stderr.contains("at least 1 line"), "{stderr}");
+}
+
+#[test]
+fn a_name_with_control_characters_is_refused_as_in_the_config() {
+    let stderr = usage_error(&["run", "--name", "a\x1b[2Jb", "--headless", "--", "true"]);
+    assert!(stderr.contains("no control characters"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub const DEFAULT_FILE: &str = "forkscope.toml";
 /// Largest config file read (a config is a few KiB; this keeps garbage input cheap).
 const MAX_FILE: u64 = 1 << 20;
 /// Most workers in one pool (as `run -n`).
-const MAX_WORKERS: i64 = 4096;
+pub const MAX_WORKERS: i64 = 4096;
 /// Longest pool name.
 const MAX_NAME: usize = 64;
 
@@ -101,6 +101,22 @@ impl ConfigError {
             _ => None,
         }
     }
+}
+
+/// A pool name is 1 to 64 characters, not only blanks, without control characters (the
+/// config's `name` and `run --name` alike).
+pub fn check_pool_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_NAME
+        || name
+            .chars()
+            .any(crate::model::printable::is_terminal_control)
+    {
+        return Err(format!(
+            "a pool name is 1 to {MAX_NAME} characters, no control characters (got {name:?})"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads and validates the config at `path`. `explicit` says whether the person named the
@@ -268,16 +284,8 @@ impl Checker<'_> {
 
     fn pool(&self, raw: RawPool, names: &mut HashSet<String>) -> Result<PoolSpec, ConfigError> {
         let name = raw.name.get_ref().clone();
-        if name.trim().is_empty()
-            || name.chars().count() > MAX_NAME
-            || name.chars().any(char::is_control)
-        {
-            return Err(self.err(
-                raw.name.span(),
-                format!(
-                    "a pool name is 1 to {MAX_NAME} characters, no control characters (got {name:?})"
-                ),
-            ));
+        if let Err(message) = check_pool_name(&name) {
+            return Err(self.err(raw.name.span(), message));
         }
         if !names.insert(name.clone()) {
             return Err(self.err(
