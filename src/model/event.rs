@@ -29,7 +29,7 @@ pub enum Stream {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalReason {
-    /// Asked for by a person or a `ctl` client.
+    /// Asked for by a person (and, once the planned `ctl` exists, by its clients).
     User,
     /// The first, polite step of stopping (the pool's stop signal).
     Stop,

@@ -63,7 +63,7 @@ fn find_program(program: &str, cwd: Option<&std::path::Path>) -> Option<std::pat
         .find(|candidate| candidate.exists())
 }
 
-/// Starts worker `index` of `spec`. `extra_env` comes from the engine (socket path, shm names).
+/// Starts worker `index` of `spec`. `extra_env` comes from the engine (the `--shm` names).
 pub fn spawn_worker(
     spec: &PoolSpec,
     index: u32,
