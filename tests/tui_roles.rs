@@ -1,6 +1,7 @@
-//! The TUI names roles with the same function as `inspect`: a multiprocessing `Manager`
-//! server is `manager-server` in the tree (found by the socket it listens on, read off the
-//! render path), not `fork-child`.
+//! Roles and endings the TUI tells: it names roles with the same function as `inspect` (a
+//! multiprocessing `Manager` server is `manager-server` in the tree, found by the socket it
+//! listens on, read off the render path, not `fork-child`), and a Python forkserver that
+//! forkscope's own cleanup SIGTERMs is "stopped by forkscope", not a failure of the program.
 
 mod common;
 mod lifecycle_support;
@@ -50,6 +51,24 @@ fn the_tree_names_the_manager_server() {
     });
     assert!(!screen.contains("(fork-child)"), "{screen}");
     std::fs::write(&flag, b"").expect("flag");
+    quit(&tmux);
+}
+
+/// Runs one child under the forkserver start method and ends; the forkserver is left for
+/// forkscope's leftover cleanup.
+const FORKSERVER: &str = r#"
+import multiprocessing as mp
+def work():
+    print("child ran", flush=True)
+if __name__ == "__main__":
+    mp.set_start_method("forkserver")
+    p = mp.Process(target=work)
+    p.start()
+    p.join()
+"#;
+
+/// Presses q (and y if asked) and waits for the shell's `EXIT:`; returns the screen.
+fn quit(tmux: &Tmux) -> String {
     tmux.keys(&["q"]);
     let screen = tmux.wait_screen("quit asked or done", 20, |s| {
         s.contains("Quit?") || s.contains("EXIT:")
@@ -57,5 +76,51 @@ fn the_tree_names_the_manager_server() {
     if !screen.contains("EXIT:") {
         tmux.keys(&["y"]);
     }
-    tmux.wait_screen("forkscope exit", 20, |s| s.contains("EXIT:"));
+    tmux.wait_screen("forkscope exit", 20, |s| s.contains("EXIT:"))
+}
+
+#[test]
+fn what_forkscope_stopped_is_not_a_failure() {
+    let tmux = Tmux::start(160, 30);
+    let script = tmux.path("forkserver.py");
+    std::fs::write(&script, FORKSERVER).expect("script");
+    let record = tmux.path("rec.jsonl");
+    tmux.type_line(&format!(
+        "{bin} run --record {rec} -- {py} {script}; echo EXIT:$?",
+        bin = forkscope(),
+        rec = record.display(),
+        py = python(),
+        script = script.display(),
+    ));
+    // The TUI stays open: wait until every process that appeared has ended.
+    let all_ended = |events: &[serde_json::Value]| {
+        let born = events
+            .iter()
+            .filter(|e| e["kind"] == "spawn" || e["kind"] == "fork");
+        let mut born = born.map(|e| e["pid"].clone()).peekable();
+        born.peek().is_some()
+            && born.all(|pid| {
+                events
+                    .iter()
+                    .any(|e| e["kind"] == "exit" && e["pid"] == pid)
+            })
+            && events.iter().any(|e| e["kind"] == "stopping")
+    };
+    common::wait_for("every process ended", common::secs(60.0), || {
+        all_ended(&tui::recorded(&record))
+    });
+    let stopped: Vec<serde_json::Value> = tui::recorded(&record)
+        .into_iter()
+        .filter(|e| e["kind"] == "signal" && e["reason"] == "leftover")
+        .collect();
+    let screen = quit(&tmux);
+    if stopped.is_empty() {
+        // The forkserver went by itself before the cleanup: nothing to count apart.
+        assert!(screen.contains(" 0 did not exit 0"), "{screen}");
+        return;
+    }
+    assert!(
+        screen.contains(" 0 did not exit 0, stopped by forkscope: "),
+        "the cleanup's SIGTERM is not the program's failure: {screen}"
+    );
 }
