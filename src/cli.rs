@@ -50,8 +50,8 @@ pub struct ViewArgs {
     /// With --headless, also print the periodic `sample` events.
     #[arg(long)]
     pub samples: bool,
-    /// Lines of output kept per process in the TUI.
-    #[arg(long, value_name = "LINES", default_value_t = 10_000)]
+    /// Lines of output kept per process in the TUI (at least 1).
+    #[arg(long, value_name = "LINES", default_value_t = 10_000, value_parser = scrollback_lines)]
     pub scrollback: usize,
 }
 
@@ -94,10 +94,10 @@ pub struct SupervisionArgs {
 pub struct RunArgs {
     /// Number of workers.
     #[arg(short = 'n', long = "workers", value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=4096))]
+          allow_negative_numbers = true, value_parser = worker_count)]
     pub workers: u32,
     /// Pool name (default: the command's file name).
-    #[arg(long)]
+    #[arg(long, value_parser = pool_name)]
     pub name: Option<String>,
     #[command(flatten)]
     pub supervision: SupervisionArgs,
@@ -279,6 +279,33 @@ fn pace(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `-n N`: 1 to 4096 (the config's limit too), with a message for 0 and negatives.
+fn worker_count(text: &str) -> Result<u32, String> {
+    let max = crate::config::MAX_WORKERS;
+    match text.trim().parse::<i64>() {
+        Ok(n) if (1..=max).contains(&n) => u32::try_from(n).map_err(|e| e.to_string()),
+        Ok(n) if n < 1 => Err(format!(
+            "the number of workers is 1 to {max}; {n} would start none"
+        )),
+        Ok(n) => Err(format!("the number of workers is 1 to {max}, not {n}")),
+        Err(_) => Err(format!("{text:?} is not a number of workers (1 to {max})")),
+    }
+}
+
+/// `--scrollback LINES`: at least one line, or the output pane could show nothing.
+fn scrollback_lines(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("at least 1 line (0 would keep no output at all)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of lines")),
+    }
+}
+
+/// `--name`: the config's rule for pool names.
+fn pool_name(text: &str) -> Result<String, String> {
+    crate::config::check_pool_name(text).map(|()| text.to_string())
+}
+
 fn positive_seconds(text: &str) -> Result<f64, String> {
     let value = non_negative_seconds(text)?;
     if value >= 0.01 {
@@ -329,5 +356,24 @@ mod tests {
             Cli::try_parse_from(["forkscope", "run", "--stop-timeout", "-1", "--", "true"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn counts_lines_and_names_are_checked() {
+        let error = |args: &[&str]| {
+            let mut all = vec!["forkscope", "run"];
+            all.extend_from_slice(args);
+            all.extend_from_slice(&["--", "true"]);
+            Cli::try_parse_from(all)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error(&["-n", "-1"]).contains("would start none"));
+        assert!(error(&["-n", "5000"]).contains("1 to 4096, not 5000"));
+        assert!(error(&["--scrollback", "0"]).contains("at least 1 line"));
+        assert!(error(&["--name", "a\x1b[2Jb"]).contains("no control characters"));
+        assert!(error(&["--name", " "]).contains("no control characters"));
+        assert!(Cli::try_parse_from(["forkscope", "run", "--name", "ok", "--", "true"]).is_ok());
     }
 }

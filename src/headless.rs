@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::model::{Action, Event, EventBody};
+use crate::model::{Action, Event, EventBody, printable};
 use crate::supervise::EngineHandle;
 
 /// Writes events as JSON lines to a file.
@@ -30,12 +30,23 @@ impl Recorder {
     }
 }
 
+/// Writes one serialised event and its newline; the terminal controls serde_json leaves raw
+/// (DEL, C1) are escaped, since stdout may be a terminal.
+fn write_line(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
+    match std::str::from_utf8(json) {
+        Ok(text) => out.write_all(printable::json(text).as_bytes())?,
+        Err(_) => out.write_all(json)?,
+    }
+    out.write_all(b"\n")
+}
+
 /// Prints every event until the engine's `end`; returns the session's exit status.
 pub fn print_events(engine: &EngineHandle, mut recorder: Option<Recorder>, samples: bool) -> i32 {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut status = 1;
     let mut stdout_broken = false;
+    let mut line = Vec::with_capacity(1024);
     while let Some(event) = engine.events.recv() {
         if let Some(rec) = recorder.as_mut()
             && let Err(err) = rec.write(&event)
@@ -52,9 +63,10 @@ pub fn print_events(engine: &EngineHandle, mut recorder: Option<Recorder>, sampl
         };
         let shown = samples || !matches!(event.body, EventBody::Sample { .. });
         if shown && !stdout_broken {
-            let written = serde_json::to_writer(&mut out, &event)
+            line.clear();
+            let written = serde_json::to_writer(&mut line, &event)
                 .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
+                .and_then(|()| write_line(&mut out, &line));
             if written.is_err() {
                 // Nobody reads our output any more: stop the tree as if asked to quit.
                 stdout_broken = true;

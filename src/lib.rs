@@ -4,6 +4,7 @@
 //! the views render is a pure function of the events; user intentions are
 //! [`model::Action`]s carried out by the supervisor, never by the UI.
 
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod demo;

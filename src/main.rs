@@ -4,19 +4,30 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::Parser as _;
 use forkscope::cli::{Cli, Command};
+use forkscope::model::printable::lines;
 use forkscope::session::{self, SessionOptions};
 use forkscope::{demo, inspect};
 
 fn main() -> ExitCode {
     let clock = Instant::now();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version: clap prints them as it likes.
+        Err(err) if !err.use_stderr() => err.exit(),
+        Err(err) => {
+            // clap quotes the argument it refuses: escaped, as every text from outside.
+            eprint!("{}", lines(&err.render().to_string()));
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
     match dispatch(cli, clock) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
-            eprintln!("forkscope: {err:#}");
-            ExitCode::from(1)
+            eprintln!("forkscope: {}", lines(&format!("{err:#}")));
+            let usage = err.chain().any(|e| e.is::<session::UsageError>());
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -24,7 +35,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            session::prepare(&args.supervision)?;
+            let segments = session::prepare(&args.supervision)?;
             let pool = session::pool_from_run(&args);
             let title = args.command.join(" ");
             let options = SessionOptions {
@@ -34,18 +45,18 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title,
                 shm_rules: Vec::new(),
             };
-            session::run_pools(vec![pool], options, clock)
+            session::run_pools(vec![pool], options, segments, clock)
         }
         Command::Up(args) => {
             // Every config problem is found before anything starts: exit 2, FILE:LINE:COL.
             let plan = match forkscope::config::up::plan(&args) {
                 Ok(plan) => plan,
                 Err(err) => {
-                    eprintln!("forkscope: {err}");
+                    eprintln!("forkscope: {}", lines(&err.to_string()));
                     return Ok(2);
                 }
             };
-            session::prepare(&plan.supervision)?;
+            let segments = session::prepare(&plan.supervision)?;
             let options = SessionOptions {
                 supervision: &plan.supervision,
                 output: &plan.output,
@@ -53,7 +64,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: plan.title.clone(),
                 shm_rules: plan.layouts.clone(),
             };
-            session::run_pools(plan.pools.clone(), options, clock)
+            session::run_pools(plan.pools.clone(), options, segments, clock)
         }
         Command::Demo(args) => {
             if args.list {
@@ -67,7 +78,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 eprintln!("forkscope: no demo named {name:?}; `forkscope demo --list` lists them");
                 return Ok(2);
             };
-            session::prepare(&args.supervision)?;
+            let segments = session::prepare(&args.supervision)?;
             let pool = demo::pool(found, args.supervision.stop_signal, args.pace)
                 .context("finding forkscope's own binary")?;
             let options = SessionOptions {
@@ -77,7 +88,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: format!("demo {name}"),
                 shm_rules: Vec::new(),
             };
-            session::run_pools(vec![pool], options, clock)
+            session::run_pools(vec![pool], options, segments, clock)
         }
         Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
         Command::Replay(args) => replay(&args),
@@ -91,7 +102,7 @@ fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
     let mut playback = match Playback::load(&args.file) {
         Ok(playback) => playback,
         Err(err) => {
-            eprintln!("forkscope: {err}");
+            eprintln!("forkscope: {}", lines(&err.to_string()));
             return Ok(2);
         }
     };

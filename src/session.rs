@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{OutputArgs, SupervisionArgs, TrackArg};
 use crate::headless::{Recorder, print_events};
+use crate::model::printable;
 use crate::supervise::{self, EngineConfig, PoolSpec};
 use crate::track::TrackMode;
 
@@ -21,21 +22,38 @@ pub struct SessionOptions<'a> {
     pub shm_rules: Vec<crate::inspect::shm::decode::rules::FormatRule>,
 }
 
-/// Must run while the process is single-threaded: splits off the guardian.
-pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<()> {
+/// Bad usage found while setting up (a `--shm` name that is taken): exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Must run while the process is single-threaded: creates the `--shm` segments (so the
+/// guardian knows exactly what the session created), then splits off the guardian.
+pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<supervise::shm::OwnedSegments> {
     if let Err(err) = supervise::spawn::raise_fd_limit() {
         tracing::warn!("cannot raise the open-files limit: {err}");
     }
+    // The session pid: ours now, the guardian's after the split (the guardian keeps it).
+    let segments =
+        supervise::shm::OwnedSegments::create(&supervision.shm, supervise::guardian::session_pid())
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    anyhow::Error::new(UsageError(format!("--shm: {err}")))
+                }
+                _ => anyhow::Error::new(err).context("creating --shm segments"),
+            })?;
     if !supervision.no_guardian {
         supervise::guardian::split().context("starting the guardian process")?;
     }
-    Ok(())
+    Ok(segments)
 }
 
 /// Runs pools until the session ends; returns the exit status.
+/// `segments` (from [`prepare`]) are removed when the session ends.
 pub fn run_pools(
     pools: Vec<PoolSpec>,
     options: SessionOptions,
+    segments: supervise::shm::OwnedSegments,
     clock: Instant,
 ) -> anyhow::Result<i32> {
     init_logging(options.log);
@@ -46,12 +64,6 @@ pub fn run_pools(
         TrackArg::Ptrace => TrackMode::Ptrace,
     };
     let headless = options.output.view.headless;
-    // Before any worker starts; removed when this guard drops (the session's end).
-    let segments = supervise::shm::OwnedSegments::create(
-        &options.supervision.shm,
-        supervise::guardian::session_pid(),
-    )
-    .context("creating --shm segments")?;
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
@@ -71,7 +83,7 @@ pub fn run_pools(
         Ok(engine) => engine,
         Err(err) if err.kind() == std::io::ErrorKind::Unsupported => {
             // `--track kernel` where the kernel will not tell: a usage problem, exit 2.
-            eprintln!("forkscope: {err}");
+            eprintln!("forkscope: {}", printable::lines(&err.to_string()));
             return Ok(2);
         }
         Err(err) => return Err(err).context("starting the engine"),

@@ -51,6 +51,17 @@ fn bad_numbers() {
     usage_error(&["run", "--stop-timeout", "-1", "--", "true"]);
     usage_error(&["run", "--stop-timeout", "soon", "--", "true"]);
     usage_error(&["run", "--restart", "sometimes", "--", "true"]);
+    let stderr = usage_error(&["run", "-n", "-1", "--", "true"]);
+    assert!(stderr.contains("-1 would start none"), "{stderr}");
+    let stderr = usage_error(&["run", "--scrollback", "0", "--headless", "--", "true"]);
+    assert!(stderr.contains("at least 1 line"), "{stderr}");
+}
+
+#[test]
+fn a_name_with_control_characters_is_refused_as_in_the_config() {
+    let stderr = usage_error(&["run", "--name", "a\x1b[2Jb", "--headless", "--", "true"]);
+    assert!(stderr.contains("no control characters"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
 }
 
 #[test]
@@ -110,6 +121,21 @@ fn command_that_is_not_executable_is_a_spawn_failure() {
             .contains("ermission denied"),
         "{failure}"
     );
+}
+
+#[test]
+fn a_directory_is_not_permission_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, events) = run_clean(
+        "isdir",
+        &["run", "--headless", "--", dir.path().to_str().unwrap()],
+        secs(8.0),
+    );
+    assert_eq!(code, 1);
+    let failure = &of_kind(&events, "spawn_failed")[0];
+    let error = failure["error"].as_str().unwrap();
+    assert!(error.ends_with(": is a directory"), "{failure}");
+    assert!(!error.contains("ermission"), "{failure}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `forkscope inspect PID --json` labels Python multiprocessing's helpers: the resource
-//! tracker, the forkserver, spawn children, fork children and the `Manager` server.
+//! tracker, the forkserver, spawn children, fork children and the `Manager` server, and
+//! joblib's loky workers and resource tracker (joblib: `pip install joblib`, as `.ci/run` does).
 
 mod lifecycle_support;
 
@@ -29,14 +30,36 @@ if __name__ == "__main__":
     manager.shutdown()
 "#;
 
+/// Uses joblib's default (loky) backend, then waits for a line on stdin.
+const LOKY_PROGRAM: &str = r#"
+import sys
+from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
+
+def work(x):
+    return x
+
+if __name__ == "__main__":
+    Parallel(n_jobs=2)(delayed(work)(i) for i in range(4))
+    print("ready 0", flush=True)
+    sys.stdin.readline()
+    get_reusable_executor().shutdown(wait=True)
+"#;
+
 fn snapshot(method: &str) -> (Vec<Value>, i64) {
+    snapshot_of(PROGRAM, method)
+}
+
+/// Runs `program ARG` until it prints `ready N`, takes `inspect --json` of it, lets it end;
+/// returns the processes and N.
+fn snapshot_of(program: &str, arg: &str) -> (Vec<Value>, i64) {
     // A file, not `-c`: spawn and forkserver children import the main module by path.
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("roles.py");
-    std::fs::write(&script, PROGRAM).expect("write");
+    std::fs::write(&script, program).expect("write");
     let mut child = Command::new(python())
         .arg(&script)
-        .arg(method)
+        .arg(arg)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .process_group(0)
@@ -170,6 +193,25 @@ fn inspect_labels_forkserver_and_its_children() {
         roles.iter().filter(|r| *r == "forkserver-child").count(),
         2,
         "{roles:?}"
+    );
+}
+
+#[test]
+fn inspect_labels_loky_workers_and_tracker() {
+    let (procs, _) = snapshot_of(LOKY_PROGRAM, "");
+    let roles = roles(&procs);
+    assert_eq!(
+        roles.iter().filter(|r| *r == "loky-worker").count(),
+        2,
+        "{procs:?}"
+    );
+    assert_eq!(
+        roles
+            .iter()
+            .filter(|r| *r == "loky-resource-tracker")
+            .count(),
+        1,
+        "{procs:?}"
     );
 }
 

@@ -50,6 +50,22 @@ fn poll_sees_long_lived_grandchildren_without_their_status() {
             .any(|e| e["argv"] == serde_json::json!(["/bin/true"])),
         "poll is not expected to catch a 1 ms process"
     );
+    // Unknown endings are counted and said, not silent.
+    let unknown = run
+        .kind("exit")
+        .filter(|e| e["code"].is_null() && e["signal"].is_null())
+        .count() as u64;
+    assert!(unknown >= 1);
+    let end = run.kind("end").next().expect("end");
+    assert_eq!(end["unknown_exits"].as_u64(), Some(unknown), "{end}");
+    assert!(
+        run.kind("notice").any(|n| n["level"] == "warning"
+            && n["message"].as_str().unwrap_or("").starts_with(&format!(
+                "{unknown} process(es) ended with an unknown status"
+            ))),
+        "{:?}",
+        run.events
+    );
     assert_every_fork_has_one_exit(&run);
     run.assert_nothing_left();
 }
@@ -75,6 +91,8 @@ fn kernel_sees_what_poll_misses() {
             .contains("drop"),
         "{session}"
     );
+    let end = run.kind("end").next().expect("end");
+    assert!(end["unknown_exits"].is_null(), "every exit exact: {end}");
     let worker = run.worker_pid();
     // Both grandchildren forked, with exact exits (the 1 ms one's argv may be read too
     // late to show, so it is found by its fork and exit).

@@ -1,6 +1,8 @@
 //! `run --shm NAME:SIZE`: the segment exists before the workers start, its name reaches them
 //! in FORKSCOPE_SHM_<NAME>, what they write is visible to `shm show`, and it is removed when
 //! forkscope ends normally, on SIGTERM, and (by the guardian) when the engine is SIGKILLed.
+//! Files of the same `forkscope-<pid>-` prefix that the session did not create are never
+//! removed, and a `--shm` name that is taken is refused (exit 2) without touching it.
 
 mod shm_support;
 
@@ -91,6 +93,14 @@ impl Session {
         pids
     }
 
+    /// A file named like the session's segments that the session did not create; the guard
+    /// removes it at the end of the test.
+    fn foreign_file(&self) -> (String, ShmGuard) {
+        let name = format!("forkscope-{}-not_created_by_it", self.child.id());
+        std::fs::write(format!("/dev/shm/{name}"), b"someone else's").unwrap();
+        (name.clone(), ShmGuard(vec![name]))
+    }
+
     fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -126,6 +136,7 @@ fn gone(pid: i64) -> bool {
 fn segment_lives_for_the_session() {
     let mut session = Session::start();
     let workers = session.wait_written();
+    let (foreign, _guard) = session.foreign_file();
     let shown = forkscope_json(&["shm", "show", &session.segment, "--as", "u8"]);
     assert_eq!(shown["size"], 4096);
     assert_eq!(shown["kind"], "posix");
@@ -145,6 +156,11 @@ fn segment_lives_for_the_session() {
     assert!(
         dev_shm_with(&session.segment).is_empty(),
         "removed at the end"
+    );
+    assert_eq!(
+        dev_shm_with(&foreign),
+        std::slice::from_ref(&foreign),
+        "not ours: kept"
     );
 }
 
@@ -166,6 +182,7 @@ fn removed_on_sigterm() {
 fn guardian_removes_it_when_the_engine_is_killed() {
     let mut session = Session::start();
     let workers = session.wait_written();
+    let (foreign, _guard) = session.foreign_file();
     let guardian = session.child.id() as i32;
     // The engine: the guardian's child that runs forkscope.
     let engine = forkscope::inspect::proc::scan_all()
@@ -181,7 +198,31 @@ fn guardian_removes_it_when_the_engine_is_killed() {
         dev_shm_with(&session.segment).is_empty(),
         "guardian removed it"
     );
+    assert_eq!(
+        dev_shm_with(&foreign),
+        std::slice::from_ref(&foreign),
+        "not ours: kept"
+    );
     wait_until("workers gone", || workers.iter().all(|w| gone(*w)));
+}
+
+#[test]
+fn a_taken_name_is_refused_and_kept() {
+    // The shell's pid is forkscope's after `exec`: the name the session would create.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"printf keep > "/dev/shm/forkscope-$$-taken"; echo $$ >&2; exec "$0" run --headless --shm taken:4K -- true"#)
+        .arg(env!("CARGO_BIN_EXE_forkscope"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pid = stderr.lines().next().unwrap_or("").trim().to_string();
+    let name = format!("forkscope-{pid}-taken");
+    let _guard = ShmGuard(vec![name.clone()]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(std::fs::read(format!("/dev/shm/{name}")).unwrap(), b"keep");
+    assert!(out.stdout.is_empty(), "nothing started");
 }
 
 #[test]

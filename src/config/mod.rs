@@ -31,7 +31,7 @@ pub const DEFAULT_FILE: &str = "forkscope.toml";
 /// Largest config file read (a config is a few KiB; this keeps garbage input cheap).
 const MAX_FILE: u64 = 1 << 20;
 /// Most workers in one pool (as `run -n`).
-const MAX_WORKERS: i64 = 4096;
+pub const MAX_WORKERS: i64 = 4096;
 /// Longest pool name.
 const MAX_NAME: usize = 64;
 
@@ -103,6 +103,22 @@ impl ConfigError {
     }
 }
 
+/// A pool name is 1 to 64 characters, not only blanks, without control characters (the
+/// config's `name` and `run --name` alike).
+pub fn check_pool_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty()
+        || name.chars().count() > MAX_NAME
+        || name
+            .chars()
+            .any(crate::model::printable::is_terminal_control)
+    {
+        return Err(format!(
+            "a pool name is 1 to {MAX_NAME} characters, no control characters (got {name:?})"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads and validates the config at `path`. `explicit` says whether the person named the
 /// file (with `-f`); it only changes the hint of a missing file.
 pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
@@ -126,21 +142,18 @@ pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
             });
         }
     };
-    if metadata.is_dir() || metadata.len() > MAX_FILE {
-        let why = if metadata.is_dir() {
-            "is a directory"
-        } else {
-            "is larger than 1 MiB"
-        };
+    if metadata.is_dir() {
         return Err(ConfigError::Read {
             path: shown,
-            source: std::io::Error::other(why),
+            source: std::io::Error::other("is a directory"),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
-        path: shown.clone(),
-        source,
-    })?;
+    // Bounded by what is read, not by `stat`: a FIFO or /dev/zero has no size.
+    let bytes =
+        crate::bounded::read_at_most(path, MAX_FILE).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -271,16 +284,8 @@ impl Checker<'_> {
 
     fn pool(&self, raw: RawPool, names: &mut HashSet<String>) -> Result<PoolSpec, ConfigError> {
         let name = raw.name.get_ref().clone();
-        if name.trim().is_empty()
-            || name.chars().count() > MAX_NAME
-            || name.chars().any(char::is_control)
-        {
-            return Err(self.err(
-                raw.name.span(),
-                format!(
-                    "a pool name is 1 to {MAX_NAME} characters, no control characters (got {name:?})"
-                ),
-            ));
+        if let Err(message) = check_pool_name(&name) {
+            return Err(self.err(raw.name.span(), message));
         }
         if !names.insert(name.clone()) {
             return Err(self.err(

@@ -5,6 +5,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use super::proc::{self, ProcStat};
+use crate::model::printable;
 use crate::model::roles::{self, ProcRole, RoleInput};
 
 /// One process of the snapshot.
@@ -22,6 +23,10 @@ pub struct ProcessEntry {
     /// `/proc/PID/stat` (`exit 0`, `SIGSEGV (-11 / 139)`). Absent for live processes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zombie_exit: Option<String>,
+    /// Why its maps or fds could not be read (`permission denied`): its shared memory is
+    /// missing from `shm`. Absent when they were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// The whole snapshot.
@@ -89,11 +94,19 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                 threads: stat.threads,
                 rss_kb: stat.rss_pages * page_kb,
                 zombie_exit: zombie_exit(&stat),
+                unreadable: None,
             }
         })
         .collect();
+    let mut processes = processes;
     let pids = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
-    let segments = super::shm::discover(&super::shm::Scope::Pids(pids));
+    let (segments, unreadable) =
+        super::shm::discover::discover_reporting(&super::shm::Scope::Pids(pids));
+    for gap in unreadable {
+        if let Some(p) = processes.iter_mut().find(|p| p.pid == gap.pid) {
+            p.unreadable = Some(gap.error);
+        }
+    }
     Ok(Snapshot {
         root,
         processes,
@@ -126,12 +139,15 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
     let snapshot = match take(root) {
         Ok(s) => s,
         Err(err) => {
-            eprintln!("forkscope: {err}");
+            eprintln!("forkscope: {}", printable::lines(&err.to_string()));
             return Ok(1);
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        println!(
+            "{}",
+            printable::json(&serde_json::to_string_pretty(&snapshot)?)
+        );
     } else {
         println!(
             "{:>8} {:>8} {:<10} {:<16} COMMAND",
@@ -147,7 +163,14 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.ppid,
                 p.state,
                 p.role,
-                p.argv.join(" ")
+                printable::argv(&p.argv)
+            );
+        }
+        for p in snapshot.processes.iter().filter(|p| p.unreadable.is_some()) {
+            println!(
+                "pid {}: unreadable: {} (its shared memory is not listed)",
+                p.pid,
+                p.unreadable.as_deref().unwrap_or_default()
             );
         }
         if !snapshot.shm.is_empty() {
@@ -156,7 +179,7 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 let pids: Vec<String> = s.pids.iter().map(i32::to_string).collect();
                 println!(
                     "{:<28} {:<9} {:>10} {}{}",
-                    s.name,
+                    printable::one_line(&s.name),
                     s.kind,
                     s.size,
                     if s.deleted { "(deleted) " } else { "" },

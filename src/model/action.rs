@@ -1,4 +1,5 @@
-//! User intentions: one serde-tagged vocabulary for the keymap, the control socket and `ctl`.
+//! User intentions: one serde-tagged vocabulary, used today by the keymap; the planned
+//! control socket and `ctl` will speak the same.
 //!
 //! The UI never touches a process; it emits an `Action`, the supervisor carries it out and
 //! reports what happened as events.

@@ -29,7 +29,7 @@ pub enum Stream {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignalReason {
-    /// Asked for by a person or a `ctl` client.
+    /// Asked for by a person (and, once the planned `ctl` exists, by its clients).
     User,
     /// The first, polite step of stopping (the pool's stop signal).
     Stop,
@@ -64,6 +64,18 @@ pub enum TrackSource {
     Ptrace,
     /// Seen by scanning `/proc`: short-lived processes and exit statuses can be missed.
     Poll,
+}
+
+impl TrackSource {
+    /// The name shown (and serialised): `engine`, `kernel`, `ptrace`, `poll`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TrackSource::Engine => "engine",
+            TrackSource::Kernel => "kernel",
+            TrackSource::Ptrace => "ptrace",
+            TrackSource::Poll => "poll",
+        }
+    }
 }
 
 /// One process's reading from `/proc`.
@@ -225,6 +237,10 @@ pub enum EventBody {
         pid: Option<i32>,
         /// The exit status `forkscope run` returns.
         status: i32,
+        /// How many `exit` events of the session had an unknown status (no source could
+        /// tell how those processes ended); absent when none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        unknown_exits: u64,
     },
     /// A zombie (an `exit` with `zombie: true`) was collected: `by` is the pid that reaped
     /// it (its parent, or forkscope itself).
@@ -232,6 +248,10 @@ pub enum EventBody {
     /// An orphan was adopted: its parent `from` ended and it now is a child of `to` (forkscope
     /// as subreaper, another subreaper, or init).
     Reparent { pid: i32, from: i32, to: i32 },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EventBody {
@@ -326,6 +346,7 @@ mod tests {
             EventBody::End {
                 pid: None,
                 status: 1,
+                unknown_exits: 0,
             },
             EventBody::Reap { pid: 3, by: 2 },
             EventBody::Reparent {

@@ -16,6 +16,16 @@
 //! - fork child: forked and not exec'd (the kernel says so), or, when that is unknown, the
 //!   same argv as its parent
 //! - shell: argv[0] is sh, bash, dash, zsh, ksh, mksh, ash, busybox or fish
+//! - loky (joblib's default backend) worker: `-m [joblib.externals.]loky.backend.popen_loky_posix
+//!   --process-name LokyProcess-N --pipe FD`; loky's resource tracker:
+//!   `-c 'from [joblib.externals.]loky.backend.resource_tracker import main; main(FD, ...)'`
+//!   (checked with joblib 1.6 under CPython 3.11)
+//!
+//! Not told apart (said plainly, since a wrong label is worse than a general one): workers
+//! of `multiprocessing.Pool` and of `ProcessPoolExecutor` look exactly like other `Process`
+//! children from outside on CPython up to 3.13: the same argv (the parent's under fork,
+//! `spawn_main` under spawn), the same kinds of queue pipes, no process or thread names. They
+//! keep `fork-child` / `spawn-child`; naming them needs their Python stacks.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +47,10 @@ pub enum ProcRole {
     ForkserverChild,
     ForkChild,
     Shell,
+    /// A worker process of loky (joblib's default parallel backend).
+    LokyWorker,
+    /// loky's own resource tracker.
+    LokyResourceTracker,
     /// None of the above (a program exec'd by a descendant).
     Process,
 }
@@ -54,6 +68,8 @@ impl ProcRole {
             ProcRole::ForkserverChild => "forkserver-child",
             ProcRole::ForkChild => "fork-child",
             ProcRole::Shell => "shell",
+            ProcRole::LokyWorker => "loky-worker",
+            ProcRole::LokyResourceTracker => "loky-resource-tracker",
             ProcRole::Process => "process",
         }
     }
@@ -97,6 +113,25 @@ pub fn is_forkserver(argv: &[String]) -> bool {
 pub fn is_spawn_child(argv: &[String]) -> bool {
     runs(argv, "from multiprocessing.spawn import spawn_main")
         || argv.iter().skip(1).any(|a| a == "--multiprocessing-fork")
+}
+
+/// `-m [joblib.externals.]loky.backend.popen_loky_posix ...`.
+pub fn is_loky_worker(argv: &[String]) -> bool {
+    argv.windows(2).any(|pair| {
+        pair[0] == "-m" && {
+            let module = pair[1].as_str();
+            module == "loky.backend.popen_loky_posix"
+                || module.ends_with(".loky.backend.popen_loky_posix")
+        }
+    })
+}
+
+/// `-c 'from [joblib.externals.]loky.backend.resource_tracker import main; main(...)'`.
+pub fn is_loky_resource_tracker(argv: &[String]) -> bool {
+    dash_c(argv).is_some_and(|code| {
+        let code = code.trim_start();
+        code.starts_with("from ") && code.contains("loky.backend.resource_tracker import main")
+    })
 }
 
 /// argv[0] names a shell.
@@ -143,6 +178,12 @@ pub fn classify(input: &RoleInput<'_>) -> ProcRole {
             ProcRole::ForkChild
         };
     }
+    if is_loky_worker(argv) {
+        return ProcRole::LokyWorker;
+    }
+    if is_loky_resource_tracker(argv) {
+        return ProcRole::LokyResourceTracker;
+    }
     if is_resource_tracker(argv) {
         return ProcRole::ResourceTracker;
     }
@@ -162,10 +203,11 @@ pub fn classify(input: &RoleInput<'_>) -> ProcRole {
     ProcRole::Process
 }
 
-/// The role of a process of the TUI's state. Whether it exec'd is known only when its birth
-/// came from an exact source (engine, kernel, ptrace); sockets are unknown there, so a
-/// `Manager` server shows as the fork or spawn child it is.
-pub fn role_in_state(state: &State, id: ProcId) -> ProcRole {
+/// The role of a process of the TUI's state, by the same [`classify`] as `inspect`. Whether
+/// it exec'd is known only when its birth came from an exact source (engine, kernel, ptrace);
+/// `listening` (the Unix sockets it listens on, read off the render path) is what makes a
+/// `Manager` server one.
+pub fn role_in_state(state: &State, id: ProcId, listening: &[String]) -> ProcRole {
     let Some(proc) = state.procs.get(&id) else {
         return ProcRole::Process;
     };
@@ -179,7 +221,7 @@ pub fn role_in_state(state: &State, id: ProcId) -> ProcRole {
         parent_argv: parent.map(|p| p.argv.as_slice()),
         is_worker: matches!(proc.role, Role::Worker { .. }),
         execed: exact.then_some(!proc.execs.is_empty()),
-        listening: &[],
+        listening,
     })
 }
 
@@ -377,11 +419,49 @@ mod tests {
                 },
             ),
         );
-        let role = |pid| role_in_state(&state, state.find_pid(pid).unwrap().id);
+        let role = |pid| role_in_state(&state, state.find_pid(pid).unwrap().id, &[]);
         assert_eq!(role(10), ProcRole::Worker);
         // The fork child shows its parent's argv until it execs.
         assert_eq!(state.find_pid(11).unwrap().argv, py);
         assert_eq!(role(11), ProcRole::ForkChild);
         assert_eq!(role(12), ProcRole::ResourceTracker);
+        // What makes a Manager server one in the TUI: the socket it listens on.
+        let id = state.find_pid(11).unwrap().id;
+        let sockets = v(&["/tmp/pymp-k2j3h4g5/listener-abc123de"]);
+        assert_eq!(role_in_state(&state, id, &sockets), ProcRole::ManagerServer);
+    }
+
+    #[test]
+    fn loky_workers_and_tracker_from_real_argv() {
+        let worker = v(&[
+            PY,
+            "-m",
+            "joblib.externals.loky.backend.popen_loky_posix",
+            "--process-name",
+            "LokyProcess-1",
+            "--pipe",
+            "14",
+        ]);
+        let tracker = v(&[
+            PY,
+            "-B",
+            "-c",
+            "from joblib.externals.loky.backend.resource_tracker import main; main(3, False)",
+        ]);
+        let plain = v(&[PY, "-m", "loky.backend.popen_loky_posix", "--pipe", "3"]);
+        let main = v(&[PY, "app.py"]);
+        let role = |argv: &[String]| {
+            classify(&RoleInput {
+                argv,
+                parent_argv: Some(&main),
+                execed: Some(true),
+                ..Default::default()
+            })
+        };
+        assert_eq!(role(&worker), ProcRole::LokyWorker);
+        assert_eq!(role(&plain), ProcRole::LokyWorker);
+        assert_eq!(role(&tracker), ProcRole::LokyResourceTracker);
+        assert_eq!(role(&v(&[PY, "-m", "http.server"])), ProcRole::Process);
+        assert_eq!(ProcRole::LokyWorker.label(), "loky-worker");
     }
 }

@@ -115,6 +115,27 @@ impl ProcessView {
         Some((now - ended.t).max(0.0))
     }
 
+    /// Ended (not with exit 0) after forkscope's own stopping sent it a signal (stop,
+    /// escalation, leftover cleanup): not a failure of the program.
+    pub fn stopped_by_forkscope(&self) -> bool {
+        self.ended.is_some_and(|ended| {
+            !ended.status.success()
+                && self.signals.iter().any(|s| {
+                    s.result == Delivery::Sent
+                        && s.t <= ended.t
+                        && matches!(
+                            s.reason,
+                            SignalReason::Stop | SignalReason::Escalation | SignalReason::Leftover
+                        )
+                })
+        })
+    }
+
+    /// Ended without exit 0 and not because forkscope stopped it.
+    pub fn failed(&self) -> bool {
+        self.ended.is_some_and(|e| !e.status.success()) && !self.stopped_by_forkscope()
+    }
+
     /// Seconds alive (until now, or until the end).
     pub fn age(&self, now: f64) -> f64 {
         self.ended.map_or(now, |e| e.t) - self.born

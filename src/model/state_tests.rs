@@ -221,6 +221,7 @@ fn an_exit_without_zombie_is_final_and_end_collects_every_zombie() {
             EventBody::End {
                 pid: None,
                 status: 0,
+                unknown_exits: 0,
             },
         ),
     );

@@ -40,6 +40,8 @@ struct Flow {
 #[derive(Debug)]
 pub struct EventTx {
     tx: Sender<Event>,
+    /// `exit` events sent with an unknown status.
+    unknown_exits: AtomicU64,
     flow: Arc<Flow>,
     clock: Instant,
     /// Bits of the largest `t` sent so far (non-negative f64 bits order like the numbers).
@@ -82,6 +84,7 @@ pub fn channels(
             flow: flow.clone(),
             clock,
             last_t: AtomicU64::new(0),
+            unknown_exits: AtomicU64::new(0),
         },
         EventRx { rx, flow },
         ActionTx {
@@ -108,7 +111,19 @@ impl EventTx {
         self.send(t.max(f64::from_bits(previous)), body);
     }
 
+    /// How many `exit` events so far had an unknown status.
+    pub fn unknown_exits(&self) -> u64 {
+        self.unknown_exits.load(Ordering::SeqCst)
+    }
+
     fn send(&self, t: f64, body: EventBody) {
+        if let EventBody::Exit {
+            status: crate::model::ExitStatus::Unknown,
+            ..
+        } = &body
+        {
+            self.unknown_exits.fetch_add(1, Ordering::SeqCst);
+        }
         let weight = match &body {
             EventBody::Output { line, raw_hex, .. } => {
                 line.len() + raw_hex.as_ref().map_or(0, String::len)

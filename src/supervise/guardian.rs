@@ -103,9 +103,9 @@ fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Term
             "forkscope: guardian killed {killed} leftover process(es)"
         );
     }
-    // Segments of `--shm`: the engine removes them when it ends normally; if it was killed,
-    // this is the last chance.
-    let removed = super::shm::remove_session_segments(getpid().as_raw());
+    // Segments of `--shm` (created before the split): the engine removes them when it ends
+    // normally; if it was killed, this is the last chance. Only what the session created.
+    let removed = super::shm::remove_created_segments();
     if removed > 0 && matches!(status, ExitStatus::Signaled { .. }) {
         let _ = writeln!(
             std::io::stderr(),

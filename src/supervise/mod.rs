@@ -45,7 +45,7 @@ pub struct EngineConfig {
     /// `/proc` sampling and polling interval.
     pub sample_interval: Duration,
     pub backoff: Backoff,
-    /// Extra environment for every worker (control socket path, shm names...).
+    /// Extra environment for every worker (the `--shm` names today).
     pub extra_env: Vec<(String, String)>,
     /// Where descendants' lifecycle facts come from (`--track`).
     pub track: crate::track::TrackMode,

@@ -1,19 +1,23 @@
 //! Shared-memory segments forkscope creates for its users (`run --shm NAME:SIZE`).
 //!
 //! Each becomes `/dev/shm/forkscope-<SESSION>-<NAME>`, where SESSION is the pid the user sees
-//! (the guardian's, or forkscope's own with `--no-guardian`). It is created zero-filled
-//! (mode 0600) before any worker starts, and its name (`forkscope-<SESSION>-<NAME>`, what
-//! Python's `SharedMemory(name=...)` and `shm_open` take) is exported to every worker as
-//! `FORKSCOPE_SHM_<NAME>` (NAME upper-cased). It is removed when the session ends: normally,
-//! on SIGTERM/SIGINT (the engine stops the tree and the session returns), or by the
-//! [`OwnedSegments`] drop guard on an error path. If the engine is SIGKILLed the guardian
-//! removes every `/dev/shm/forkscope-<its pid>-*` when it exits ([`remove_session_segments`]).
-//! Only if both are SIGKILLed does a segment outlive forkscope.
+//! (the guardian's, or forkscope's own with `--no-guardian`). It is created zero-filled with
+//! `O_EXCL` and mode 0600 before the guardian splits off (so both sides know it), and its name
+//! (`forkscope-<SESSION>-<NAME>`, what Python's `SharedMemory(name=...)` and `shm_open` take)
+//! is exported to every worker as `FORKSCOPE_SHM_<NAME>` (NAME upper-cased). A name that is
+//! taken is an error that removes nothing.
+//!
+//! Only what this process created is ever removed, and only while the name still points at
+//! the (device, inode) it created: when the session ends (the [`OwnedSegments`] drop guard), or,
+//! if the engine was SIGKILLed, by the guardian ([`remove_created_segments`]). Other files
+//! named `forkscope-<pid>-*` (another user's, a pid reused) are never touched. Only if both
+//! are SIGKILLed does a segment outlive forkscope.
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// One `--shm NAME:SIZE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,16 +70,61 @@ pub fn session_prefix(session_pid: i32) -> String {
     format!("forkscope-{session_pid}-")
 }
 
+/// A segment this process created, as it was created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Created {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl Created {
+    /// Unlinks the path if it still names the object created; a replaced or vanished name is
+    /// left alone. (Between the check and the unlink another process could swap the name:
+    /// /dev/shm is sticky, so only the owner of the new file, or root, could do that.)
+    fn remove_if_same(&self) -> bool {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.device && meta.ino() == self.inode => {
+                match std::fs::remove_file(&self.path) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("removing {}: {e}", self.path.display());
+                        false
+                    }
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "{} is no longer the segment forkscope created; left alone",
+                    self.path.display()
+                );
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Every segment this process created and has not removed. The guardian's fork inherits it,
+/// so the guardian removes exactly what the session created, nothing else.
+static CREATED: Mutex<Vec<Created>> = Mutex::new(Vec::new());
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<Created>> {
+    CREATED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Segments created for a session; removed on drop.
 #[derive(Debug, Default)]
 pub struct OwnedSegments {
-    created: Vec<(String, PathBuf)>,
+    created: Vec<(String, Created)>,
     env: Vec<(String, String)>,
 }
 
 impl OwnedSegments {
-    /// Creates every segment (none may exist already). On error, the ones already made are
-    /// removed (by the drop of the partial guard).
+    /// Creates every segment (`O_EXCL`, mode 0600: none may exist already). On error, the ones
+    /// already made are removed (by the drop of the partial guard), and nothing else.
     pub fn create(specs: &[ShmSpec], session_pid: i32) -> io::Result<OwnedSegments> {
         let mut owned = OwnedSegments::default();
         for spec in specs {
@@ -88,10 +137,15 @@ impl OwnedSegments {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&path)
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("creating {}: {e}", path.display()))
-                })?;
-            owned.created.push((name.clone(), path.clone()));
+                .map_err(|e| creation_error(&path, e))?;
+            let meta = file.metadata()?;
+            let created = Created {
+                path: path.clone(),
+                device: meta.dev(),
+                inode: meta.ino(),
+            };
+            registry().push(created.clone());
+            owned.created.push((name.clone(), created));
             file.set_len(spec.size)
                 .map_err(|e| io::Error::new(e.kind(), format!("sizing {}: {e}", path.display())))?;
             owned.env.push((
@@ -113,40 +167,43 @@ impl OwnedSegments {
     }
 }
 
+fn creation_error(path: &Path, e: io::Error) -> io::Error {
+    let text = if e.kind() == io::ErrorKind::AlreadyExists {
+        format!(
+            "{} already exists (another session or user has the name); nothing was removed",
+            path.display()
+        )
+    } else {
+        format!("creating {}: {e}", path.display())
+    };
+    io::Error::new(e.kind(), text)
+}
+
 impl Drop for OwnedSegments {
     fn drop(&mut self) {
-        for (_, path) in &self.created {
-            if let Err(e) = std::fs::remove_file(path)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                tracing::warn!("removing {}: {e}", path.display());
-            }
+        let mut registry = registry();
+        for (_, created) in &self.created {
+            created.remove_if_same();
+            registry.retain(|c| c != created);
         }
     }
 }
 
-/// Removes every `/dev/shm/forkscope-<session_pid>-*` (the guardian's last act); returns
-/// how many it removed.
-pub fn remove_session_segments(session_pid: i32) -> usize {
-    let prefix = session_prefix(session_pid);
-    let Ok(entries) = std::fs::read_dir("/dev/shm") else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .take(1 << 20)
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&prefix))
-        })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+/// Removes every segment this process created that still exists as created (the guardian's
+/// last act); returns how many it removed.
+pub fn remove_created_segments() -> usize {
+    std::mem::take(&mut *registry())
+        .iter()
+        .filter(|c| c.remove_if_same())
         .count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The registry is process-wide: tests that use it run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn parses_specs() {
@@ -170,6 +227,9 @@ mod tests {
 
     #[test]
     fn creates_exports_and_removes() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // A session id no real session uses (pids are positive), unique per test process.
         let session = -(std::process::id() as i32);
         let specs = vec![
@@ -187,7 +247,33 @@ mod tests {
         drop(owned);
         assert!(!std::path::Path::new(&path).exists());
         let owned = OwnedSegments::create(&specs, session).unwrap();
-        assert_eq!(remove_session_segments(session), 2);
+        assert_eq!(remove_created_segments(), 2);
         drop(owned);
+    }
+
+    #[test]
+    fn removes_only_what_it_created() {
+        let _serial = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let session = -(std::process::id() as i32) - 1_000_000;
+        let specs = vec![parse_spec("t_mine:10").unwrap()];
+        let owned = OwnedSegments::create(&specs, session).unwrap();
+        let mine = format!("/dev/shm/forkscope-{session}-t_mine");
+        let other = format!("/dev/shm/forkscope-{session}-t_other");
+        std::fs::write(&other, b"not ours").unwrap();
+        // The name replaced behind our back: a different inode is not ours to remove.
+        std::fs::remove_file(&mine).unwrap();
+        std::fs::write(&mine, b"someone else's").unwrap();
+        drop(owned);
+        assert!(Path::new(&mine).exists(), "a replaced name is left alone");
+        assert!(Path::new(&other).exists());
+        assert_eq!(remove_created_segments(), 0);
+        // A taken name fails and leaves the file as it was.
+        let err = OwnedSegments::create(&specs, session).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(std::fs::read(&mine).unwrap(), b"someone else's");
+        std::fs::remove_file(&mine).unwrap();
+        std::fs::remove_file(&other).unwrap();
     }
 }

@@ -18,7 +18,52 @@ pub struct Spawned {
     pub stderr: OwnedFd,
 }
 
-/// Starts worker `index` of `spec`. `extra_env` comes from the engine (socket path, shm names).
+/// execve answers EACCES both for a directory and for a file without the execute bit: say
+/// which (and name the program in every case).
+fn explain_exec_error(
+    program: &str,
+    cwd: Option<&std::path::Path>,
+    err: std::io::Error,
+) -> std::io::Error {
+    let why = match err.kind() {
+        std::io::ErrorKind::PermissionDenied => match find_program(program, cwd) {
+            Some(path) if path.is_dir() => "is a directory".to_string(),
+            Some(path) => {
+                use std::os::unix::fs::PermissionsExt;
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
+                        "permission denied (not executable)".to_string()
+                    }
+                    _ => format!("permission denied ({})", path.display()),
+                }
+            }
+            None => "permission denied".to_string(),
+        },
+        std::io::ErrorKind::NotFound if !program.contains('/') => {
+            format!("{err}: no such program in PATH")
+        }
+        _ => err.to_string(),
+    };
+    std::io::Error::new(err.kind(), format!("{program}: {why}"))
+}
+
+/// The file `execvp` would try for `program`: the path itself when it has a `/` (relative to
+/// `cwd`), else the first entry of PATH that exists.
+fn find_program(program: &str, cwd: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    if program.contains('/') {
+        let path = std::path::Path::new(program);
+        return Some(match cwd {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        });
+    }
+    let search = std::env::var_os("PATH")?;
+    std::env::split_paths(&search)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.exists())
+}
+
+/// Starts worker `index` of `spec`. `extra_env` comes from the engine (the `--shm` names).
 pub fn spawn_worker(
     spec: &PoolSpec,
     index: u32,
@@ -63,7 +108,9 @@ pub fn spawn_worker(
             });
         }
     }
-    let mut child = command.spawn()?;
+    let mut child = command
+        .spawn()
+        .map_err(|err| explain_exec_error(program, spec.cwd.as_deref(), err))?;
     let pid = child.id() as i32;
     // The child is ours and unreaped, so this pidfd is certainly for it.
     let pidfd = Pidfd::open(pid).map_err(|e| std::io::Error::other(e.to_string()))?;

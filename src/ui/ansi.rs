@@ -1,5 +1,6 @@
 //! Child output to styled text: SGR colour sequences become styles; every other escape
-//! sequence and control character is dropped, and sequences are bounded in length, so no
+//! sequence and control character ([`crate::model::printable::is_terminal_control`], the test
+//! that text printed outside the TUI is escaped by) is dropped, and sequences are bounded in length, so no
 //! child can move our cursor, switch our screen or make us buffer without end.
 
 use ratatui::style::{Color, Modifier, Style};
@@ -60,7 +61,7 @@ pub fn styled_line(text: &str, base: Style, color: bool) -> Line<'static> {
                 }
             }
             '\t' => current.push_str("    "),
-            c if c.is_control() => {}
+            c if crate::model::printable::is_terminal_control(c) => {}
             c => current.push(c),
         }
     }

@@ -28,6 +28,8 @@ pub enum Msg {
     Replay(ReplayStatus),
     /// A fresh reading of the tree's shared memory (from the watcher thread).
     Shm(Box<ShmSnapshot>),
+    /// Which processes listen on multiprocessing sockets (from the role probe thread).
+    Listening(crate::inspect::role_probe::Listening),
 }
 
 /// What the TUI asks of the outside world.
@@ -147,6 +149,8 @@ pub struct App {
     pub shm: ShmState,
     /// Decoder rules (the config's `[[shm.layout]]`) for the shared-memory view.
     pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
+    /// The latest role-probe answer: pid → multiprocessing sockets it listens on.
+    pub listening: crate::inspect::role_probe::Listening,
 }
 
 impl App {
@@ -172,7 +176,35 @@ impl App {
             replay: None,
             shm: ShmState::default(),
             shm_rules: std::sync::Arc::from(Vec::new()),
+            listening: Default::default(),
         }
+    }
+
+    /// The role of a process: `model::roles::classify`, as `inspect` uses it, with what the
+    /// role probe found.
+    pub fn role_of(
+        &self,
+        proc: &crate::model::state::ProcessView,
+    ) -> crate::model::roles::ProcRole {
+        let listening = self.listening.get(&proc.pid).map_or(&[][..], Vec::as_slice);
+        crate::model::roles::role_in_state(&self.state, proc.id, listening)
+    }
+
+    /// The live descendants whose role could depend on the sockets they listen on.
+    pub fn role_probe_pids(&self) -> Vec<i32> {
+        use crate::model::roles::ProcRole;
+        self.state
+            .procs
+            .values()
+            .filter(|p| p.is_alive() && matches!(p.role, crate::model::state::Role::Descendant))
+            .filter(|p| {
+                matches!(
+                    crate::model::roles::role_in_state(&self.state, p.id, &[]),
+                    ProcRole::ForkChild | ProcRole::SpawnChild
+                )
+            })
+            .map(|p| p.pid)
+            .collect()
     }
 
     /// The rows the tree shows now.
@@ -234,6 +266,10 @@ impl App {
             }
             Msg::Replay(status) => {
                 self.replay = Some(status);
+                Vec::new()
+            }
+            Msg::Listening(listening) => {
+                self.listening = listening;
                 Vec::new()
             }
             Msg::Shm(snapshot) => {

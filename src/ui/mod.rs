@@ -40,8 +40,10 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
 pub mod shm_view;
+mod summary;
 
 use crate::headless::Recorder;
+use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::model::Event;
@@ -52,6 +54,8 @@ use app::{App, Areas, Effect, Msg};
 const SHM_REFRESH: Duration = Duration::from_millis(500);
 /// The most of one segment the view reads.
 const SHM_MAX_BYTES: u64 = 64 << 20;
+/// How often the role probe is asked about the tree (live sessions only).
+const ROLE_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -133,6 +137,13 @@ pub fn run(
     let no_snapshots = crossbeam_channel::never();
     let mut shm_watcher: Option<Watcher> = None;
     let mut shm_request: Option<WatchRequest> = None;
+    // Roles that need /proc (a Manager server's socket) are probed off the render path.
+    let role_probe = match &source {
+        Source::Live(_) => RoleProbe::spawn().ok(),
+        Source::Replay(_) => None,
+    };
+    let no_answers = crossbeam_channel::never();
+    let mut last_probe: Option<Instant> = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
@@ -171,6 +182,20 @@ pub fn run(
             }
             shm_request = Some(request);
         }
+        if let Some(probe) = &role_probe
+            && last_probe.is_none_or(|t| t.elapsed() >= ROLE_PROBE_EVERY)
+        {
+            last_probe = Some(Instant::now());
+            let pids = app.role_probe_pids();
+            if pids.is_empty() {
+                if !app.listening.is_empty() {
+                    app.update(Msg::Listening(Default::default()));
+                }
+            } else {
+                probe.ask(pids);
+            }
+        }
+        let answers = role_probe.as_ref().map_or(&no_answers, |p| p.answers());
         let snapshots = shm_watcher
             .as_ref()
             .map_or(&no_snapshots, |w| w.snapshots());
@@ -224,6 +249,12 @@ pub fn run(
                     break 0;
                 }
             }
+            recv(answers) -> received => {
+                if let Ok(listening) = received {
+                    dirty |= app.listening != listening;
+                    app.update(Msg::Listening(listening));
+                }
+            }
             recv(snapshots) -> received => {
                 if let Ok(snapshot) = received {
                     app.update(Msg::Shm(Box::new(snapshot)));
@@ -273,33 +304,9 @@ fn record(recorder: &mut Option<Recorder>, event: &Event) {
     }
 }
 
-/// After the TUI closes: one line per worker that did not exit 0, so the story survives.
+/// After the TUI closes: the summary, so the story survives.
 fn print_summary(app: &App) {
-    let failures: Vec<String> = app
-        .state
-        .procs
-        .values()
-        .filter_map(|p| {
-            let ended = p.ended?;
-            (!ended.status.success()).then(|| {
-                format!(
-                    "  pid {:>7}  {:<24} {}",
-                    p.pid,
-                    ended.status.describe(),
-                    p.command()
-                )
-            })
-        })
-        .collect();
-    let total = app.state.procs.len();
-    println!(
-        "forkscope: {total} process(es) seen, {} did not exit 0",
-        failures.len()
-    );
-    for line in failures.iter().take(20) {
+    for line in summary::lines(app) {
         println!("{line}");
-    }
-    if failures.len() > 20 {
-        println!("  … and {} more", failures.len() - 20);
     }
 }

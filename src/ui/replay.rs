@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::bounded::{BoundedLines, LineError};
 use crate::model::Event;
 
 /// Why a recording could not be loaded.
@@ -23,6 +24,12 @@ pub enum ReplayError {
     },
     #[error("{path}: no events in the recording")]
     Empty { path: String },
+    #[error("{path}:{line}: {message}")]
+    Line {
+        path: String,
+        line: usize,
+        message: String,
+    },
 }
 
 /// Controls a person has over playback.
@@ -57,25 +64,44 @@ pub struct Playback {
     anchor_t: f64,
 }
 
+/// Longest line of a recording (an event): a `sample` of 10,000 processes is about 1 MiB.
+const MAX_EVENT_LINE: usize = 16 << 20;
+
 /// Fastest and slowest playback.
 const SPEEDS: (f64, f64) = (1.0 / 16.0, 256.0);
 
 impl Playback {
-    /// Reads a recording; every line must be one event.
+    /// Reads a recording, streamed line by line (any kind of file: a FIFO, `/dev/zero`);
+    /// every line must be one event of at most 16 MiB.
     pub fn load(path: &Path) -> Result<Playback, ReplayError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Io {
+        let io_error = |source| ReplayError::Io {
             path: shown.clone(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io_error)?;
         let mut events = Vec::new();
-        for (index, line) in text.lines().enumerate() {
+        let lines = BoundedLines::new(std::io::BufReader::new(file), MAX_EVENT_LINE);
+        for read in lines {
+            let (number, bytes) = read.map_err(|err| match err {
+                LineError::Io(source) => io_error(source),
+                LineError::TooLong { line, .. } => ReplayError::Line {
+                    path: shown.clone(),
+                    line,
+                    message: err.to_string(),
+                },
+            })?;
+            let line = std::str::from_utf8(&bytes).map_err(|_| ReplayError::Line {
+                path: shown.clone(),
+                line: number,
+                message: "not UTF-8 text".into(),
+            })?;
             if line.trim().is_empty() {
                 continue;
             }
             let event: Event = serde_json::from_str(line).map_err(|err| ReplayError::BadLine {
                 path: shown.clone(),
-                line: index + 1,
+                line: number,
                 column: err.column(),
                 message: err.to_string(),
             })?;

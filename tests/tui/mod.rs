@@ -88,6 +88,26 @@ impl Tmux {
         }
     }
 
+    /// Appends every byte the pane's program writes to `path` (`tmux pipe-pane`).
+    pub fn log_output(&self, path: &Path) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "pipe-pane", "-o", "-t", "main"])
+            .arg(format!("cat >> '{}'", path.display()))
+            .status()
+            .expect("tmux pipe-pane");
+        assert!(status.success());
+    }
+
+    /// The pane's title (what an OSC 0/2 sequence sets).
+    pub fn pane_title(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "-t", "main"])
+            .arg("#{pane_title}")
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -9,9 +9,10 @@ use std::io::Write as _;
 use serde::Serialize;
 
 use super::decode::{self, hex};
-use super::discover::{Scope, discover, find};
+use super::discover::{Scope, discover, discover_reporting, find};
 use super::read::read_segment;
 use crate::cli::{ShmCommand, ShmLsArgs, ShmShowArgs};
+use crate::model::printable;
 use crate::model::shm::{Decoded, Segment};
 
 /// Appends a line to the output buffer (writing to a String cannot fail).
@@ -25,9 +26,15 @@ macro_rules! outln {
 /// go; a closed pipe (`| head`) is not an error.
 pub fn run(command: &ShmCommand) -> anyhow::Result<i32> {
     let mut out = String::new();
-    let code = match command {
-        ShmCommand::Ls(args) => ls(args, &mut out)?,
-        ShmCommand::Show(args) => show(args, &mut out)?,
+    let (code, json) = match command {
+        ShmCommand::Ls(args) => (ls(args, &mut out)?, args.json),
+        ShmCommand::Show(args) => (show(args, &mut out)?, args.json),
+    };
+    // Names and contents come from other processes: nothing reaches the terminal raw.
+    let out = if json {
+        printable::json(&out)
+    } else {
+        printable::lines(&out)
     };
     let mut stdout = std::io::stdout().lock();
     match stdout
@@ -84,11 +91,28 @@ fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
     let scope = match scope(args.pid) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("forkscope: {e}");
+            eprintln!("forkscope: {}", printable::lines(&e.to_string()));
             return Ok(1);
         }
     };
-    let segments = discover(&scope);
+    let (segments, unreadable) = discover_reporting(&scope);
+    // On stderr, so `--json` stays the list of segments.
+    match scope {
+        Scope::System if !unreadable.is_empty() => eprintln!(
+            "forkscope: {} process(es) unreadable ({}): their shared memory is not listed",
+            unreadable.len(),
+            unreadable[0].error
+        ),
+        _ => {
+            for gap in &unreadable {
+                eprintln!(
+                    "forkscope: pid {}: unreadable: {} (its shared memory is not listed)",
+                    gap.pid,
+                    printable::one_line(&gap.error)
+                );
+            }
+        }
+    }
     if args.json {
         outln!(
             out,
@@ -111,7 +135,7 @@ fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
         outln!(
             out,
             "{:<28} {:<9} {:>10} {:>12} {:<3} {}",
-            s.name,
+            printable::one_line(&s.name),
             s.kind.as_str(),
             s.size,
             s.inode,
@@ -128,7 +152,7 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
         match crate::config::layout_rules(args.config.as_deref()) {
             Ok(rules) => rules,
             Err(err) => {
-                eprintln!("forkscope: {err}");
+                eprintln!("forkscope: {}", printable::lines(&err.to_string()));
                 return Ok(2);
             }
         }
@@ -138,7 +162,7 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
     let scope = match scope(args.pid) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("forkscope: {e}");
+            eprintln!("forkscope: {}", printable::lines(&e.to_string()));
             return Ok(1);
         }
     };
@@ -157,7 +181,7 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
     let bytes = match read_segment(seg, args.max_bytes) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("forkscope: {e}");
+            eprintln!("forkscope: {}", printable::lines(&e.to_string()));
             return Ok(1);
         }
     };
@@ -172,7 +196,11 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
             let from = rule
                 .map(|r| format!(" (layout from {})", r.origin))
                 .unwrap_or_default();
-            eprintln!("forkscope: segment {}: {e}{from}", seg.name);
+            eprintln!(
+                "forkscope: segment {}: {}{from}",
+                printable::one_line(&seg.name),
+                printable::lines(&e.to_string())
+            );
             return Ok(1);
         }
     };
@@ -190,7 +218,7 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
     outln!(
         out,
         "{} ({}, {} bytes, inode {}{}) pids: {}",
-        seg.name,
+        printable::one_line(&seg.name),
         seg.kind.as_str(),
         seg.size,
         seg.inode,
@@ -202,7 +230,7 @@ fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
         }
     );
     for line in text_lines(&decoded, &bytes, usize::MAX) {
-        outln!(out, "{line}");
+        outln!(out, "{}", printable::one_line(&line));
     }
     Ok(0)
 }

@@ -93,9 +93,30 @@ fn linked_files() -> HashMap<SegmentId, Linked> {
     found
 }
 
-/// Adds what one process maps and holds.
-fn scan_process(pid: i32, builders: &mut HashMap<SegmentId, Builder>) {
-    if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/maps")) {
+/// A process whose maps or fds could not be read (not one that merely ended): its shared
+/// memory is missing from the answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    pub pid: i32,
+    /// `permission denied`, or the error.
+    pub error: String,
+}
+
+/// The error as a reader is told it; `None` when the process is simply gone.
+fn unreadable_because(err: &std::io::Error) -> Option<String> {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => None,
+        _ if err.raw_os_error() == Some(libc::ESRCH) => None,
+        std::io::ErrorKind::PermissionDenied => Some("permission denied".into()),
+        _ => Some(err.to_string()),
+    }
+}
+
+/// Adds what one process maps and holds; says why if its maps or fds could not be read.
+fn scan_process(pid: i32, builders: &mut HashMap<SegmentId, Builder>) -> Option<String> {
+    let maps_text = fs::read_to_string(format!("/proc/{pid}/maps"));
+    let unreadable = maps_text.as_ref().err().and_then(unreadable_because);
+    if let Ok(text) = maps_text {
         for line in maps::parse(&text) {
             let Some((kind, name)) = classify(&line.path) else {
                 continue;
@@ -121,8 +142,9 @@ fn scan_process(pid: i32, builders: &mut HashMap<SegmentId, Builder>) {
             });
         }
     }
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return;
+    let fds = match fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds,
+        Err(err) => return unreadable.or_else(|| unreadable_because(&err)),
     };
     for entry in fds.flatten().take(1 << 20) {
         let Ok(target) = fs::read_link(entry.path()) else {
@@ -161,20 +183,30 @@ fn scan_process(pid: i32, builders: &mut HashMap<SegmentId, Builder>) {
             .fds
             .push(fd);
     }
+    unreadable
 }
 
 /// Finds the segments the processes of `scope` map or hold (and, for [`Scope::System`], also
 /// the ones nobody holds). Processes that vanish or cannot be read are skipped. Sorted by
 /// name, then inode.
 pub fn discover(scope: &Scope) -> Vec<Segment> {
+    discover_reporting(scope).0
+}
+
+/// [`discover`], also saying which processes could not be read (and why).
+pub fn discover_reporting(scope: &Scope) -> (Vec<Segment>, Vec<Unreadable>) {
     let pids = scope.pids();
     let mut builders: HashMap<SegmentId, Builder> = HashMap::new();
+    let mut unreadable = Vec::new();
     for pid in pids {
-        scan_process(pid, &mut builders);
+        if let Some(error) = scan_process(pid, &mut builders) {
+            unreadable.push(Unreadable { pid, error });
+        }
     }
     let linked = linked_files();
     let sysv_rows = sysv::read();
-    build(builders, &linked, &sysv_rows, *scope == Scope::System)
+    let segments = build(builders, &linked, &sysv_rows, *scope == Scope::System);
+    (segments, unreadable)
 }
 
 fn build(

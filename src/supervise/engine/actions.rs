@@ -1,5 +1,5 @@
-//! Carrying out actions from the UI, the control socket or `ctl`, and reporting each
-//! outcome as an event.
+//! Carrying out actions (from the UI today; from the planned control socket and `ctl` too),
+//! and reporting each outcome as an event.
 
 use super::{Engine, Worker, WorkerState};
 use crate::model::signals::signal_name;

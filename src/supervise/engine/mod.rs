@@ -263,9 +263,19 @@ impl Engine {
         self.captures.drain_all(self.poll.registry(), &self.events);
         self.finish_tracking();
         let status = self.final_status();
+        let unknown_exits = self.events.unknown_exits();
+        if unknown_exits > 0 {
+            self.notice(
+                "warning",
+                format!(
+                    "{unknown_exits} process(es) ended with an unknown status: no source could                      tell how (events the kernel dropped, a process seen only by a /proc scan);                      their `exit` events have code and signal null"
+                ),
+            );
+        }
         self.events.emit(EventBody::End {
             pid: Some(self.me),
             status,
+            unknown_exits,
         });
     }
 

@@ -56,11 +56,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             format!("worker {pool}[{worker}] · restarts {}", proc.restarts)
         }
         Role::Descendant => format!(
-            "{} · seen by {:?}",
-            crate::model::roles::role_in_state(&app.state, proc.id).label(),
-            proc.source
-        )
-        .to_lowercase(),
+            "{} · seen by {}",
+            app.role_of(proc).label(),
+            proc.source.label()
+        ),
     }));
     lines.push(Line::from(format!(
         "started {} · {} {}",
@@ -72,13 +71,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         let style = theme.condition(condition);
         lines.push(Line::from(Span::styled(
             format!(
-                "ended: {} at +{:.3}s ({:?})",
+                "ended: {} at +{:.3}s ({})",
                 ended.status.describe(),
                 ended.t,
-                ended.source
-            )
-            .to_lowercase()
-            .replace("ended: sig", "ended: SIG"),
+                ended.source.label()
+            ),
             style,
         )));
     }

@@ -83,7 +83,13 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
     let live = app.state.live_count();
     let ended: Vec<_> = app.state.procs.values().filter_map(|p| p.ended).collect();
-    let failed = ended.iter().filter(|e| !e.status.success()).count();
+    let failed = app.state.procs.values().filter(|p| p.failed()).count();
+    let stopped = app
+        .state
+        .procs
+        .values()
+        .filter(|p| p.stopped_by_forkscope())
+        .count();
     let track = app
         .state
         .track
@@ -106,6 +112,9 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
             format!("✗ {failed} not exit 0"),
             theme.error(),
         ));
+    }
+    if stopped > 0 {
+        spans.push(Span::raw(format!(" · {stopped} stopped by forkscope")));
     }
     if let Some(reason) = &app.state.stopping
         && app.finished.is_none()

@@ -181,6 +181,24 @@ fn detail_and_output_of_selected_worker() {
 }
 
 #[test]
+fn detail_names_signals_in_capitals() {
+    let mut app = sample_app();
+    let child = app
+        .state
+        .procs
+        .values()
+        .find(|p| p.pid == 301)
+        .map(|p| p.id);
+    app.selected = child.map(crate::ui::rows::RowKey::Proc);
+    let screen = draw(&app, 120, 30);
+    assert!(
+        screen.contains("ended: SIGTERM (-15 / 143)"),
+        "not SIGterm: {screen}"
+    );
+    assert!(screen.contains("(engine)"), "{screen}");
+}
+
+#[test]
 fn fits_80x24_and_tiny_sizes_do_not_panic() {
     let app = sample_app();
     let screen = draw(&app, 80, 24);

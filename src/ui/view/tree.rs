@@ -190,7 +190,7 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
                     command = format!("[{pool}:{worker}] {command}");
                 }
                 crate::model::state::Role::Descendant => {
-                    let role = crate::model::roles::role_in_state(&app.state, proc.id);
+                    let role = app.role_of(proc);
                     if role != crate::model::roles::ProcRole::Process {
                         command = format!("({}) {command}", role.label());
                     }
