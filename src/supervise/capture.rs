@@ -24,9 +24,21 @@ struct Capture {
     seq: u64,
 }
 
+/// Lesson steps found among the stdout lines (`model::lesson`).
+#[derive(Debug, Default)]
+pub struct StepLines {
+    /// Steps announced this session.
+    count: u32,
+    /// Whether the engine holds the programs at each step.
+    pub held: bool,
+    /// (pid, n) of the steps announced since the engine last looked.
+    announced: Vec<(i32, u32)>,
+}
+
 /// Every open capture pipe, by poll token.
 pub struct Captures {
     pipes: HashMap<Token, Capture>,
+    pub steps: StepLines,
     /// Pipes that may have unread bytes (readiness is edge-triggered).
     hot: HashSet<Token>,
     next_token: usize,
@@ -46,6 +58,7 @@ impl Captures {
     pub fn new() -> Captures {
         Captures {
             pipes: HashMap::new(),
+            steps: StepLines::default(),
             hot: HashSet::new(),
             next_token: FIRST_PIPE_TOKEN,
             buffer: vec![0; 64 * 1024],
@@ -76,6 +89,11 @@ impl Captures {
         );
         self.hot.insert(token);
         Ok(())
+    }
+
+    /// The steps announced since the last call, in order.
+    pub fn take_announced(&mut self) -> Vec<(i32, u32)> {
+        std::mem::take(&mut self.steps.announced)
     }
 
     /// Notes that a pipe became readable.
@@ -138,7 +156,7 @@ impl Captures {
             match capture.file.read(&mut self.buffer) {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
-                        emit_piece(events, capture, piece);
+                        emit_piece(events, capture, piece, &mut self.steps);
                     }
                     let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
                     self.pipes.remove(&token);
@@ -151,7 +169,7 @@ impl Captures {
                     let mut pieces = Vec::new();
                     splitter.feed(&self.buffer[..n], &mut |piece| pieces.push(piece));
                     for piece in pieces {
-                        emit_piece(events, capture, piece);
+                        emit_piece(events, capture, piece, &mut self.steps);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -171,7 +189,25 @@ impl Captures {
     }
 }
 
-fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece) {
+fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut StepLines) {
+    if capture.stream == Stream::Stdout
+        && !piece.partial
+        && let Some(words) = std::str::from_utf8(&piece.bytes)
+            .ok()
+            .and_then(crate::model::lesson::parse_step_line)
+    {
+        steps.count += 1;
+        steps.announced.push((capture.pid, steps.count));
+        events.emit(EventBody::Step {
+            pid: capture.pid,
+            n: steps.count,
+            title: words.title,
+            text: words.text,
+            question: words.question,
+            held: steps.held,
+        });
+        return;
+    }
     capture.seq += 1;
     let (line, raw_hex) = match String::from_utf8(piece.bytes) {
         Ok(text) => (text, None),

@@ -147,6 +147,8 @@ pub struct App {
     pub shm: ShmState,
     /// Decoder rules (the config's `[[shm.layout]]`) for the shared-memory view.
     pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
+    /// `e` hid the lesson panel.
+    pub lesson_hidden: bool,
 }
 
 impl App {
@@ -172,6 +174,7 @@ impl App {
             replay: None,
             shm: ShmState::default(),
             shm_rules: std::sync::Arc::from(Vec::new()),
+            lesson_hidden: false,
         }
     }
 

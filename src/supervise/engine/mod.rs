@@ -65,7 +65,15 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
+    let mut config = config;
+    // Before any worker exists: they inherit the gate's read end.
+    let gate = config.steps.map(super::steps::StepGate::open).transpose()?;
+    if let Some(gate) = &gate {
+        config.extra_env.push(gate.env());
+    }
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    engine.captures.steps.held = gate.is_some();
+    engine.gate = gate;
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -170,6 +178,8 @@ pub(crate) struct Engine {
     orphans_dirty: bool,
     /// Wall-clock time of the event clock's zero.
     started_unix: f64,
+    /// Holds a demo at its lesson steps (`forkscope demo`).
+    gate: Option<super::steps::StepGate>,
 }
 
 impl Engine {
@@ -212,6 +222,7 @@ impl Engine {
             kill_signalled: HashSet::new(),
             orphans_dirty: false,
             started_unix: 0.0,
+            gate: None,
         }
     }
 
@@ -246,6 +257,7 @@ impl Engine {
             if !self.events.congested() {
                 self.captures.service(self.poll.registry(), &self.events);
             }
+            self.hold_announced_steps();
             self.run_timers();
             if self.step_phase() {
                 break;
@@ -302,6 +314,9 @@ impl Engine {
             }
         }
         if let Some(at) = self.phase.deadline() {
+            next = next.min(at);
+        }
+        if let Some(at) = self.gate.as_ref().and_then(|g| g.deadline()) {
             next = next.min(at);
         }
         let mut timeout = next.saturating_duration_since(now);
@@ -402,6 +417,9 @@ impl Engine {
                 w.restarts += 1;
             }
             self.start_worker(worker);
+        }
+        if let Some(released) = self.gate.as_mut().and_then(|g| g.release_due(now)) {
+            self.report_release(released);
         }
         if now >= self.next_sample {
             self.sample();
