@@ -78,3 +78,120 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         .wrap(Wrap { trim: false });
     frame.render_widget(panel, area);
 }
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::super::tests::sample_app;
+    use crate::model::lesson::StepReleaser;
+    use crate::model::{Action, Event, EventBody};
+    use crate::ui::app::{App, Effect, MainView, Msg};
+
+    fn draw(app: &App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal
+            .draw(|frame| {
+                crate::ui::view::render(app, frame);
+            })
+            .unwrap();
+        crate::ui::screen_text(terminal.backend().buffer())
+    }
+
+    fn step(app: &mut App, t: f64, n: u32, title: &str) {
+        app.update(Msg::Engine(Event {
+            t,
+            body: EventBody::Step {
+                pid: 201,
+                n,
+                title: title.into(),
+                text: "pid 301 is a child of 201.\u{1b}[2J Look at the tree.".into(),
+                question: "Who reaps it?".into(),
+                held: true,
+            },
+        }));
+    }
+
+    fn key(app: &mut App, c: char) -> Vec<Effect> {
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        )))
+    }
+
+    #[test]
+    fn panel_beside_the_tree_shows_the_step_and_e_hides_it() {
+        let mut app = sample_app();
+        assert!(
+            !draw(&app, 120, 40).contains("lesson"),
+            "no steps, no panel"
+        );
+        step(&mut app, 0.5, 1, "A child process");
+        step(&mut app, 0.6, 2, "Its ending");
+        let screen = draw(&app, 120, 40);
+        assert!(screen.contains("lesson · step 2"), "{screen}");
+        assert!(screen.contains("Its ending"), "{screen}");
+        assert!(screen.contains("? Who reaps it?"), "{screen}");
+        assert!(
+            screen.contains("waiting: press . for the next step"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("1. A child process"),
+            "earlier steps listed: {screen}"
+        );
+        assert!(
+            !screen.contains('\u{1b}'),
+            "escapes from the program are dropped"
+        );
+        // Beside the tree: the tree's title and the panel's share a screen line.
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.contains("processes (") && l.contains("lesson ·")),
+            "{screen}"
+        );
+        key(&mut app, 'e');
+        assert!(!draw(&app, 120, 40).contains("lesson ·"));
+        key(&mut app, 'e');
+        let narrow = draw(&app, 70, 40);
+        assert!(
+            narrow.contains("lesson · step 2"),
+            "below the tree when narrow: {narrow}"
+        );
+        for (w, h) in [(0, 0), (30, 8), (40, 10)] {
+            draw(&app, w, h);
+        }
+    }
+
+    #[test]
+    fn dot_asks_the_engine_only_while_a_step_is_held() {
+        let mut app = sample_app();
+        assert!(key(&mut app, '.').is_empty(), "no steps in this session");
+        assert!(app.status.as_ref().is_some_and(|s| s.error));
+        step(&mut app, 0.5, 1, "One");
+        assert_eq!(key(&mut app, '.'), vec![Effect::Engine(Action::NextStep)]);
+        app.update(Msg::Engine(Event {
+            t: 0.7,
+            body: EventBody::StepRelease {
+                pid: 201,
+                n: 1,
+                by: StepReleaser::Key,
+            },
+        }));
+        assert!(key(&mut app, '.').is_empty(), "released: nothing waits");
+        assert!(draw(&app, 120, 40).contains("running to the next step"));
+    }
+
+    #[test]
+    fn timeline_marks_each_step() {
+        let mut app = sample_app();
+        step(&mut app, 0.5, 1, "One");
+        app.main_view = MainView::Timeline;
+        let screen = draw(&app, 120, 40);
+        assert!(screen.contains('▼'), "{screen}");
+        assert!(screen.contains('┊'), "{screen}");
+    }
+}
