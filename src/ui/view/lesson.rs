@@ -44,7 +44,10 @@ pub fn lines(lesson: &Lesson, app: &App) -> Vec<Line<'static>> {
     lines.push(Line::from(""));
     let state = if lesson.waiting().is_some() {
         Span::styled("‖ waiting: press . for the next step", theme.ok())
-    } else if app.state.ended.is_some() || app.finished.is_some() {
+    } else if app.state.ended.is_some()
+        || app.finished.is_some()
+        || app.state.find_pid(step.pid).is_some_and(|p| !p.is_alive())
+    {
         Span::styled("■ the demo has ended", theme.dim())
     } else if step.held {
         Span::styled("▶ running to the next step…", theme.dim())
