@@ -37,7 +37,7 @@ def who(task):
 
 if __name__ == "__main__":
     cpus = os.cpu_count() or 1
-    tasks = [max(1000, int(3_000_000 * PACE))] * 8
+    tasks = [max(1000, int(2_000_000 * PACE))] * 8
     step("Serial against parallel",
          f"8 equal CPU-bound tasks, first one after the other in this process, then with"
          f" Pool({cpus}) (this machine has {cpus} CPUs). Watch the CPU column in the tree.",

@@ -27,9 +27,9 @@ if __name__ == "__main__":
         os._exit(7)  # ends at once
     time.sleep(1 * PACE)
     print(f"zombie: child {child} has exited with 7, and I have not called wait() yet")
-    step("A zombie", f"pid {child} has exited, but its parent has not waited for it: it is a"
-         " zombie, Z in the tree. The kernel keeps its pid and exit status for the parent.",
-         "What happens to zombies whose parent never waits?")
+    step("A zombie", f"pid {child} has exited (the tree shows its exit 7), but its parent has"
+         " not waited for it: it is a zombie (state Z in ps) and keeps its pid and exit status"
+         " until the parent calls wait().", "What happens to zombies whose parent never waits?")
     time.sleep(1 * PACE)
     _, status = os.waitpid(child, 0)
     print(f"zombie: reaped {child}: exit code {os.waitstatus_to_exitcode(status)}; it is gone")
