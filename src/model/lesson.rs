@@ -153,6 +153,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_line_parses_or_is_refused_without_panicking(line in ".*") {
+            let _ = parse_step_line(&line);
+            let _ = parse_step_line(&format!("{STEP_PREFIX}{line}"));
+        }
+
+        #[test]
+        fn any_words_round_trip(title in ".*", text in ".*", question in ".*") {
+            let words = StepText { title, text, question };
+            let line = format!("{STEP_PREFIX}{}", serde_json::to_string(&words).unwrap());
+            match parse_step_line(&line) {
+                None => proptest::prop_assert!(words.title.trim().is_empty()),
+                Some(back) => {
+                    let short = [&words.title, &words.text, &words.question]
+                        .iter()
+                        .all(|f| f.len() <= MAX_FIELD);
+                    if short {
+                        proptest::prop_assert_eq!(back, words);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn long_fields_are_cut_on_a_character_boundary() {
         let title = "é".repeat(5000);
