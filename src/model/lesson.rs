@@ -2,7 +2,7 @@
 //! views show of a lesson: every step announced so far and whether the program waits at one.
 //!
 //! The protocol line is `@@forkscope-step ` followed by a JSON object with `title` and,
-//! optionally, `text` and `question` (`docs/teaching.md`).
+//! optionally, `text`, `question` and `hold` (`docs/teaching.md`).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +19,13 @@ pub struct StepText {
     pub text: String,
     #[serde(default)]
     pub question: String,
+    /// False: the program goes on by itself (it does not wait for the release).
+    #[serde(default = "waits_by_default")]
+    pub hold: bool,
+}
+
+fn waits_by_default() -> bool {
+    true
 }
 
 /// Longest title, text or question kept (a runaway program cannot fill the panel).
@@ -111,6 +118,7 @@ impl Lesson {
                         title: title.clone(),
                         text: text.clone(),
                         question: question.clone(),
+                        hold: *held,
                     },
                     held: *held,
                     released: None,
@@ -140,6 +148,9 @@ mod tests {
         assert_eq!(step.question, "why?");
         let short = parse_step_line(r#"@@forkscope-step {"title":"only a title"}"#).unwrap();
         assert_eq!(short.text, "");
+        assert!(short.hold, "a step holds unless it says otherwise");
+        let told = parse_step_line(r#"@@forkscope-step {"title":"t","hold":false}"#).unwrap();
+        assert!(!told.hold);
         for line in [
             "plain output",
             "@@forkscope-step",
@@ -161,8 +172,8 @@ mod tests {
         }
 
         #[test]
-        fn any_words_round_trip(title in ".*", text in ".*", question in ".*") {
-            let words = StepText { title, text, question };
+        fn any_words_round_trip(title in ".*", text in ".*", question in ".*", hold: bool) {
+            let words = StepText { title, text, question, hold };
             let line = format!("{STEP_PREFIX}{}", serde_json::to_string(&words).unwrap());
             match parse_step_line(&line) {
                 None => proptest::prop_assert!(words.title.trim().is_empty()),

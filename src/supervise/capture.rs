@@ -31,7 +31,7 @@ pub struct StepLines {
     count: u32,
     /// Whether the engine holds the programs at each step.
     pub held: bool,
-    /// (pid, n) of the steps announced since the engine last looked.
+    /// (pid, n) of the held steps announced since the engine last looked.
     announced: Vec<(i32, u32)>,
 }
 
@@ -197,14 +197,17 @@ fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut
             .and_then(crate::model::lesson::parse_step_line)
     {
         steps.count += 1;
-        steps.announced.push((capture.pid, steps.count));
+        let held = steps.held && words.hold;
+        if held {
+            steps.announced.push((capture.pid, steps.count));
+        }
         events.emit(EventBody::Step {
             pid: capture.pid,
             n: steps.count,
             title: words.title,
             text: words.text,
             question: words.question,
-            held: steps.held,
+            held,
         });
         return;
     }
