@@ -11,6 +11,7 @@ use mio::{Interest, Registry, Token};
 use super::channel::EventTx;
 use super::lines::{LineSplitter, Piece};
 use crate::inspect::shm::decode::hex::hex_string;
+use crate::model::lesson::STEP_PREFIX;
 use crate::model::{EventBody, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
@@ -192,6 +193,7 @@ impl Captures {
 fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut StepLines) {
     if capture.stream == Stream::Stdout
         && !piece.partial
+        && piece.bytes.starts_with(STEP_PREFIX.as_bytes())
         && let Some(words) = std::str::from_utf8(&piece.bytes)
             .ok()
             .and_then(crate::model::lesson::parse_step_line)
