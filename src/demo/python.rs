@@ -131,8 +131,7 @@ impl Script {
             path: path.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(failed)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+        private_dir(&dir).map_err(failed)?;
         std::fs::write(&path, demo.source).map_err(failed)?;
         Ok(Script {
             path,
@@ -153,6 +152,28 @@ impl Script {
             });
         }
         Ok(Script { path, dir: None })
+    }
+}
+
+/// Makes `dir` mode 0700, or accepts it if it is already a directory (not a symlink) of
+/// ours that nobody else can write: nothing is ever written through someone else's link.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(dir)?;
+            // SAFETY: getuid has no preconditions.
+            let me = unsafe { libc::getuid() };
+            if meta.is_dir() && meta.uid() == me && meta.mode() & 0o022 == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "exists and is not a private directory of this user",
+                ))
+            }
+        }
+        other => other,
     }
 }
 
@@ -201,6 +222,21 @@ mod tests {
                 assert!(line.chars().count() <= 100, "{}: {line}", demo.name);
             }
         }
+    }
+
+    #[test]
+    fn the_directory_is_private_and_never_a_link() {
+        let base = tempfile::tempdir().unwrap();
+        let fresh = base.path().join("fresh");
+        private_dir(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        private_dir(&fresh).unwrap();
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&fresh, &link).unwrap();
+        assert!(private_dir(&link).is_err());
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_dir(&fresh).is_err(), "writable by others");
     }
 
     #[test]
