@@ -36,7 +36,7 @@ def crowd(gate, inside, most):
         with inside.get_lock():
             inside.value += 1
             most.value = max(most.value, inside.value)
-        time.sleep(0.3 * PACE)
+        time.sleep(1 * PACE)
         with inside.get_lock():
             inside.value -= 1
 
