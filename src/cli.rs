@@ -151,6 +151,12 @@ pub struct DemoArgs {
     /// Speed of the demo's own pauses: 2 is twice as slow (for a class), 0.1 ten times faster.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = pace)]
     pub pace: f64,
+    /// Release each lesson step by itself SECS after it appears (instead of waiting for `.`).
+    #[arg(long, value_name = "SECS", value_parser = non_negative_seconds)]
+    pub auto: Option<f64>,
+    /// Print the demo's source and exit.
+    #[arg(long)]
+    pub print: bool,
     #[command(flatten)]
     pub supervision: SupervisionArgs,
     #[command(flatten)]

@@ -44,6 +44,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 log: cli.log.as_deref(),
                 title,
                 shm_rules: Vec::new(),
+                steps: None,
             };
             session::run_pools(vec![pool], options, segments, clock)
         }
@@ -63,38 +64,102 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 log: cli.log.as_deref(),
                 title: plan.title.clone(),
                 shm_rules: plan.layouts.clone(),
+                steps: None,
             };
             session::run_pools(plan.pools.clone(), options, segments, clock)
         }
-        Command::Demo(args) => {
-            if args.list {
-                for demo in demo::DEMOS {
-                    println!("{:<12} {}", demo.name, demo.summary);
-                }
-                return Ok(0);
-            }
-            let name = args.name.as_deref().unwrap_or("tour");
-            let Some(found) = demo::find(name) else {
-                eprintln!("forkscope: no demo named {name:?}; `forkscope demo --list` lists them");
-                return Ok(2);
-            };
-            let segments = session::prepare(&args.supervision)?;
-            let pool = demo::pool(found, args.supervision.stop_signal, args.pace)
-                .context("finding forkscope's own binary")?;
-            let options = SessionOptions {
-                supervision: &args.supervision,
-                output: &args.output,
-                log: cli.log.as_deref(),
-                title: format!("demo {name}"),
-                shm_rules: Vec::new(),
-            };
-            session::run_pools(vec![pool], options, segments, clock)
-        }
+        Command::Demo(args) => run_demo(&args, cli.log.as_deref(), clock),
         Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
         Command::Replay(args) => replay(&args),
         Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
     }
+}
+
+/// `forkscope demo`: list, print or run a demo (built in, Python, or a teacher's `.py` file).
+fn run_demo(
+    args: &forkscope::cli::DemoArgs,
+    log: Option<&std::path::Path>,
+    clock: Instant,
+) -> anyhow::Result<i32> {
+    use demo::{Chosen, python};
+    if args.list {
+        for (name, summary) in demo::catalogue() {
+            println!("{name:<14} {summary}");
+        }
+        return Ok(0);
+    }
+    let name = args.name.as_deref().unwrap_or("tour");
+    let Some(chosen) = demo::choose(name) else {
+        eprintln!("forkscope: no demo named {name:?}; `forkscope demo --list` lists them");
+        return Ok(2);
+    };
+    if args.print {
+        match &chosen {
+            Chosen::Builtin(_) => print!("{}", demo::WORKER_SOURCE),
+            Chosen::Python(found) => print!("{}", found.source),
+            Chosen::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) => print!("{text}"),
+                Err(err) => {
+                    eprintln!("forkscope: {}: {err}", path.display());
+                    return Ok(2);
+                }
+            },
+        }
+        return Ok(0);
+    }
+    let python = match &chosen {
+        Chosen::Builtin(_) => None,
+        Chosen::Python(_) | Chosen::File(_) => match python::interpreter() {
+            Ok(path) => Some(path),
+            Err(err) => {
+                eprintln!("forkscope: {err}");
+                return Ok(2);
+            }
+        },
+    };
+    if let Chosen::File(path) = &chosen
+        && let Err(err) = python::Script::existing(path)
+    {
+        eprintln!("forkscope: {err}");
+        return Ok(2);
+    }
+    let segments = session::prepare(&args.supervision)?;
+    let stop_signal = args.supervision.stop_signal;
+    // Lives until the session ends: a built-in Python demo's file is removed with it.
+    let mut _script = None;
+    let pool = match (&chosen, python) {
+        (Chosen::Builtin(found), _) => {
+            demo::pool(found, stop_signal, args.pace).context("finding forkscope's own binary")?
+        }
+        (Chosen::Python(found), Some(python)) => {
+            let script = python::Script::write(found)?;
+            let pool = python::pool(found.name, &python, &script, stop_signal, args.pace);
+            _script = Some(script);
+            pool
+        }
+        (Chosen::File(path), Some(python)) => {
+            let script = python::Script::existing(path)?;
+            let pool_name = path
+                .file_stem()
+                .map_or("demo".into(), |s| s.to_string_lossy().into_owned());
+            python::pool(&pool_name, &python, &script, stop_signal, args.pace)
+        }
+        _ => anyhow::bail!("no Python interpreter for {name}"),
+    };
+    let headless = args.output.view.headless;
+    let auto = args.auto.map(std::time::Duration::from_secs_f64);
+    let options = SessionOptions {
+        supervision: &args.supervision,
+        output: &args.output,
+        log,
+        title: format!("demo {name}"),
+        shm_rules: Vec::new(),
+        // --headless alone runs straight through; with --auto it steps by itself.
+        steps: (!headless || auto.is_some())
+            .then_some(forkscope::supervise::steps::StepConfig { auto }),
+    };
+    session::run_pools(vec![pool], options, segments, clock)
 }
 
 fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {

@@ -20,6 +20,8 @@ pub struct SessionOptions<'a> {
     pub title: String,
     /// Decoder rules for the TUI's shared-memory view (the config's `[[shm.layout]]`).
     pub shm_rules: Vec<crate::inspect::shm::decode::rules::FormatRule>,
+    /// Hold the workers at their lesson steps (`forkscope demo`).
+    pub steps: Option<supervise::steps::StepConfig>,
 }
 
 /// Bad usage found while setting up (a `--shm` name that is taken): exit status 2.
@@ -71,6 +73,7 @@ pub fn run_pools(
         sample_interval: Duration::from_secs_f64(options.output.sample_interval),
         track,
         extra_env: segments.env().to_vec(),
+        steps: options.steps,
         ..EngineConfig::default()
     };
     let recorder = match &options.output.view.record {

@@ -74,6 +74,32 @@ fn tour_shows_every_way_a_child_ends() {
         "{lines:?}"
     );
     assert!(lines.iter().any(|l| l.contains("it is a zombie (Z)")));
+    // Worker 0 tells the lesson, one step per round, without holding anyone.
+    let narrator = of_kind(&events, "spawn")
+        .into_iter()
+        .find(|s| s["worker"] == 0)
+        .map(pid_of)
+        .unwrap();
+    let steps = of_kind(&events, "step");
+    let told: Vec<(i64, bool, i32)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["n"].as_i64().unwrap(),
+                s["held"].as_bool().unwrap(),
+                pid_of(s),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (1, false, narrator),
+            (2, false, narrator),
+            (3, false, narrator)
+        ]
+    );
+    assert_eq!(steps[1]["title"], "fork() returns twice");
 }
 
 #[test]

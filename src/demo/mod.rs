@@ -1,7 +1,43 @@
 //! Classroom demos: small pools of forkscope's own binary (`forkscope __demo-worker NAME`) that
-//! fork, exit, crash, orphan and ignore signals on purpose. No Python or config needed.
+//! fork, exit, crash, orphan and ignore signals on purpose (no Python or config needed), and
+//! the Python demos of `python.rs`, which step through a lesson (`docs/teaching.md`).
 
+pub mod python;
 pub mod worker;
+
+/// The source of the built-in demos' workers, for `forkscope demo --print`.
+pub const WORKER_SOURCE: &str = include_str!("worker.rs");
+
+/// What `forkscope demo NAME` names.
+pub enum Chosen {
+    /// A demo built from forkscope's own binary.
+    Builtin(&'static Demo),
+    /// A Python demo shipped in the binary.
+    Python(&'static python::PyDemo),
+    /// A teacher's own Python file (a NAME ending in `.py`).
+    File(std::path::PathBuf),
+}
+
+/// Finds what `name` names: a built-in demo, a Python demo, or a `.py` file.
+pub fn choose(name: &str) -> Option<Chosen> {
+    if let Some(demo) = find(name) {
+        return Some(Chosen::Builtin(demo));
+    }
+    if let Some(demo) = python::find(name) {
+        return Some(Chosen::Python(demo));
+    }
+    name.ends_with(".py")
+        .then(|| Chosen::File(std::path::PathBuf::from(name)))
+}
+
+/// Every demo as `--list` shows it: name and one line of what it shows.
+pub fn catalogue() -> Vec<(&'static str, &'static str)> {
+    DEMOS
+        .iter()
+        .map(|d| (d.name, d.summary))
+        .chain(python::PY_DEMOS.iter().map(|d| (d.name, d.summary)))
+        .collect()
+}
 
 use crate::model::policy::RestartPolicy;
 use crate::supervise::PoolSpec;

@@ -67,9 +67,43 @@ fn me() -> i32 {
     std::process::id() as i32
 }
 
+/// The tour's lesson, one step per round, told by worker 0. The four workers run their rounds
+/// side by side, so the steps explain without holding anyone (`"hold": false`).
+const TOUR_STEPS: [(&str, &str, &str); 3] = [
+    (
+        "Four workers, four stories",
+        "Each round, worker 0 forks three children (exit 0, exit 7, SIGTERM to itself), worker \
+         1's child segfaults, worker 2's middle child exits and leaves an orphan, worker 3 \
+         leaves a zombie for 1.5 s before it waits. Watch the ENDED column.",
+        "Which endings will show a signal, and in which two numbers?",
+    ),
+    (
+        "fork() returns twice",
+        "Select worker 0 and read its output: each child says fork() returned 0 to it, the \
+         parent prints the three pids it got. Same code, two return values.",
+        "How does a program tell whether it is the parent or the child?",
+    ),
+    (
+        "Orphans and zombies",
+        "The orphan says which pid adopted it: forkscope's, a subreaper. Worker 3's child has \
+         ended but stays a zombie until its parent waits: 1.5 s on purpose.",
+        "Who would adopt the orphan without forkscope?",
+    ),
+];
+
+/// Announces a lesson step that does not hold the program (`docs/teaching.md`).
+fn announce((title, text, question): (&str, &str, &str)) {
+    let words =
+        serde_json::json!({"title": title, "text": text, "question": question, "hold": false});
+    say(&format!("{}{words}", crate::model::lesson::STEP_PREFIX));
+}
+
 fn tour(index: u32) -> i32 {
     say(&format!("worker {index}: pid {} started", me()));
-    for round in 1..=3 {
+    for (round, lesson) in (1..=3).zip(TOUR_STEPS) {
+        if index == 0 {
+            announce(lesson);
+        }
         match index % 4 {
             0 => exits_and_signals(round),
             1 => segfault(round),

@@ -24,6 +24,8 @@ pub enum Action {
     Scale { pool: String, size: u32 },
     /// Stop everything and end the session.
     Quit,
+    /// Let a demo held at a lesson step go on to the next one.
+    NextStep,
 }
 
 #[cfg(test)]

@@ -232,6 +232,26 @@ pub enum EventBody {
         level: String,
         message: String,
     },
+    /// A program announced a lesson step (a `@@forkscope-step` line on its stdout,
+    /// `docs/teaching.md`); `n` counts the session's steps from 1.
+    Step {
+        pid: i32,
+        n: u32,
+        title: String,
+        #[serde(default)]
+        text: String,
+        #[serde(default)]
+        question: String,
+        /// Forkscope holds the program at this step until `.`, `--auto` or the end.
+        #[serde(default)]
+        held: bool,
+    },
+    /// A held program was let go on past step `n`.
+    StepRelease {
+        pid: i32,
+        n: u32,
+        by: super::lesson::StepReleaser,
+    },
     /// The last event: nothing of the tree is left running.
     End {
         pid: Option<i32>,
@@ -279,7 +299,9 @@ impl EventBody {
             | EventBody::Signal { pid, .. }
             | EventBody::Output { pid, .. }
             | EventBody::Reap { pid, .. }
-            | EventBody::Reparent { pid, .. } => Some(*pid),
+            | EventBody::Reparent { pid, .. }
+            | EventBody::Step { pid, .. }
+            | EventBody::StepRelease { pid, .. } => Some(*pid),
             EventBody::SpawnFailed { pid, .. }
             | EventBody::Restart { pid, .. }
             | EventBody::WorkerFailed { pid, .. }

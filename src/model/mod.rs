@@ -4,6 +4,7 @@
 pub mod action;
 pub mod event;
 pub mod exit;
+pub mod lesson;
 pub mod output;
 pub mod policy;
 pub mod printable;

@@ -204,6 +204,8 @@ pub struct State {
     pub ended: Option<i32>,
     /// Lines of scrollback kept per process.
     pub output_lines: usize,
+    /// The steps a demo announced.
+    pub lesson: super::lesson::Lesson,
 }
 
 const NOTICES: usize = 200;
@@ -562,6 +564,9 @@ pub fn update(state: &mut State, event: &Event) {
             }
         }
         EventBody::Notice { level, message, .. } => state.notice(t, level, message.clone()),
+        EventBody::Step { .. } | EventBody::StepRelease { .. } => {
+            state.lesson.apply(t, &event.body)
+        }
         EventBody::End { status, .. } => {
             state.ended = Some(*status);
             // `end` means nothing of the tree runs any more. A process whose exit was never

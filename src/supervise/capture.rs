@@ -11,6 +11,7 @@ use mio::{Interest, Registry, Token};
 use super::channel::EventTx;
 use super::lines::{LineSplitter, Piece};
 use crate::inspect::shm::decode::hex::hex_string;
+use crate::model::lesson::STEP_PREFIX;
 use crate::model::{EventBody, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
@@ -24,9 +25,21 @@ struct Capture {
     seq: u64,
 }
 
+/// Lesson steps found among the stdout lines (`model::lesson`).
+#[derive(Debug, Default)]
+pub struct StepLines {
+    /// Steps announced this session.
+    count: u32,
+    /// Whether the engine holds the programs at each step.
+    pub held: bool,
+    /// (pid, n) of the held steps announced since the engine last looked.
+    announced: Vec<(i32, u32)>,
+}
+
 /// Every open capture pipe, by poll token.
 pub struct Captures {
     pipes: HashMap<Token, Capture>,
+    pub steps: StepLines,
     /// Pipes that may have unread bytes (readiness is edge-triggered).
     hot: HashSet<Token>,
     next_token: usize,
@@ -46,6 +59,7 @@ impl Captures {
     pub fn new() -> Captures {
         Captures {
             pipes: HashMap::new(),
+            steps: StepLines::default(),
             hot: HashSet::new(),
             next_token: FIRST_PIPE_TOKEN,
             buffer: vec![0; 64 * 1024],
@@ -76,6 +90,11 @@ impl Captures {
         );
         self.hot.insert(token);
         Ok(())
+    }
+
+    /// The steps announced since the last call, in order.
+    pub fn take_announced(&mut self) -> Vec<(i32, u32)> {
+        std::mem::take(&mut self.steps.announced)
     }
 
     /// Notes that a pipe became readable.
@@ -138,7 +157,7 @@ impl Captures {
             match capture.file.read(&mut self.buffer) {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
-                        emit_piece(events, capture, piece);
+                        emit_piece(events, capture, piece, &mut self.steps);
                     }
                     let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
                     self.pipes.remove(&token);
@@ -151,7 +170,7 @@ impl Captures {
                     let mut pieces = Vec::new();
                     splitter.feed(&self.buffer[..n], &mut |piece| pieces.push(piece));
                     for piece in pieces {
-                        emit_piece(events, capture, piece);
+                        emit_piece(events, capture, piece, &mut self.steps);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -171,7 +190,29 @@ impl Captures {
     }
 }
 
-fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece) {
+fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut StepLines) {
+    if capture.stream == Stream::Stdout
+        && !piece.partial
+        && piece.bytes.starts_with(STEP_PREFIX.as_bytes())
+        && let Some(words) = std::str::from_utf8(&piece.bytes)
+            .ok()
+            .and_then(crate::model::lesson::parse_step_line)
+    {
+        steps.count += 1;
+        let held = steps.held && words.hold;
+        if held {
+            steps.announced.push((capture.pid, steps.count));
+        }
+        events.emit(EventBody::Step {
+            pid: capture.pid,
+            n: steps.count,
+            title: words.title,
+            text: words.text,
+            question: words.question,
+            held,
+        });
+        return;
+    }
     capture.seq += 1;
     let (line, raw_hex) = match String::from_utf8(piece.bytes) {
         Ok(text) => (text, None),

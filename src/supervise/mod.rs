@@ -11,6 +11,7 @@ pub mod pidfd;
 pub mod reap;
 pub mod shm;
 pub mod spawn;
+pub mod steps;
 pub mod tree;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct EngineConfig {
     pub extra_env: Vec<(String, String)>,
     /// Where descendants' lifecycle facts come from (`--track`).
     pub track: crate::track::TrackMode,
+    /// Hold the workers at each lesson step they announce (`forkscope demo`).
+    pub steps: Option<steps::StepConfig>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +64,7 @@ impl Default for EngineConfig {
             backoff: Backoff::default(),
             extra_env: Vec::new(),
             track: crate::track::TrackMode::default(),
+            steps: None,
         }
     }
 }

@@ -151,6 +151,8 @@ pub struct App {
     pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
     /// The latest role-probe answer: pid → multiprocessing sockets it listens on.
     pub listening: crate::inspect::role_probe::Listening,
+    /// `e` hid the lesson panel.
+    pub lesson_hidden: bool,
 }
 
 impl App {
@@ -177,6 +179,7 @@ impl App {
             shm: ShmState::default(),
             shm_rules: std::sync::Arc::from(Vec::new()),
             listening: Default::default(),
+            lesson_hidden: false,
         }
     }
 

@@ -42,6 +42,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("p . < >", "replay: pause, step one event, slower, faster"),
     ("c", "clear ended processes from the tree"),
+    (
+        ". / e",
+        "demo: go on to the next lesson step / hide or show the lesson panel",
+    ),
     ("?", "this help"),
     (
         "q / Ctrl-C",
@@ -169,11 +173,35 @@ impl App {
                 self.state.clear_ended();
                 self.say("cleared ended processes");
             }
+            KeyCode::Char('.') => return self.next_step(),
+            KeyCode::Char('e') => {
+                self.lesson_hidden = !self.lesson_hidden;
+                self.say(if self.lesson_hidden {
+                    "lesson panel hidden (e shows it)"
+                } else {
+                    "lesson panel shown"
+                });
+            }
             KeyCode::Char('n') => self.jump_to_match(true),
             KeyCode::Char('N') => self.jump_to_match(false),
             _ => {}
         }
         Vec::new()
+    }
+
+    /// `.` in a live demo: let the program go on past the step it waits at.
+    fn next_step(&mut self) -> Vec<Effect> {
+        let lesson = &self.state.lesson;
+        if lesson.steps.is_empty() {
+            self.warn("no lesson steps in this session (`.` steps a demo or a replay)");
+            return Vec::new();
+        }
+        if lesson.waiting().is_none() {
+            self.say("no step is waiting: the demo is still running");
+            return Vec::new();
+        }
+        self.say("next step…");
+        vec![Effect::Engine(Action::NextStep)]
     }
 
     /// Keys of the shared-memory view; false if the key is not one of them.

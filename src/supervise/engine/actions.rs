@@ -2,9 +2,11 @@
 //! and reporting each outcome as an event.
 
 use super::{Engine, Worker, WorkerState};
+use crate::model::lesson::StepReleaser;
 use crate::model::signals::signal_name;
 use crate::model::{Action, Delivery, EventBody, SignalReason};
 use crate::supervise::pidfd::{Pidfd, SignalError};
+use crate::supervise::steps::Released;
 
 /// The largest pool a `scale` action may ask for.
 pub const MAX_POOL_SIZE: u32 = 4096;
@@ -26,7 +28,41 @@ impl Engine {
             Action::Restart { pool, worker } => self.restart(&pool, worker),
             Action::Scale { pool, size } => self.scale(&pool, size),
             Action::Quit => self.begin_stop("quit requested".into(), true),
+            Action::NextStep => self.next_step(),
         }
+    }
+
+    fn next_step(&mut self) {
+        match self.gate.as_mut() {
+            None => self.notice("warning", "no lesson steps in this session".into()),
+            Some(gate) => match gate.release(StepReleaser::Key) {
+                Some(released) => self.report_release(released),
+                None => self.notice(
+                    "info",
+                    "no step is waiting: the demo is still running".into(),
+                ),
+            },
+        }
+    }
+
+    /// Steps found in the output since the last look: the newest is held.
+    pub(super) fn hold_announced_steps(&mut self) {
+        let announced = self.captures.take_announced();
+        let Some(gate) = self.gate.as_mut() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        for (pid, n) in announced {
+            gate.on_step(pid, n, now);
+        }
+    }
+
+    pub(super) fn report_release(&self, released: Released) {
+        self.events.emit(EventBody::StepRelease {
+            pid: released.pid,
+            n: released.n,
+            by: released.by,
+        });
     }
 
     fn user_signal(&mut self, pid: i32, signo: i32, start_time: Option<u64>) {

@@ -70,7 +70,15 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
+    let mut config = config;
+    // Before any worker exists: they inherit the gate's read end.
+    let gate = config.steps.map(super::steps::StepGate::open).transpose()?;
+    if let Some(gate) = &gate {
+        config.extra_env.push(gate.env());
+    }
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    engine.captures.steps.held = gate.is_some();
+    engine.gate = gate;
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -177,6 +185,8 @@ pub(crate) struct Engine {
     started_unix: f64,
     /// When waiting zombies are next looked at.
     next_zombie_check: Instant,
+    /// Holds a demo at its lesson steps (`forkscope demo`).
+    gate: Option<super::steps::StepGate>,
 }
 
 impl Engine {
@@ -220,6 +230,7 @@ impl Engine {
             orphans_dirty: false,
             started_unix: 0.0,
             next_zombie_check: Instant::now(),
+            gate: None,
         }
     }
 
@@ -254,6 +265,7 @@ impl Engine {
             if !self.events.congested() {
                 self.captures.service(self.poll.registry(), &self.events);
             }
+            self.hold_announced_steps();
             self.run_timers();
             if self.step_phase() {
                 break;
@@ -323,6 +335,9 @@ impl Engine {
             }
         }
         if let Some(at) = self.phase.deadline() {
+            next = next.min(at);
+        }
+        if let Some(at) = self.gate.as_ref().and_then(|g| g.deadline()) {
             next = next.min(at);
         }
         let mut timeout = next.saturating_duration_since(now);
@@ -447,6 +462,9 @@ impl Engine {
                 w.restarts += 1;
             }
             self.start_worker(worker);
+        }
+        if let Some(released) = self.gate.as_mut().and_then(|g| g.release_due(now)) {
+            self.report_release(released);
         }
         if now >= self.next_sample {
             self.sample();

@@ -2,6 +2,7 @@
 //! tree, then the detail pane beside the output pane, then the status line; overlays on top.
 
 mod detail;
+pub(crate) mod lesson;
 mod output;
 mod overlay;
 pub(crate) mod timeline;
@@ -39,7 +40,7 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
     ])
     .areas(area);
     let tree_share = if body.height >= 20 { 55 } else { 50 };
-    let [tree_area, bottom] = Layout::vertical([
+    let [main_area, bottom] = Layout::vertical([
         Constraint::Percentage(tree_share),
         Constraint::Percentage(100 - tree_share),
     ])
@@ -55,6 +56,7 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
         .constraints(bottom_split)
         .areas(bottom);
 
+    let (tree_area, lesson_area) = split_lesson(app, main_area);
     render_header(app, frame, header);
     if app.main_view == super::app::MainView::Shm {
         render_shm(app, frame, body);
@@ -68,6 +70,9 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
         }
         super::app::MainView::Timeline => timeline::render(app, frame, tree_area),
     };
+    if let Some(area) = lesson_area {
+        lesson::render(app, frame, area);
+    }
     detail::render(app, frame, detail_area);
     output::render(app, frame, output_area);
     render_status(app, frame, status);
@@ -77,6 +82,20 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
         tree_offset,
         output: output_area,
     }
+}
+
+/// The tree's area and, in a demo with steps, the lesson panel's beside it (or below it on
+/// a narrow terminal).
+fn split_lesson(app: &App, area: Rect) -> (Rect, Option<Rect>) {
+    if !lesson::visible(app) {
+        return (area, None);
+    }
+    let [tree, panel] = if area.width >= 90 {
+        Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(area)
+    } else {
+        Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
+    };
+    (tree, Some(panel))
 }
 
 fn render_header(app: &App, frame: &mut Frame, area: Rect) {

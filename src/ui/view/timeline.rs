@@ -1,8 +1,8 @@
 //! The timeline: one row per process (the tree's rows, in the tree's order), a bar from birth
 //! to death coloured by how it ended, a dotted tail for the time it was a zombie (until its
-//! parent reaped it), fork arrows from parent to child, exec marks, signals as ticks, with
-//! zoom and scroll. The picture of "8 processes ran in parallel and the pool
-//! reused them".
+//! parent reaped it), fork arrows from parent to child, exec marks, signals as ticks, lesson
+//! steps as dotted lines (▼ on the axis), with zoom and scroll. The picture of "8 processes
+//! ran in parallel and the pool reused them".
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -141,7 +141,30 @@ pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<C
             }
         }
     }
+    // Lesson steps: a dotted line down the chart where each step was announced.
+    for step in &app.state.lesson.steps {
+        let column = window.column(step.t);
+        if in_range(column) {
+            for line in grid.iter_mut() {
+                if line[column as usize].0 == ' ' {
+                    line[column as usize] = ('┊', theme.dim());
+                }
+            }
+        }
+    }
     grid
+}
+
+/// The time axis, with `▼` where each lesson step was announced.
+fn axis_with_steps(app: &App, window: Window, width: usize) -> String {
+    let mut chars: Vec<char> = axis(window, width).chars().collect();
+    for step in &app.state.lesson.steps {
+        let column = window.column(step.t);
+        if column >= 0.0 && (column as usize) < chars.len() {
+            chars[column as usize] = '▼';
+        }
+    }
+    chars.into_iter().collect()
 }
 
 fn label(app: &App, row: &Row) -> Line<'static> {
@@ -232,7 +255,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
             format!("{:<w$} ", "PID", w = LABEL as usize),
             theme.header(),
         ),
-        Span::styled(axis(window, width), theme.dim()),
+        Span::styled(axis_with_steps(app, window, width), theme.dim()),
     ])];
     for (line_index, row) in shown.iter().enumerate() {
         let index = offset + line_index;
