@@ -186,7 +186,11 @@ fn scenario(method: &str) {
         let Ok(snapshot) = watcher.snapshots().recv_timeout(Duration::from_millis(200)) else {
             continue;
         };
-        let contents = snapshot.contents.expect("selected").expect("readable");
+        // A snapshot taken before the watcher saw the request has no selected contents yet.
+        let Some(contents) = snapshot.contents else {
+            continue;
+        };
+        let contents = contents.expect("readable");
         if !sent {
             py.send("set");
             py.expect("done set");
