@@ -471,6 +471,17 @@ fn zombie_app() -> App {
         )
     };
     let msgs = [
+        ev(
+            1.0,
+            EventBody::Output {
+                pid: 202,
+                stream: crate::model::Stream::Stdout,
+                line: "from worker b".into(),
+                raw_hex: None,
+                seq: 1,
+                partial: false,
+            },
+        ),
         fork(1.1, 302, 202),
         fork(1.2, 303, 302),
         ev(
@@ -576,4 +587,6 @@ fn an_adopted_orphan_is_under_forkscope_marked_with_its_old_parent() {
         screen.contains("adopted: its parent 302 ended; re-parented to 100"),
         "{screen}"
     );
+    // It still writes into its worker's pipes: the output pane shows the worker's log.
+    assert!(screen.contains("from worker b"), "{screen}");
 }
