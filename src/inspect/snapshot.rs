@@ -5,6 +5,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use super::proc::{self, ProcStat};
+use super::pystack::StackReader;
+use crate::model::pystack::{PyFrame, StackError, ThreadStack};
 use crate::model::roles::{self, ProcRole, RoleInput};
 
 /// One process of the snapshot.
@@ -18,6 +20,26 @@ pub struct ProcessEntry {
     pub start_time: u64,
     pub threads: u32,
     pub rss_kb: u64,
+    /// Python threads with their stacks (Python processes only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub python_threads: Vec<PythonThreadEntry>,
+    /// What the process waits on, named from its Python stack (`Queue.get at c.py:17`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_wait: Option<String>,
+    /// Why the Python stacks could not be read (`not a Python process`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_error: Option<String>,
+}
+
+/// One Python thread of a process in the snapshot.
+#[derive(Debug, Serialize)]
+pub struct PythonThreadEntry {
+    pub tid: Option<u64>,
+    pub name: Option<String>,
+    pub active: bool,
+    pub gil: bool,
+    /// Innermost frame first.
+    pub python_stack: Vec<PyFrame>,
 }
 
 /// The whole snapshot.
@@ -58,6 +80,7 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         .map(|s| (s.pid, proc::read_cmdline(s.pid).unwrap_or_default()))
         .collect();
     let sockets = super::unix::listening_sockets();
+    let mut stack_reader = StackReader::new();
     let processes: Vec<ProcessEntry> = stats
         .into_iter()
         .map(|stat: ProcStat| {
@@ -75,7 +98,12 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                     listening: &listening,
                 })
             };
+            let python = stack_reader.read_process(stat.pid, stat.start_time);
+            let (python_threads, python_error) = python_fields(python.stacks);
             ProcessEntry {
+                python_threads,
+                python_wait: python.wait,
+                python_error,
                 pid: stat.pid,
                 ppid: stat.ppid,
                 state: state_word(stat.state).to_string(),
@@ -94,6 +122,27 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         processes,
         shm: super::shm::command::summaries(&segments),
     })
+}
+
+fn python_fields(
+    stacks: Result<Vec<ThreadStack>, StackError>,
+) -> (Vec<PythonThreadEntry>, Option<String>) {
+    match stacks {
+        Ok(threads) => (
+            threads
+                .into_iter()
+                .map(|t| PythonThreadEntry {
+                    tid: t.tid,
+                    name: t.name,
+                    active: t.active,
+                    gil: t.gil,
+                    python_stack: t.frames,
+                })
+                .collect(),
+            None,
+        ),
+        Err(err) => (Vec::new(), Some(err.to_string())),
+    }
 }
 
 /// argv of a forkscope engine (its children are workers).

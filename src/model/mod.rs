@@ -6,6 +6,7 @@ pub mod event;
 pub mod exit;
 pub mod output;
 pub mod policy;
+pub mod pystack;
 pub mod roles;
 pub mod shm;
 pub mod signals;

@@ -73,6 +73,11 @@ impl TerminalGuard {
         )?;
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if crate::inspect::pystack::in_guarded_read() {
+                // Caught and reported as the process's stack error; the screen stays.
+                tracing::warn!("{info}");
+                return;
+            }
             restore_terminal();
             previous(info);
         }));
