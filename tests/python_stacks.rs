@@ -6,7 +6,6 @@
 mod common;
 mod lifecycle_support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,14 +64,7 @@ fn start(dir: &std::path::Path, method: &str, marker: &str) -> (Child, Vec<i64>)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(60))
+    let ready = lifecycle_support::first_line(&mut child, Duration::from_secs(60))
         .expect("the program never said its children");
     let pids: Vec<i64> = ready
         .split_whitespace()
