@@ -64,3 +64,13 @@ pub struct ProcessStacks {
     /// What the process waits on, named from its stacks (`Barrier.wait at train.py:42`).
     pub wait: Option<String>,
 }
+
+/// The threads with the main one (whose thread id is the pid) first, the others in order.
+pub fn main_thread_first(threads: &[ThreadStack], pid: i32) -> impl Iterator<Item = &ThreadStack> {
+    let main_tid = u64::try_from(pid).ok();
+    let is_main = move |t: &&ThreadStack| t.tid.is_some() && t.tid == main_tid;
+    threads
+        .iter()
+        .filter(is_main)
+        .chain(threads.iter().filter(move |t| !is_main(t)))
+}

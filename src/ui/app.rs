@@ -9,8 +9,10 @@ use ratatui::layout::Rect;
 use super::replay::{Control, ReplayStatus};
 use super::rows::{Row, RowKey, visible_rows};
 use super::theme::Theme;
+use crate::inspect::pystack::watch::StackTarget;
 use crate::inspect::shm::decode::Format;
 use crate::inspect::shm::watch::WatchRequest;
+use crate::model::pystack::ProcessStacks;
 use crate::model::shm::ShmSnapshot;
 use crate::model::signals::signal_name;
 use crate::model::state::{ProcId, ProcessView};
@@ -28,6 +30,8 @@ pub enum Msg {
     Replay(ReplayStatus),
     /// A fresh reading of the tree's shared memory (from the watcher thread).
     Shm(Box<ShmSnapshot>),
+    /// A fresh reading of the selected process's Python stacks (from the stack reader).
+    PyStack(Box<ProcessStacks>),
 }
 
 /// What the TUI asks of the outside world.
@@ -147,6 +151,8 @@ pub struct App {
     pub shm: ShmState,
     /// Decoder rules (the config's `[[shm.layout]]`) for the shared-memory view.
     pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
+    /// The latest Python stacks read for the selected process.
+    pub pystack: Option<ProcessStacks>,
 }
 
 impl App {
@@ -172,6 +178,7 @@ impl App {
             replay: None,
             shm: ShmState::default(),
             shm_rules: std::sync::Arc::from(Vec::new()),
+            pystack: None,
         }
     }
 
@@ -236,6 +243,10 @@ impl App {
                 self.replay = Some(status);
                 Vec::new()
             }
+            Msg::PyStack(stacks) => {
+                self.pystack = Some(*stacks);
+                Vec::new()
+            }
             Msg::Shm(snapshot) => {
                 let count = snapshot.segments.len();
                 self.shm.snapshot = Some(*snapshot);
@@ -243,6 +254,24 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// Whose Python stacks the reader should read: the selected live process, in a live
+    /// session.
+    pub fn stack_target(&self) -> StackTarget {
+        if self.replay.is_some() {
+            return None;
+        }
+        let proc = self.selected_proc().filter(|p| p.is_alive())?;
+        Some((proc.pid, proc.start_time))
+    }
+
+    /// The stacks read for the selected process, if the latest reading is of it.
+    pub fn selected_stacks(&self) -> Option<&ProcessStacks> {
+        let proc = self.selected_proc()?;
+        self.pystack
+            .as_ref()
+            .filter(|s| s.pid == proc.pid && proc.start_time.is_none_or(|t| t == s.start_time))
     }
 
     /// What the shared-memory watcher should read, while its view is open in a live session.

@@ -42,6 +42,7 @@ use ratatui::backend::CrosstermBackend;
 pub mod shm_view;
 
 use crate::headless::Recorder;
+use crate::inspect::pystack::watch::{StackTarget, StackWatcher};
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::model::Event;
@@ -52,6 +53,8 @@ use app::{App, Areas, Effect, Msg};
 const SHM_REFRESH: Duration = Duration::from_millis(500);
 /// The most of one segment the view reads.
 const SHM_MAX_BYTES: u64 = 64 << 20;
+/// How often the selected process's Python stacks are read.
+const PYSTACK_REFRESH: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -138,6 +141,9 @@ pub fn run(
     let no_snapshots = crossbeam_channel::never();
     let mut shm_watcher: Option<Watcher> = None;
     let mut shm_request: Option<WatchRequest> = None;
+    let no_stacks = crossbeam_channel::never();
+    let mut stack_watcher: Option<StackWatcher> = None;
+    let mut stack_target: StackTarget = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
@@ -176,6 +182,17 @@ pub fn run(
             }
             shm_request = Some(request);
         }
+        let target = app.stack_target();
+        if target != stack_target {
+            if stack_watcher.is_none() && target.is_some() {
+                stack_watcher = StackWatcher::spawn(PYSTACK_REFRESH).ok();
+            }
+            if let Some(watcher) = &stack_watcher {
+                watcher.set(target);
+            }
+            stack_target = target;
+        }
+        let stack_reports = stack_watcher.as_ref().map_or(&no_stacks, |w| w.reports());
         let snapshots = shm_watcher
             .as_ref()
             .map_or(&no_snapshots, |w| w.snapshots());
@@ -227,6 +244,12 @@ pub fn run(
                 if carry_out(&mut source, &mut app, effects) {
                     // A replay that was watched to the end succeeded, whatever it recorded.
                     break 0;
+                }
+            }
+            recv(stack_reports) -> received => {
+                if let Ok(stacks) = received {
+                    app.update(Msg::PyStack(Box::new(stacks)));
+                    dirty = true;
                 }
             }
             recv(snapshots) -> received => {

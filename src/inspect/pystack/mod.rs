@@ -212,6 +212,11 @@ impl StackReader {
         }
     }
 
+    /// Drops every spy but the one of `(pid, start_time)`.
+    pub fn keep_only(&mut self, pid: i32, start_time: u64) {
+        self.spies.retain(|&key, _| key == (pid, start_time));
+    }
+
     /// Drops the spies of processes that ended (or whose pid now names another process).
     pub fn forget_ended(&mut self) {
         self.spies.retain(|&(pid, start_time), _| {

@@ -6,7 +6,7 @@
 //! well-known blocking frame there is the primitive the program called (`Pool.map` rather than
 //! the `Condition.wait` it ends in), and the first frame outside the standard library is where.
 
-use crate::model::pystack::{PyFrame, ThreadStack};
+use crate::model::pystack::{PyFrame, ThreadStack, main_thread_first};
 
 /// Well-known blocking functions by file: (qualified name, what to call it).
 #[rustfmt::skip]
@@ -179,10 +179,7 @@ pub fn process_wait(
     threads: &[ThreadStack],
     mut line_of: impl FnMut(&PyFrame) -> Option<String>,
 ) -> Option<String> {
-    let is_main = |t: &&ThreadStack| t.tid == u64::try_from(pid).ok();
-    let main = threads.iter().find(is_main);
-    let others = threads.iter().filter(|t| !is_main(t));
-    main.into_iter().chain(others).find_map(|thread| {
+    main_thread_first(threads, pid).find_map(|thread| {
         let line = if thread.active {
             None
         } else {

@@ -10,8 +10,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::StackReader;
 use crate::model::pystack::ProcessStacks;
 
-/// Which process to read: `(pid, start_time)`, or nothing.
-pub type StackTarget = Option<(i32, u64)>;
+/// Spies kept for processes selected earlier (making one again costs milliseconds).
+const MAX_SPIES: usize = 32;
+
+/// Which process to read: `(pid, start_time)` (the current process of that pid when the start
+/// time is unknown), or nothing.
+pub type StackTarget = Option<(i32, Option<u64>)>;
 
 /// A running reader thread. Dropping it stops the thread.
 pub struct StackWatcher {
@@ -62,6 +66,7 @@ fn run(targets: &Receiver<StackTarget>, reports: &Sender<ProcessStacks>, interva
     let mut reader = StackReader::new();
     let mut target: StackTarget = None;
     let mut next_read = Instant::now();
+    let mut last_read: Option<Instant> = None;
     loop {
         let wait = next_read.saturating_duration_since(Instant::now());
         let wait = if target.is_some() {
@@ -77,20 +82,30 @@ fn run(targets: &Receiver<StackTarget>, reports: &Sender<ProcessStacks>, interva
                 }
                 if new != target {
                     target = new;
-                    next_read = Instant::now();
+                    // At once, unless the last reading was less than an interval ago.
+                    next_read = last_read.map_or_else(Instant::now, |t| t + interval);
                 }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return,
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let Some((pid, start_time)) = target else {
+        last_read = Some(Instant::now());
+        next_read = Instant::now() + interval;
+        let Some((pid, known_start)) = target else {
+            continue;
+        };
+        let start_time =
+            known_start.or_else(|| super::proc::read_stat(pid).ok().map(|s| s.start_time));
+        let Some(start_time) = start_time else {
             continue;
         };
         reader.forget_ended();
+        if reader.cached() > MAX_SPIES {
+            reader.keep_only(pid, start_time);
+        }
         let report = reader.read_process(pid, start_time);
         // A UI that has not taken the last two readings gets the next one instead.
         let _ = reports.try_send(report);
-        next_read = Instant::now() + interval;
     }
 }

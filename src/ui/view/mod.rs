@@ -4,6 +4,7 @@
 mod detail;
 mod output;
 mod overlay;
+mod pystack;
 pub(crate) mod timeline;
 mod tree;
 
