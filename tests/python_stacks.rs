@@ -272,3 +272,65 @@ fn a_process_that_vanishes_mid_read_is_an_error() {
     }
     assert!(stacks_seen > 0, "no stack was ever read");
 }
+
+/// The TUI's reader thread: readings of the target arrive as messages, never more often than
+/// the interval (three readings take at least two intervals, however loaded the machine), and
+/// after the process ends the reading says it is gone.
+#[test]
+fn the_watcher_reads_the_target_at_most_once_an_interval() {
+    use forkscope::inspect::pystack::watch::StackWatcher;
+    let m = marker("pystack_watch");
+    let _cleanup = Cleanup(m.clone());
+    let mut child = Command::new(python())
+        .args(["-c", "import time\ntime.sleep(600)"])
+        .env(MARKER_VAR, &m)
+        .spawn()
+        .expect("python");
+    let pid = child.id() as i32;
+    let interval = Duration::from_millis(300);
+    let watcher = StackWatcher::spawn(interval).expect("watcher");
+    watcher.set(Some((pid, None)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = watcher
+            .reports()
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a reading");
+        let named = report.wait.as_deref() == Some("time.sleep at <string>:2");
+        let has_frames = report.stacks.as_ref().is_ok_and(|threads| {
+            threads
+                .iter()
+                .any(|t| t.frames.iter().any(|f| f.function == "<module>"))
+        });
+        if has_frames {
+            assert!(!named, "<string> has no source line to read: {report:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never read: {report:?}");
+    }
+    // Readings made before now may wait in the channel: drop them, then the next three were
+    // all made after `drained`, an interval or more apart.
+    while watcher.reports().try_recv().is_ok() {}
+    let drained = Instant::now();
+    for _ in 0..3 {
+        watcher
+            .reports()
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a reading");
+    }
+    assert!(drained.elapsed() >= interval * 2, "{:?}", drained.elapsed());
+    let _ = child.kill();
+    let _ = child.wait();
+    let gone = loop {
+        let report = watcher
+            .reports()
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a reading");
+        if report.stacks.is_err() {
+            break report;
+        }
+    };
+    assert_eq!(gone.stacks, Err(StackError::Vanished));
+    watcher.set(None);
+    drop(watcher);
+}

@@ -161,6 +161,10 @@ impl StackReader {
         start_time: u64,
     ) -> Result<Vec<ThreadStack>, StackError> {
         self.spies.retain(|&(p, s), _| p != pid || s == start_time);
+        if proc::read_stat(pid).map(|s| s.start_time).ok() != Some(start_time) {
+            self.spies.retain(|&(p, _), _| p != pid);
+            return Err(StackError::Vanished);
+        }
         let key = (pid, start_time);
         let exe = exe_identity(pid);
         if self.spies.get(&key).is_some_and(|c| c.exe != exe) {

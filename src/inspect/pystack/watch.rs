@@ -65,6 +65,8 @@ impl Drop for StackWatcher {
 fn run(targets: &Receiver<StackTarget>, reports: &Sender<ProcessStacks>, interval: Duration) {
     let mut reader = StackReader::new();
     let mut target: StackTarget = None;
+    // The target with its start time found when it was set (the identity read from then on).
+    let mut identity: Option<(i32, u64)> = None;
     let mut next_read = Instant::now();
     let mut last_read: Option<Instant> = None;
     loop {
@@ -82,6 +84,11 @@ fn run(targets: &Receiver<StackTarget>, reports: &Sender<ProcessStacks>, interva
                 }
                 if new != target {
                     target = new;
+                    identity = target.map(|(pid, start)| {
+                        let found = || super::proc::read_stat(pid).ok().map(|s| s.start_time);
+                        // 0 when gone already: the reading then says so.
+                        (pid, start.or_else(found).unwrap_or(0))
+                    });
                     // At once, unless the last reading was less than an interval ago.
                     next_read = last_read.map_or_else(Instant::now, |t| t + interval);
                 }
@@ -92,12 +99,7 @@ fn run(targets: &Receiver<StackTarget>, reports: &Sender<ProcessStacks>, interva
         }
         last_read = Some(Instant::now());
         next_read = Instant::now() + interval;
-        let Some((pid, known_start)) = target else {
-            continue;
-        };
-        let start_time =
-            known_start.or_else(|| super::proc::read_stat(pid).ok().map(|s| s.start_time));
-        let Some(start_time) = start_time else {
+        let Some((pid, start_time)) = identity else {
             continue;
         };
         reader.forget_ended();
