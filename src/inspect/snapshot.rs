@@ -145,6 +145,33 @@ fn python_fields(
     }
 }
 
+/// The Python section of the text form: each Python process's wait and innermost frame, or
+/// why its stacks could not be read.
+fn print_python(processes: &[ProcessEntry]) {
+    let not_python = StackError::NotPython.to_string();
+    let python: Vec<&ProcessEntry> = processes
+        .iter()
+        .filter(|p| p.python_error.as_ref() != Some(&not_python))
+        .collect();
+    if python.is_empty() {
+        return;
+    }
+    println!("\nPYTHON");
+    for p in python {
+        let text = match (&p.python_wait, &p.python_error) {
+            (_, Some(error)) => format!("unreadable: {error}"),
+            (Some(wait), None) => format!("waits in {wait}"),
+            (None, None) => p
+                .python_threads
+                .first()
+                .and_then(|t| t.python_stack.first())
+                .map(|f| format!("in {} at {}:{}", f.function, f.file_name(), f.line))
+                .unwrap_or_default(),
+        };
+        println!("{:>8} {text}", p.pid);
+    }
+}
+
 /// argv of a forkscope engine (its children are workers).
 fn is_forkscope(argv: &[String]) -> bool {
     argv.first()
@@ -179,6 +206,7 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.argv.join(" ")
             );
         }
+        print_python(&snapshot.processes);
         if !snapshot.shm.is_empty() {
             println!("\nSHARED MEMORY");
             for s in &snapshot.shm {
