@@ -171,6 +171,23 @@ impl StackReader {
             // It exec'd: the interpreter the spy found is gone.
             self.spies.remove(&key);
         }
+        // A spy made earlier that fails now (an exec into the same binary, a torn read) gets
+        // one more chance as a fresh spy.
+        let reused = self.spies.contains_key(&key);
+        match self.read_with_spy(key, exe) {
+            Err(err) if reused && err != StackError::Vanished => self.read_with_spy(key, exe),
+            result => result,
+        }
+    }
+
+    /// Reads with the cached spy of `key` (made first if there is none); a spy that fails
+    /// [`ATTEMPTS`] times in a row, or panics, is dropped.
+    fn read_with_spy(
+        &mut self,
+        key: (i32, u64),
+        exe: Option<(u64, u64)>,
+    ) -> Result<Vec<ThreadStack>, StackError> {
+        let (pid, start_time) = key;
         if let Entry::Vacant(slot) = self.spies.entry(key) {
             if !is_python(pid)? {
                 return Err(StackError::NotPython);
@@ -244,4 +261,28 @@ pub fn source_line(pid: i32, frame: &PyFrame) -> Option<String> {
     let index = usize::try_from(frame.line).ok()?.checked_sub(1)?;
     let line = text.split(|&b| b == b'\n').nth(index)?;
     Some(String::from_utf8_lossy(line).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_a_guarded_read_is_an_error() {
+        assert!(!in_guarded_read());
+        let crashed = guarded(|| -> u32 {
+            assert!(in_guarded_read());
+            panic!("odd memory")
+        });
+        assert_eq!(crashed, Err(StackError::Crashed("odd memory".into())));
+        assert!(!in_guarded_read());
+        assert_eq!(guarded(|| 7), Ok(7));
+    }
+
+    #[test]
+    fn this_test_process_is_not_python() {
+        let me = std::process::id() as i32;
+        assert_eq!(is_python(me), Ok(false));
+        assert_eq!(StackReader::new().read(me), Err(StackError::NotPython));
+    }
 }
