@@ -334,3 +334,47 @@ fn the_watcher_reads_the_target_at_most_once_an_interval() {
     watcher.set(None);
     drop(watcher);
 }
+
+/// A process that execs (here into a new interpreter of the same binary) is read again from
+/// scratch: the stack the cached spy found before the exec is not shown after it.
+#[test]
+fn a_process_that_execs_is_read_anew() {
+    use std::io::Write;
+    let m = marker("pystack_exec");
+    let _cleanup = Cleanup(m.clone());
+    let program = "import os, sys\n\
+                   def before():\n    sys.stdin.readline()\n    os.execv(sys.executable, [sys.executable, '-c', \
+                   'import time\\ndef after():\\n    time.sleep(600)\\nafter()'])\n\
+                   before()\n";
+    let mut child = Command::new(python())
+        .args(["-c", program])
+        .env(MARKER_VAR, &m)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let pid = child.id() as i32;
+    let mut reader = StackReader::new();
+    let mut wait_for_function = |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let read = reader.read(pid);
+            let found = read.as_ref().is_ok_and(|threads| {
+                threads
+                    .iter()
+                    .any(|t| t.frames.iter().any(|f| f.function == name))
+            });
+            if found {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never read: {read:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for_function("before");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\n").expect("write");
+    drop(stdin);
+    wait_for_function("after");
+    let _ = child.kill();
+    let _ = child.wait();
+}
