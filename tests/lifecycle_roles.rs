@@ -69,14 +69,7 @@ fn snapshot_of(program: &str, arg: &str) -> (Vec<Value>, i64) {
     // Whatever happens, the program's whole group is killed when the test ends.
     let _guard = KillGroup(group);
     let root = child.id();
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(60))
+    let ready = lifecycle_support::first_line(&mut child, Duration::from_secs(60))
         .expect("the program never said ready");
     let manager: i64 = ready
         .strip_prefix("ready ")

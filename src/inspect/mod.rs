@@ -2,6 +2,7 @@
 //! synchronisation decoders). Read-only: nothing here changes a process.
 
 pub mod proc;
+pub mod pystack;
 pub mod role_probe;
 pub mod shm;
 pub mod snapshot;

@@ -5,7 +5,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 use super::proc::{self, ProcStat};
+use super::pystack::StackReader;
 use crate::model::printable;
+use crate::model::pystack::{PyFrame, StackError, ThreadStack};
 use crate::model::roles::{self, ProcRole, RoleInput};
 
 /// One process of the snapshot.
@@ -27,6 +29,26 @@ pub struct ProcessEntry {
     /// missing from `shm`. Absent when they were read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
+    /// Python threads with their stacks (Python processes only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub python_threads: Vec<PythonThreadEntry>,
+    /// What the process waits on, named from its Python stack (`Queue.get at c.py:17`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_wait: Option<String>,
+    /// Why the Python stacks could not be read (`not a Python process`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python_error: Option<String>,
+}
+
+/// One Python thread of a process in the snapshot.
+#[derive(Debug, Serialize)]
+pub struct PythonThreadEntry {
+    pub tid: Option<u64>,
+    pub name: Option<String>,
+    pub active: bool,
+    pub gil: bool,
+    /// Innermost frame first.
+    pub python_stack: Vec<PyFrame>,
 }
 
 /// The whole snapshot.
@@ -67,6 +89,7 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         .map(|s| (s.pid, proc::read_cmdline(s.pid).unwrap_or_default()))
         .collect();
     let sockets = super::unix::listening_sockets();
+    let mut stack_reader = StackReader::new();
     let processes: Vec<ProcessEntry> = stats
         .into_iter()
         .map(|stat: ProcStat| {
@@ -84,7 +107,12 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                     listening: &listening,
                 })
             };
+            let python = stack_reader.read_process(stat.pid, stat.start_time);
+            let (python_threads, python_error) = python_fields(python.stacks);
             ProcessEntry {
+                python_threads,
+                python_wait: python.wait,
+                python_error,
                 pid: stat.pid,
                 ppid: stat.ppid,
                 state: state_word(stat.state).to_string(),
@@ -124,6 +152,54 @@ fn zombie_exit(stat: &ProcStat) -> Option<String> {
             )
             .describe()
     })
+}
+
+fn python_fields(
+    stacks: Result<Vec<ThreadStack>, StackError>,
+) -> (Vec<PythonThreadEntry>, Option<String>) {
+    match stacks {
+        Ok(threads) => (
+            threads
+                .into_iter()
+                .map(|t| PythonThreadEntry {
+                    tid: t.tid,
+                    name: t.name,
+                    active: t.active,
+                    gil: t.gil,
+                    python_stack: t.frames,
+                })
+                .collect(),
+            None,
+        ),
+        Err(err) => (Vec::new(), Some(err.to_string())),
+    }
+}
+
+/// The Python section of the text form: each Python process's wait and innermost frame, or
+/// why its stacks could not be read.
+fn print_python(processes: &[ProcessEntry]) {
+    let not_python = StackError::NotPython.to_string();
+    let python: Vec<&ProcessEntry> = processes
+        .iter()
+        .filter(|p| p.python_error.as_ref() != Some(&not_python))
+        .collect();
+    if python.is_empty() {
+        return;
+    }
+    println!("\nPYTHON");
+    for p in python {
+        let text = match (&p.python_wait, &p.python_error) {
+            (_, Some(error)) => format!("unreadable: {error}"),
+            (Some(wait), None) => format!("waits in {wait}"),
+            (None, None) => p
+                .python_threads
+                .first()
+                .and_then(|t| t.python_stack.first())
+                .map(|f| format!("in {} at {}:{}", f.function, f.file_name(), f.line))
+                .unwrap_or_default(),
+        };
+        println!("{:>8} {text}", p.pid);
+    }
 }
 
 /// argv of a forkscope engine (its children are workers).
@@ -173,6 +249,7 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
                 p.unreadable.as_deref().unwrap_or_default()
             );
         }
+        print_python(&snapshot.processes);
         if !snapshot.shm.is_empty() {
             println!("\nSHARED MEMORY");
             for s in &snapshot.shm {

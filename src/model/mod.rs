@@ -8,6 +8,7 @@ pub mod lesson;
 pub mod output;
 pub mod policy;
 pub mod printable;
+pub mod pystack;
 pub mod roles;
 pub mod shm;
 pub mod signals;

@@ -9,8 +9,10 @@ use ratatui::layout::Rect;
 use super::replay::{Control, ReplayStatus};
 use super::rows::{Row, RowKey, visible_rows};
 use super::theme::Theme;
+use crate::inspect::pystack::watch::StackTarget;
 use crate::inspect::shm::decode::Format;
 use crate::inspect::shm::watch::WatchRequest;
+use crate::model::pystack::ProcessStacks;
 use crate::model::shm::ShmSnapshot;
 use crate::model::signals::signal_name;
 use crate::model::state::{ProcId, ProcessView};
@@ -30,6 +32,8 @@ pub enum Msg {
     Shm(Box<ShmSnapshot>),
     /// Which processes listen on multiprocessing sockets (from the role probe thread).
     Listening(crate::inspect::role_probe::Listening),
+    /// A fresh reading of the selected process's Python stacks (from the stack reader).
+    PyStack(Box<ProcessStacks>),
 }
 
 /// What the TUI asks of the outside world.
@@ -153,6 +157,8 @@ pub struct App {
     pub listening: crate::inspect::role_probe::Listening,
     /// `e` hid the lesson panel.
     pub lesson_hidden: bool,
+    /// The latest Python stacks read for the selected process.
+    pub pystack: Option<ProcessStacks>,
 }
 
 impl App {
@@ -180,6 +186,7 @@ impl App {
             shm_rules: std::sync::Arc::from(Vec::new()),
             listening: Default::default(),
             lesson_hidden: false,
+            pystack: None,
         }
     }
 
@@ -275,6 +282,10 @@ impl App {
                 self.listening = listening;
                 Vec::new()
             }
+            Msg::PyStack(stacks) => {
+                self.pystack = Some(*stacks);
+                Vec::new()
+            }
             Msg::Shm(snapshot) => {
                 let count = snapshot.segments.len();
                 self.shm.snapshot = Some(*snapshot);
@@ -282,6 +293,24 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// Whose Python stacks the reader should read: the selected live process, in a live
+    /// session.
+    pub fn stack_target(&self) -> StackTarget {
+        if self.replay.is_some() {
+            return None;
+        }
+        let proc = self.selected_proc().filter(|p| p.is_alive())?;
+        Some((proc.pid, proc.start_time))
+    }
+
+    /// The stacks read for the selected process, if the latest reading is of it.
+    pub fn selected_stacks(&self) -> Option<&ProcessStacks> {
+        let proc = self.selected_proc()?;
+        self.pystack
+            .as_ref()
+            .filter(|s| s.pid == proc.pid && proc.start_time.is_none_or(|t| t == s.start_time))
     }
 
     /// What the shared-memory watcher should read, while its view is open in a live session.

@@ -43,6 +43,7 @@ pub mod shm_view;
 mod summary;
 
 use crate::headless::Recorder;
+use crate::inspect::pystack::watch::{StackTarget, StackWatcher};
 use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
@@ -56,6 +57,8 @@ const SHM_REFRESH: Duration = Duration::from_millis(500);
 const SHM_MAX_BYTES: u64 = 64 << 20;
 /// How often the role probe is asked about the tree (live sessions only).
 const ROLE_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often the selected process's Python stacks are read.
+const PYSTACK_REFRESH: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -77,6 +80,11 @@ impl TerminalGuard {
         )?;
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if crate::inspect::pystack::in_guarded_read() {
+                // Caught and reported as the process's stack error; the screen stays.
+                tracing::warn!("{info}");
+                return;
+            }
             restore_terminal();
             previous(info);
         }));
@@ -144,6 +152,9 @@ pub fn run(
     };
     let no_answers = crossbeam_channel::never();
     let mut last_probe: Option<Instant> = None;
+    let no_stacks = crossbeam_channel::never();
+    let mut stack_watcher: Option<StackWatcher> = None;
+    let mut stack_target: StackTarget = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
@@ -196,6 +207,17 @@ pub fn run(
             }
         }
         let answers = role_probe.as_ref().map_or(&no_answers, |p| p.answers());
+        let target = app.stack_target();
+        if target != stack_target {
+            if stack_watcher.is_none() && target.is_some() {
+                stack_watcher = StackWatcher::spawn(PYSTACK_REFRESH).ok();
+            }
+            if let Some(watcher) = &stack_watcher {
+                watcher.set(target);
+            }
+            stack_target = target;
+        }
+        let stack_reports = stack_watcher.as_ref().map_or(&no_stacks, |w| w.reports());
         let snapshots = shm_watcher
             .as_ref()
             .map_or(&no_snapshots, |w| w.snapshots());
@@ -253,6 +275,12 @@ pub fn run(
                 if let Ok(listening) = received {
                     dirty |= app.listening != listening;
                     app.update(Msg::Listening(listening));
+                }
+            }
+            recv(stack_reports) -> received => {
+                if let Ok(stacks) = received {
+                    app.update(Msg::PyStack(Box::new(stacks)));
+                    dirty = true;
                 }
             }
             recv(snapshots) -> received => {

@@ -234,3 +234,15 @@ pub fn assert_every_fork_has_one_exit(run: &Run) {
         .collect();
     assert!(left.is_empty(), "born but never ended: {left:?}");
 }
+
+/// The first line a child writes on its stdout (taken from it), waiting at most `timeout`.
+pub fn first_line(child: &mut std::process::Child, timeout: Duration) -> Option<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+    });
+    rx.recv_timeout(timeout).ok()
+}

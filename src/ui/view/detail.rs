@@ -90,6 +90,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             lines.push(Line::from(format!("cwd {cwd}")));
         }
     }
+    lines.extend(super::pystack::lines(app, proc));
     lines.push(Line::from(format!("argv {:?}", proc.argv)));
     for signal in proc.signals.iter().rev().take(4) {
         let outcome = match &signal.result {

@@ -5,6 +5,7 @@ mod detail;
 pub(crate) mod lesson;
 mod output;
 mod overlay;
+mod pystack;
 pub(crate) mod timeline;
 mod tree;
 
