@@ -68,8 +68,9 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 return Ok(2);
             };
             session::prepare(&args.supervision)?;
-            let pool = demo::pool(found, args.supervision.stop_signal, args.pace)
+            let mut pool = demo::pool(found, args.supervision.stop_signal, args.pace)
                 .context("finding forkscope's own binary")?;
+            pool.io = session::default_io(&args.io);
             let options = SessionOptions {
                 supervision: &args.supervision,
                 output: &args.output,

@@ -22,6 +22,8 @@ struct Capture {
     file: std::fs::File,
     splitter: LineSplitter,
     seq: u64,
+    /// A pty master: stdout and stderr together; resized with the output pane.
+    pty: bool,
 }
 
 /// Every open capture pipe, by poll token.
@@ -72,10 +74,35 @@ impl Captures {
                 file: std::fs::File::from(fd),
                 splitter: LineSplitter::default(),
                 seq: 0,
+                pty: false,
             },
         );
         self.hot.insert(token);
         Ok(())
+    }
+
+    /// Registers a pty's master side for `pid` (reported as `stdout`: a pty has one stream).
+    pub fn add_pty(&mut self, registry: &Registry, pid: i32, fd: OwnedFd) -> io::Result<()> {
+        self.add(registry, pid, Stream::Stdout, fd)?;
+        if let Some(capture) = self.pipes.get_mut(&Token(self.next_token - 1)) {
+            capture.pty = true;
+        }
+        Ok(())
+    }
+
+    /// Gives every pty the new size (the kernel tells the programs that ask).
+    pub fn resize_ptys(&self, cols: u16, rows: u16) {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        for capture in self.pipes.values().filter(|c| c.pty) {
+            if let Err(err) = rustix::termios::tcsetwinsize(&capture.file, size) {
+                tracing::debug!(pid = capture.pid, "cannot resize a pty: {err}");
+            }
+        }
     }
 
     /// Notes that a pipe became readable.
@@ -135,7 +162,12 @@ impl Captures {
             if taken >= budget {
                 return; // still hot
             }
-            match capture.file.read(&mut self.buffer) {
+            let result = match capture.file.read(&mut self.buffer) {
+                // A pty master whose slave side every process has closed: end of file.
+                Err(e) if capture.pty && e.raw_os_error() == Some(libc::EIO) => Ok(0),
+                other => other,
+            };
+            match result {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
                         emit_piece(events, capture, piece);

@@ -12,6 +12,7 @@ pub mod reap;
 pub mod shm;
 pub mod spawn;
 pub mod tree;
+pub mod worker_io;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub struct PoolSpec {
     pub restart: RestartPolicy,
     /// The polite stop signal (default SIGTERM).
     pub stop_signal: i32,
+    /// Buffering hints, pipes or a pty, stdin, Python hooks.
+    pub io: worker_io::WorkerIo,
 }
 
 /// Everything the engine needs to run a session.
@@ -49,6 +52,8 @@ pub struct EngineConfig {
     pub extra_env: Vec<(String, String)>,
     /// Where descendants' lifecycle facts come from (`--track`).
     pub track: crate::track::TrackMode,
+    /// Pty size and Python hooks, shared by every spawn.
+    pub io: worker_io::SessionIo,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             backoff: Backoff::default(),
             extra_env: Vec::new(),
             track: crate::track::TrackMode::default(),
+            io: worker_io::SessionIo::default(),
         }
     }
 }

@@ -28,7 +28,9 @@ impl Tmux {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let tmux = Tmux { socket, dir };
-        let status = Command::new("tmux")
+        let mut command = Command::new("tmux");
+        // The tmux server's shell runs forkscope as users run it.
+        let status = crate::common::as_users_run(&mut command)
             .args([
                 "-L",
                 &tmux.socket,
