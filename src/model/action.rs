@@ -23,6 +23,8 @@ pub enum Action {
     Scale { pool: String, size: u32 },
     /// Stop everything and end the session.
     Quit,
+    /// The TUI's output pane is now `cols` x `rows` characters: workers' ptys take this size.
+    OutputPaneSize { cols: u16, rows: u16 },
 }
 
 #[cfg(test)]

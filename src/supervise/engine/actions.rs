@@ -26,6 +26,10 @@ impl Engine {
             Action::Restart { pool, worker } => self.restart(&pool, worker),
             Action::Scale { pool, size } => self.scale(&pool, size),
             Action::Quit => self.begin_stop("quit requested".into(), true),
+            Action::OutputPaneSize { cols, rows } => {
+                self.config.io.pty_size = (cols.max(1), rows.max(1));
+                self.captures.resize_ptys(cols.max(1), rows.max(1));
+            }
         }
     }
 
