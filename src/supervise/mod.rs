@@ -8,6 +8,7 @@ pub mod engine;
 pub mod guardian;
 pub mod lines;
 pub mod pidfd;
+pub mod python_hooks;
 pub mod reap;
 pub mod shm;
 pub mod spawn;

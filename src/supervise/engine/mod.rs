@@ -22,6 +22,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::EngineConfig;
 use super::capture::Captures;
 use super::channel::{ActionTx, EventRx, EventTx, channels};
+use super::python_hooks::{self, HooksServer};
 use super::reap::{Reaped, reap_exited};
 use super::tree::become_subreaper;
 use crate::model::policy::RestartTracker;
@@ -64,8 +65,11 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    let mut config = config;
+    let hooks = start_python_hooks(&mut config, me, &waker);
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    engine.hooks = hooks;
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -84,6 +88,33 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
         engine_pid: me,
         thread: Some(thread),
     })
+}
+
+/// Starts the Python hooks' server when a pool wants it; without it workers run unhooked.
+fn start_python_hooks(
+    config: &mut EngineConfig,
+    me: i32,
+    waker: &Arc<Waker>,
+) -> Option<HooksServer> {
+    if !python_hooks::wanted(&config.pools) {
+        return None;
+    }
+    let waker = waker.clone();
+    match HooksServer::start(
+        me,
+        Arc::new(move || {
+            let _ = waker.wake();
+        }),
+    ) {
+        Ok(server) => {
+            config.io.python_hooks = Some(server.paths().clone());
+            Some(server)
+        }
+        Err(err) => {
+            tracing::warn!("python hooks unavailable: {err}");
+            None
+        }
+    }
 }
 
 /// Where a worker stands.
@@ -170,6 +201,8 @@ pub(crate) struct Engine {
     orphans_dirty: bool,
     /// Wall-clock time of the event clock's zero.
     started_unix: f64,
+    /// Where Python processes hand over pipes of their own.
+    hooks: Option<HooksServer>,
 }
 
 impl Engine {
@@ -212,6 +245,7 @@ impl Engine {
             kill_signalled: HashSet::new(),
             orphans_dirty: false,
             started_unix: 0.0,
+            hooks: None,
         }
     }
 
@@ -242,6 +276,8 @@ impl Engine {
                     }
                 }
             }
+            // Before any exit is handled: a process's own pipes are read before its end.
+            self.take_own_pipes();
             self.take_actions();
             if !self.events.congested() {
                 self.captures.service(self.poll.registry(), &self.events);
@@ -259,6 +295,19 @@ impl Engine {
             pid: Some(self.me),
             status,
         });
+    }
+
+    /// Captures the pipes Python processes handed over, each under its own pid.
+    fn take_own_pipes(&mut self) {
+        let Some(hooks) = &self.hooks else { return };
+        let registry = self.poll.registry();
+        for own in hooks.take() {
+            for (stream, fd) in own.pipes {
+                if let Err(err) = self.captures.add(registry, own.pid, stream, fd) {
+                    tracing::warn!("cannot capture the pipes of {}: {err}", own.pid);
+                }
+            }
+        }
     }
 
     fn emit_session(&self) {
