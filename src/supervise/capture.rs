@@ -24,6 +24,8 @@ struct Capture {
     seq: u64,
     /// A pty master: stdout and stderr together; resized with the output pane.
     pty: bool,
+    /// The pipe's inode (what `/proc/PID/fd/N` of its writers links to as `pipe:[inode]`).
+    inode: u64,
 }
 
 /// Every open capture pipe, by poll token.
@@ -63,6 +65,7 @@ impl Captures {
         fd: OwnedFd,
     ) -> io::Result<()> {
         rustix::io::ioctl_fionbio(&fd, true)?;
+        let inode = rustix::fs::fstat(&fd)?.st_ino;
         let token = Token(self.next_token);
         self.next_token += 1;
         registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
@@ -75,6 +78,7 @@ impl Captures {
                 splitter: LineSplitter::default(),
                 seq: 0,
                 pty: false,
+                inode,
             },
         );
         self.hot.insert(token);
@@ -103,6 +107,14 @@ impl Captures {
                 tracing::debug!(pid = capture.pid, "cannot resize a pty: {err}");
             }
         }
+    }
+
+    /// The process whose capture pipe has this inode (never a pty).
+    pub fn owner_of_pipe(&self, inode: u64) -> Option<i32> {
+        self.pipes
+            .values()
+            .find(|c| !c.pty && c.inode == inode)
+            .map(|c| c.pid)
     }
 
     /// Notes that a pipe became readable.

@@ -285,6 +285,10 @@ impl KernelTracker {
                 Some(stat) if same_start(member.start_time, Some(stat.start_time)) => {
                     member.start_time = Some(stat.start_time);
                 }
+                // Forked after `all` was listed (its event was applied since): still alive.
+                _ if reader
+                    .stat(*pid)
+                    .is_some_and(|stat| same_start(member.start_time, Some(stat.start_time))) => {}
                 _ => gone.push(*pid),
             }
         }

@@ -4,6 +4,7 @@
 
 mod actions;
 mod ptrace;
+mod shared_pipes;
 mod stop;
 mod tracking;
 mod workers;

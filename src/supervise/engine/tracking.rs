@@ -10,7 +10,7 @@ use mio::{Interest, Registry, Token};
 
 use super::Engine;
 use crate::inspect::proc;
-use crate::model::{EventBody, TrackSource};
+use crate::model::TrackSource;
 use crate::supervise::reap::Reaped;
 use crate::track::TrackMode;
 use crate::track::kernel::{KernelTracker, LiveProc, ReapVerdict, Tracked};
@@ -247,10 +247,7 @@ impl Engine {
             })
             .collect();
         let scan = self.tracker.observe(tree);
-        self.events.emit(EventBody::Sample {
-            pid: None,
-            procs: scan.samples,
-        });
+        self.emit_sample(scan.samples);
     }
 
     /// The tree's live processes as an exact source knows them (workers included); `None`
@@ -287,10 +284,7 @@ impl Engine {
             self.release_held_tracees();
             if samples {
                 let scan = self.tracker.observe(tree);
-                self.events.emit(EventBody::Sample {
-                    pid: None,
-                    procs: scan.samples,
-                });
+                self.emit_sample(scan.samples);
             }
             return;
         }
@@ -299,10 +293,7 @@ impl Engine {
             for event in scan.events {
                 self.events.emit(event);
             }
-            self.events.emit(EventBody::Sample {
-                pid: None,
-                procs: scan.samples,
-            });
+            self.emit_sample(scan.samples);
             return;
         }
         // Events queued while /proc was read are applied before comparing. If the socket
@@ -326,10 +317,7 @@ impl Engine {
         }
         if samples {
             let scan = self.tracker.observe(tree);
-            self.events.emit(EventBody::Sample {
-                pid: None,
-                procs: scan.samples,
-            });
+            self.emit_sample(scan.samples);
         }
     }
 
