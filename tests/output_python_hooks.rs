@@ -145,3 +145,38 @@ fn the_private_directory_is_gone_after_the_session() {
     assert!(lines[1].starts_with(&lines[0]), "{}", lines[1]);
     assert!(!std::path::Path::new(&lines[0]).exists());
 }
+
+#[test]
+fn samples_say_whose_pipe_a_non_python_child_shares() {
+    let m = marker("sharedpipe");
+    let mut fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "--headless",
+            "--samples",
+            "--sample-interval",
+            "0.2",
+            "--",
+            "sh",
+            "-c",
+            "sleep 3 & wait",
+        ],
+    );
+    let worker = pid_of(&fs.wait_event("spawn", secs(10.0), |e| kind(e) == "spawn"));
+    let sample = fs.wait_event("a sample marking the shared pipe", secs(15.0), |e| {
+        kind(e) == "sample"
+            && e["procs"]
+                .as_array()
+                .is_some_and(|procs| procs.iter().any(|p| p["shares_pipe_of"] == worker))
+    });
+    let procs = sample["procs"].as_array().expect("procs");
+    // The worker owns its pipe: it is not marked; its `sleep` child is.
+    assert!(
+        procs
+            .iter()
+            .any(|p| p["pid"] == worker && p.get("shares_pipe_of").is_none())
+    );
+    let (code, _) = fs.finish_clean(secs(20.0));
+    assert_eq!(code, 0);
+}

@@ -10,7 +10,7 @@ use mio::{Interest, Registry, Token};
 
 use super::Engine;
 use crate::inspect::proc;
-use crate::model::TrackSource;
+use crate::model::{EventBody, TrackSource};
 use crate::supervise::reap::Reaped;
 use crate::track::TrackMode;
 use crate::track::kernel::{KernelTracker, LiveProc, ReapVerdict, Tracked};
@@ -200,6 +200,11 @@ impl Engine {
         let clock = KernelClock::read();
         for message in &messages {
             for tracked in kernel.tracker.on_message(message, &LiveProc) {
+                if let EventBody::Exit { pid, .. } = tracked.body {
+                    // A process with pipes of its own: its last lines before its exit.
+                    self.captures
+                        .drain_pid(self.poll.registry(), pid, &self.events);
+                }
                 emit_tracked(&self.events, &clock, tracked);
             }
         }
