@@ -320,8 +320,8 @@ def bench_output_pty(forkscope, total, line_len, runs):
         piped.append(output_forkscope(forkscope, total, line_len)[0])
         pty.append(output_forkscope(forkscope, total, line_len, ["--pty"])[0])
     m = statistics.median
-    print(f"forkscope (pipes)     : {summary(piped, 's', 2)} -> {mb / m(piped):.0f} MB/s")
-    print(f"forkscope --pty       : {summary(pty, 's', 2)} -> {mb / m(pty):.0f} MB/s")
+    print(f"forkscope (pipes)     : {summary(piped, 's', 1)} -> {mb / m(piped):.0f} MB/s")
+    print(f"forkscope --pty       : {summary(pty, 's', 1)} -> {mb / m(pty):.0f} MB/s")
     print(f"ratio (median time): pty/pipes {m(pty) / m(piped):.2f}")
     lines = output_forkscope_lines(forkscope, total, line_len, ["--pty"])
     print(f"check run (--pty): {lines} output events, seq contiguous, expected {total // line_len}")
