@@ -35,7 +35,8 @@ struct OutputEnds {
     inodes: Vec<u64>,
 }
 
-fn pipes(stdin: StdinMode) -> std::io::Result<OutputEnds> {
+/// Two pipes; stdin is /dev/null (`worker_io::resolve` refuses a pty stdin without a pty).
+fn pipes() -> std::io::Result<OutputEnds> {
     use rustix::pipe::{PipeFlags, pipe_with};
     let (out_read, out_write) = pipe_with(PipeFlags::CLOEXEC)?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
@@ -43,7 +44,6 @@ fn pipes(stdin: StdinMode) -> std::io::Result<OutputEnds> {
         rustix::fs::fstat(&out_read)?.st_ino,
         rustix::fs::fstat(&err_read)?.st_ino,
     ];
-    debug_assert_eq!(stdin, StdinMode::Null);
     Ok(OutputEnds {
         ours_stdout: out_read,
         ours_stderr: Some(err_read),
@@ -103,7 +103,7 @@ pub fn spawn_worker(
         let (cols, rows) = session_io.pty_size;
         pty(spec.io.stdin, cols, rows)?
     } else {
-        pipes(spec.io.stdin)?
+        pipes()?
     };
     let mut command = Command::new(program);
     command
