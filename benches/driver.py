@@ -4,6 +4,8 @@
     driver.py spawn   FORKSCOPE HELPERS_DIR N RUNS
     driver.py output  FORKSCOPE BYTES LINE_LEN RUNS
     driver.py latency FORKSCOPE HELPERS_DIR N STEP_MS RUNS
+    driver.py output-pty   FORKSCOPE BYTES LINE_LEN RUNS
+    driver.py python-start FORKSCOPE PYTHON BOOTSTRAP_PY RUNS
 
 Every measurement starts the programs itself, stops them afterwards and checks that none of
 the processes it started is left running.
@@ -246,11 +248,11 @@ def output_piped(total, line_len):
     return now() - t0
 
 
-def output_forkscope(forkscope, total, line_len):
+def output_forkscope(forkscope, total, line_len, flags=()):
     t0 = now()
     with open("/dev/null", "wb") as null:
         proc = subprocess.Popen(
-            [forkscope, "run", "--headless", "--", "sh", "-c", output_command(total, line_len)],
+            [forkscope, "run", "--headless", *flags, "--", "sh", "-c", output_command(total, line_len)],
             stdout=null,
         )
         engine = None
@@ -268,10 +270,10 @@ def output_forkscope(forkscope, total, line_len):
     return took, peak
 
 
-def output_forkscope_lines(forkscope, total, line_len):
+def output_forkscope_lines(forkscope, total, line_len, flags=()):
     """Runs once with stdout to a pipe read here, to check that every line was reported."""
     proc = subprocess.Popen(
-        [forkscope, "run", "--headless", "--", "sh", "-c", output_command(total, line_len)],
+        [forkscope, "run", "--headless", *flags, "--", "sh", "-c", output_command(total, line_len)],
         stdout=subprocess.PIPE,
     )
     lines = 0
@@ -307,6 +309,82 @@ def bench_output(forkscope, total, line_len, runs):
     )
     lines = output_forkscope_lines(forkscope, total, line_len)
     print(f"check run: {lines} output events, seq contiguous, expected {total // line_len}")
+
+
+def bench_output_pty(forkscope, total, line_len, runs):
+    """The same flood through forkscope's pipes and through `--pty`, in turn."""
+    mb = total / 1e6
+    print(f"## output through a pty: {mb:.0f} MB in lines of {line_len} bytes, {runs} runs each")
+    piped, pty = [], []
+    for _ in range(runs):
+        piped.append(output_forkscope(forkscope, total, line_len)[0])
+        pty.append(output_forkscope(forkscope, total, line_len, ["--pty"])[0])
+    m = statistics.median
+    print(f"forkscope (pipes)     : {summary(piped, 's', 1)} -> {mb / m(piped):.0f} MB/s")
+    print(f"forkscope --pty       : {summary(pty, 's', 1)} -> {mb / m(pty):.0f} MB/s")
+    print(f"ratio (median time): pty/pipes {m(pty) / m(piped):.2f}")
+    lines = output_forkscope_lines(forkscope, total, line_len, ["--pty"])
+    print(f"check run (--pty): {lines} output events, seq contiguous, expected {total // line_len}")
+
+
+# --------------------------------------------------------------------------------------------
+# Python start-up with forkscope's bootstrap
+
+
+def python_start(python, env, stdout=None):
+    """Wall and CPU (user + sys) seconds of one `python -c pass`, and the microseconds
+    `-X importtime` gives the sitecustomize import (cumulative; 0 when there is none)."""
+    t0 = now()
+    proc = subprocess.Popen([python, "-X", "importtime", "-c", "pass"], env=env,
+                            stdout=stdout, stderr=subprocess.PIPE)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, err
+    wall = now() - t0
+    site_us = 0
+    for line in err.decode().splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) == 3 and parts[2] == "sitecustomize":
+            site_us = int(parts[1])
+    return wall, usage.ru_utime + usage.ru_stime, site_us
+
+
+def bench_python_start(python, bootstrap, runs):
+    """`python -c pass`, without and with the bootstrap on PYTHONPATH, in turn. "worker":
+    the variables a worker gets, fd 1 not a capture pipe (the worker itself, and every Python
+    process whose output is not on a shared pipe). "switch": fd 1 is a pipe listed in
+    FORKSCOPE_CAPTURE_INODES but no forkscope answers (the cost of trying: importing socket,
+    two pipes, a failed connect). Wall time is at the mercy of the machine's load; CPU time
+    and `-X importtime` much less."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    with tempfile.TemporaryDirectory() as hooks:
+        with open(bootstrap) as src, open(os.path.join(hooks, "sitecustomize.py"), "w") as dst:
+            dst.write(src.read())
+        r, w = os.pipe()
+        inode = os.fstat(w).st_ino
+        worker = dict(base, PYTHONPATH=hooks, FORKSCOPE_CAPTURE_INODES="1",
+                      FORKSCOPE_OUTPUT_SOCKET=os.path.join(hooks, "none.sock"))
+        switch = dict(worker, FORKSCOPE_CAPTURE_INODES=str(inode))
+        results = {"plain": [], "worker": [], "switch": []}
+        for _ in range(runs):
+            results["plain"].append(python_start(python, base))
+            results["worker"].append(python_start(python, worker))
+            results["switch"].append(python_start(python, switch, stdout=w))
+        os.close(r)
+        os.close(w)
+    m = statistics.median
+    print(f"## python start-up: {python} -c pass, {runs} runs each, in turn")
+    plain_wall = m(x[0] for x in results["plain"])
+    plain_cpu = m(x[1] for x in results["plain"])
+    for name, label in [("plain", "without the bootstrap "), ("worker", "bootstrap (worker)    "),
+                        ("switch", "bootstrap (switch try)")]:
+        wall = m(x[0] for x in results[name])
+        cpu = m(x[1] for x in results[name])
+        site = m(x[2] for x in results[name])
+        print(f"{label}: wall {wall * 1e3:.2f} ms (x{wall / plain_wall:.3f}), "
+              f"CPU {cpu * 1e3:.2f} ms (+{(cpu - plain_cpu) * 1e3:.2f} ms), "
+              f"sitecustomize import {site / 1e3:.2f} ms")
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,6 +458,10 @@ def main():
         bench_spawn(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "output":
         bench_output(forkscope, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "output-pty":
+        bench_output_pty(forkscope, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif mode == "python-start":
+        bench_python_start(sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "latency":
         bench_latency(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:

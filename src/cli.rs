@@ -90,6 +90,51 @@ pub struct SupervisionArgs {
     pub no_guardian: bool,
 }
 
+/// How workers' output reaches forkscope (the same for `run`, `demo` and `up`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct IoArgs {
+    /// Leave output buffering to the programs: no PYTHONUNBUFFERED=1, so Python (like C
+    /// stdio) block-buffers into the pipe and lines come in bursts.
+    #[arg(long, conflicts_with = "line_buffered")]
+    pub buffered: bool,
+    /// Also line-buffer C stdio (coreutils' libstdbuf through LD_PRELOAD; exit 2 where it
+    /// does not exist).
+    #[arg(long)]
+    pub line_buffered: bool,
+    /// stdout and stderr are one pseudo-terminal sized to the output pane (isatty is true;
+    /// the two streams cannot be told apart).
+    #[arg(long)]
+    pub pty: bool,
+    /// The workers' stdin: `null` (/dev/null) or `pty` (the worker's pty; needs --pty).
+    #[arg(long, value_enum, value_name = "null|pty")]
+    pub stdin: Option<StdinArg>,
+    /// No Python bootstrap: lines of a Python worker's children are filed under the worker.
+    #[arg(long)]
+    pub no_python_hooks: bool,
+}
+
+impl IoArgs {
+    /// Applies the flags given to a pool's settings (flags not given change nothing).
+    pub fn apply_to(&self, io: &mut crate::supervise::worker_io::WorkerIo) {
+        use crate::supervise::worker_io::Buffering;
+        if self.buffered {
+            io.buffering = Buffering::Buffered;
+        }
+        if self.line_buffered {
+            io.buffering = Buffering::LineBuffered { libstdbuf: None };
+        }
+        if self.pty {
+            io.pty = true;
+        }
+        if let Some(stdin) = self.stdin {
+            io.stdin = stdin.into();
+        }
+        if self.no_python_hooks {
+            io.python_hooks = false;
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Number of workers.
@@ -103,6 +148,8 @@ pub struct RunArgs {
     pub supervision: SupervisionArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
     /// The command and its arguments (no shell unless you write one).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -139,6 +186,9 @@ pub struct UpArgs {
     /// Seconds between /proc samples (overrides `sample_interval`).
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     pub sample_interval: Option<f64>,
+    /// Output settings; each flag given overrides every pool's key.
+    #[command(flatten)]
+    pub io: IoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +211,8 @@ pub struct DemoArgs {
     pub supervision: SupervisionArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub io: IoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -256,6 +308,42 @@ pub enum TrackArg {
     Kernel,
     Ptrace,
     Poll,
+}
+
+/// `--stdin` and a pool's `stdin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StdinArg {
+    Null,
+    Pty,
+}
+
+impl From<StdinArg> for crate::supervise::worker_io::StdinMode {
+    fn from(arg: StdinArg) -> Self {
+        match arg {
+            StdinArg::Null => Self::Null,
+            StdinArg::Pty => Self::Pty,
+        }
+    }
+}
+
+/// A pool's `buffering` key (`--buffered` and `--line-buffered` on the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BufferingArg {
+    Live,
+    Buffered,
+    LineBuffered,
+}
+
+impl From<BufferingArg> for crate::supervise::worker_io::Buffering {
+    fn from(arg: BufferingArg) -> Self {
+        match arg {
+            BufferingArg::Live => Self::Live,
+            BufferingArg::Buffered => Self::Buffered,
+            BufferingArg::LineBuffered => Self::LineBuffered { libstdbuf: None },
+        }
+    }
 }
 
 fn parse_signal(text: &str) -> Result<i32, String> {

@@ -147,6 +147,8 @@ fn run_demo(
         }
         _ => anyhow::bail!("no Python interpreter for {name}"),
     };
+    let mut pool = pool;
+    pool.io = session::default_io(&args.io);
     let headless = args.output.view.headless;
     let auto = args.auto.map(std::time::Duration::from_secs_f64);
     let options = SessionOptions {

@@ -53,12 +53,17 @@ pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<supervise::shm::
 /// Runs pools until the session ends; returns the exit status.
 /// `segments` (from [`prepare`]) are removed when the session ends.
 pub fn run_pools(
-    pools: Vec<PoolSpec>,
+    mut pools: Vec<PoolSpec>,
     options: SessionOptions,
     segments: supervise::shm::OwnedSegments,
     clock: Instant,
 ) -> anyhow::Result<i32> {
     init_logging(options.log);
+    if let Err(err) = supervise::worker_io::resolve(&mut pools) {
+        // A usage problem (--line-buffered without libstdbuf...): exit 2, nothing started.
+        eprintln!("forkscope: {err}");
+        return Ok(2);
+    }
     let track = match options.supervision.track {
         TrackArg::Auto => TrackMode::Auto,
         TrackArg::Kernel => TrackMode::Kernel,
@@ -143,5 +148,16 @@ pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
         cwd: None,
         restart: args.supervision.restart.into(),
         stop_signal: args.supervision.stop_signal,
+        io: default_io(&args.io),
     }
+}
+
+/// Output settings of `run` and `demo`: live, pipes, Python hooks on, then the flags.
+pub fn default_io(args: &crate::cli::IoArgs) -> supervise::worker_io::WorkerIo {
+    let mut io = supervise::worker_io::WorkerIo {
+        python_hooks: true,
+        ..Default::default()
+    };
+    args.apply_to(&mut io);
+    io
 }

@@ -19,11 +19,12 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use crate::cli::TrackArg;
+use crate::cli::{StdinArg, TrackArg};
 use crate::inspect::shm::decode::{Format, layout, rules::FormatRule};
 use crate::model::policy::RestartPolicy;
 use crate::supervise::PoolSpec;
 use crate::supervise::shm::{ShmSpec, parse_spec};
+use crate::supervise::worker_io::{Buffering, StdinMode, WorkerIo};
 use raw::{CommandValue, RawConfig, RawPool, SignalValue, SizeValue};
 
 /// The default config file name (looked up in the current directory).
@@ -368,6 +369,7 @@ impl Checker<'_> {
                 Some(resolved)
             }
         };
+        let io = self.pool_io(&raw)?;
         Ok(PoolSpec {
             name,
             size,
@@ -376,6 +378,24 @@ impl Checker<'_> {
             cwd,
             restart: raw.restart.map_or(RestartPolicy::Never, Into::into),
             stop_signal,
+            io,
+        })
+    }
+
+    /// `buffering`, `pty`, `stdin` and `python_hooks` (on unless set to false).
+    fn pool_io(&self, raw: &RawPool) -> Result<WorkerIo, ConfigError> {
+        let stdin = match &raw.stdin {
+            None => StdinMode::Null,
+            Some(stdin) if *stdin.get_ref() == StdinArg::Pty && !raw.pty => {
+                return Err(self.err(stdin.span(), "stdin = \"pty\" needs pty = true"));
+            }
+            Some(stdin) => (*stdin.get_ref()).into(),
+        };
+        Ok(WorkerIo {
+            buffering: raw.buffering.map_or(Buffering::Live, Into::into),
+            pty: raw.pty,
+            stdin,
+            python_hooks: raw.python_hooks.unwrap_or(true),
         })
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::{self, SeqAccess, Visitor};
 use toml::Spanned;
 
-use crate::cli::{RestartArg, TrackArg};
+use crate::cli::{BufferingArg, RestartArg, StdinArg, TrackArg};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -36,6 +36,11 @@ pub struct RawPool {
     pub stop_signal: Option<Spanned<SignalValue>>,
     pub env: Option<Spanned<BTreeMap<String, String>>>,
     pub cwd: Option<Spanned<String>>,
+    pub buffering: Option<BufferingArg>,
+    #[serde(default)]
+    pub pty: bool,
+    pub stdin: Option<Spanned<StdinArg>>,
+    pub python_hooks: Option<bool>,
 }
 
 /// `[shm]`: `[[shm.segment]]` and `[[shm.layout]]`.

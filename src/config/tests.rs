@@ -540,3 +540,39 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn output_keys() {
+    use crate::supervise::worker_io::{Buffering, StdinMode, WorkerIo};
+    let pool = &parse(POOL).expect("valid").pools[0];
+    let live_with_hooks = WorkerIo {
+        python_hooks: true,
+        ..WorkerIo::default()
+    };
+    assert_eq!(pool.io, live_with_hooks);
+    let text = format!(
+        "{POOL}buffering = \"line-buffered\"\npty = true\nstdin = \"pty\"\npython_hooks = false\n"
+    );
+    let pool = &parse(&text).expect("valid").pools[0];
+    assert_eq!(
+        pool.io,
+        WorkerIo {
+            buffering: Buffering::LineBuffered { libstdbuf: None },
+            pty: true,
+            stdin: StdinMode::Pty,
+            python_hooks: false,
+        }
+    );
+    assert_error(
+        &format!("{POOL}stdin = \"pty\"\n"),
+        4,
+        9,
+        "stdin = \"pty\" needs pty = true",
+    );
+    assert_error(
+        &format!("{POOL}buffering = \"block\"\n"),
+        4,
+        13,
+        "unknown variant `block`",
+    );
+}

@@ -57,6 +57,7 @@ pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
         if let Some(signal) = args.stop_signal {
             pool.stop_signal = signal;
         }
+        args.io.apply_to(&mut pool.io);
     }
     let mut shm: Vec<ShmSpec> = config.segments;
     for spec in &args.shm {

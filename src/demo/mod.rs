@@ -100,5 +100,6 @@ pub fn pool(demo: &Demo, stop_signal: i32, pace: f64) -> std::io::Result<PoolSpe
         cwd: None,
         restart: demo.restart,
         stop_signal,
+        io: Default::default(),
     })
 }

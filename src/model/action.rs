@@ -26,6 +26,8 @@ pub enum Action {
     Quit,
     /// Let a demo held at a lesson step go on to the next one.
     NextStep,
+    /// The TUI's output pane is now `cols` x `rows` characters: workers' ptys take this size.
+    OutputPaneSize { cols: u16, rows: u16 },
 }
 
 #[cfg(test)]

@@ -95,6 +95,10 @@ pub struct ProcSample {
     /// Working directory, when readable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// The process whose capture pipe this one's stdout or stderr is, when that is another
+    /// process (a child sharing its worker's pipe): its lines are filed under that pid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares_pipe_of: Option<i32>,
 }
 
 /// A pool as the session starts it.

@@ -23,6 +23,10 @@ struct Capture {
     file: std::fs::File,
     splitter: LineSplitter,
     seq: u64,
+    /// A pty master: stdout and stderr together; resized with the output pane.
+    pty: bool,
+    /// The pipe's inode (what `/proc/PID/fd/N` of its writers links to as `pipe:[inode]`).
+    inode: u64,
 }
 
 /// Lesson steps found among the stdout lines (`model::lesson`).
@@ -75,6 +79,7 @@ impl Captures {
         fd: OwnedFd,
     ) -> io::Result<()> {
         rustix::io::ioctl_fionbio(&fd, true)?;
+        let inode = rustix::fs::fstat(&fd)?.st_ino;
         let token = Token(self.next_token);
         self.next_token += 1;
         registry.register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)?;
@@ -86,6 +91,8 @@ impl Captures {
                 file: std::fs::File::from(fd),
                 splitter: LineSplitter::default(),
                 seq: 0,
+                pty: false,
+                inode,
             },
         );
         self.hot.insert(token);
@@ -95,6 +102,38 @@ impl Captures {
     /// The steps announced since the last call, in order.
     pub fn take_announced(&mut self) -> Vec<(i32, u32)> {
         std::mem::take(&mut self.steps.announced)
+    }
+
+    /// Registers a pty's master side for `pid` (reported as `stdout`: a pty has one stream).
+    pub fn add_pty(&mut self, registry: &Registry, pid: i32, fd: OwnedFd) -> io::Result<()> {
+        self.add(registry, pid, Stream::Stdout, fd)?;
+        if let Some(capture) = self.pipes.get_mut(&Token(self.next_token - 1)) {
+            capture.pty = true;
+        }
+        Ok(())
+    }
+
+    /// Gives every pty the new size (the kernel tells the programs that ask).
+    pub fn resize_ptys(&self, cols: u16, rows: u16) {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        for capture in self.pipes.values().filter(|c| c.pty) {
+            if let Err(err) = rustix::termios::tcsetwinsize(&capture.file, size) {
+                tracing::debug!(pid = capture.pid, "cannot resize a pty: {err}");
+            }
+        }
+    }
+
+    /// The process whose capture pipe has this inode (never a pty).
+    pub fn owner_of_pipe(&self, inode: u64) -> Option<i32> {
+        self.pipes
+            .values()
+            .find(|c| !c.pty && c.inode == inode)
+            .map(|c| c.pid)
     }
 
     /// Notes that a pipe became readable.
@@ -154,7 +193,12 @@ impl Captures {
             if taken >= budget {
                 return; // still hot
             }
-            match capture.file.read(&mut self.buffer) {
+            let result = match capture.file.read(&mut self.buffer) {
+                // A pty master whose slave side every process has closed: end of file.
+                Err(e) if capture.pty && e.raw_os_error() == Some(libc::EIO) => Ok(0),
+                other => other,
+            };
+            match result {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
                         emit_piece(events, capture, piece, &mut self.steps);

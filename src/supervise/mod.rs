@@ -8,11 +8,13 @@ pub mod engine;
 pub mod guardian;
 pub mod lines;
 pub mod pidfd;
+pub mod python_hooks;
 pub mod reap;
 pub mod shm;
 pub mod spawn;
 pub mod steps;
 pub mod tree;
+pub mod worker_io;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +35,8 @@ pub struct PoolSpec {
     pub restart: RestartPolicy,
     /// The polite stop signal (default SIGTERM).
     pub stop_signal: i32,
+    /// Buffering hints, pipes or a pty, stdin, Python hooks.
+    pub io: worker_io::WorkerIo,
 }
 
 /// Everything the engine needs to run a session.
@@ -52,6 +56,8 @@ pub struct EngineConfig {
     pub track: crate::track::TrackMode,
     /// Hold the workers at each lesson step they announce (`forkscope demo`).
     pub steps: Option<steps::StepConfig>,
+    /// Pty size and Python hooks, shared by every spawn.
+    pub io: worker_io::SessionIo,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +71,7 @@ impl Default for EngineConfig {
             extra_env: Vec::new(),
             track: crate::track::TrackMode::default(),
             steps: None,
+            io: worker_io::SessionIo::default(),
         }
     }
 }

@@ -61,3 +61,16 @@ pub fn become_subreaper() -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// Whether `pid` is a live descendant of `ancestor` (its parent chain in `/proc` reaches it).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut current = pid;
+    for _ in 0..4096 {
+        match crate::inspect::proc::read_stat(current) {
+            Ok(stat) if stat.ppid == ancestor => return true,
+            Ok(stat) if stat.ppid > 1 => current = stat.ppid,
+            _ => return false,
+        }
+    }
+    false
+}

@@ -327,6 +327,10 @@ impl KernelTracker {
                         member.ppid = stat.ppid;
                     }
                 }
+                // Forked after `all` was listed (its event was applied since): still alive.
+                _ if reader
+                    .stat(*pid)
+                    .is_some_and(|stat| same_start(member.start_time, Some(stat.start_time))) => {}
                 _ => gone.push(*pid),
             }
         }

@@ -353,3 +353,19 @@ fn a_zombie_listed_by_the_scan_and_reaped_since_is_not_a_new_process() {
     let got = t.reconcile(&scan_with_zombie, &tree, &proc, |pid| pid == 101);
     assert_eq!(kinds(&got), vec!["reap 102"]);
 }
+
+#[test]
+fn a_fork_after_the_proc_listing_is_not_reported_gone() {
+    let proc = FakeProc::default();
+    let mut t = KernelTracker::new(100);
+    proc.add(101, 100, 1, &["w"]);
+    t.on_message(&fork(100, 101), &proc);
+    let all = proc.all();
+    let tree: Vec<ProcStat> = vec![all[&101].clone()];
+    // 102 is born after /proc was listed; its fork event is applied before the comparison.
+    proc.add(102, 101, 2, &["a"]);
+    t.on_message(&fork(101, 102), &proc);
+    assert!(t.reconcile(&all, &tree, &proc, |pid| pid == 101).is_empty());
+    let exit = t.on_message(&exit(102, 0, 101), &proc);
+    assert_eq!(kinds(&exit), vec!["exit 102"]);
+}

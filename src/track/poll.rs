@@ -251,6 +251,7 @@ impl PollTracker {
                 pgid: stat.pgrp,
                 sid: stat.session,
                 cwd: known.cwd.clone(),
+                shares_pipe_of: None,
             });
         }
         let gone: Vec<i32> = self

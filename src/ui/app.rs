@@ -271,8 +271,19 @@ impl App {
             }
             Msg::Mouse(mouse) => self.on_mouse(mouse),
             Msg::Layout(areas) => {
+                let resized = (areas.output.width, areas.output.height)
+                    != (self.areas.output.width, self.areas.output.height);
                 self.areas = areas;
-                Vec::new()
+                // Inside the pane's border; the engine sizes the workers' ptys to it.
+                let (cols, rows) = (
+                    areas.output.width.saturating_sub(2),
+                    areas.output.height.saturating_sub(2),
+                );
+                if resized && cols > 0 && rows > 0 {
+                    vec![Effect::Engine(Action::OutputPaneSize { cols, rows })]
+                } else {
+                    Vec::new()
+                }
             }
             Msg::Replay(status) => {
                 self.replay = Some(status);

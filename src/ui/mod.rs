@@ -178,7 +178,8 @@ pub fn run(
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
             let mut areas = Areas::default();
             terminal.draw(|frame| areas = view::render(&app, frame))?;
-            app.update(Msg::Layout(areas));
+            let effects = app.update(Msg::Layout(areas));
+            carry_out(&mut source, &mut app, effects);
             dirty = false;
             last_draw = Some(Instant::now());
         }

@@ -48,6 +48,24 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
+/// Whether a variable of the machine running the tests would hide what users meet: this
+/// machine exports `PYTHONUNBUFFERED=1` (Python output looks live without forkscope's help)
+/// and `PYTHONDONTWRITEBYTECODE=1`; users' machines set no `PYTHON*` variable by default.
+pub fn hides_user_behaviour(name: &str) -> bool {
+    name.starts_with("PYTHON")
+}
+
+/// Removes from `command`'s environment every variable that [`hides_user_behaviour`], so
+/// forkscope (and every worker) runs as on a user's machine.
+pub fn as_users_run(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(hides_user_behaviour) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// How a test starts forkscope.
 #[derive(Default)]
 pub struct StartOptions {
@@ -101,7 +119,7 @@ impl Forkscope {
     pub fn start_with(marker: &str, args: &[&str], options: StartOptions) -> Forkscope {
         let StartOptions { gate, soft_nofile } = options;
         let mut command = Command::new(bin());
-        command
+        as_users_run(&mut command)
             .args(args)
             .env(MARKER_VAR, marker)
             .stdin(Stdio::null())

@@ -108,7 +108,14 @@ pub fn run_demo(track: &str, name: &str, extra: &[&str], limit: Duration) -> Run
 
 /// `forkscope ARGS` (a headless session) with a time limit, its events parsed.
 fn run_forkscope(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_forkscope"));
+    for (name, _) in std::env::vars_os() {
+        // As users run: no PYTHONUNBUFFERED and the like (see tests/common).
+        if name.to_str().is_some_and(|n| n.starts_with("PYTHON")) {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())

@@ -28,7 +28,9 @@ impl Tmux {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let tmux = Tmux { socket, dir };
-        let status = Command::new("tmux")
+        let mut command = Command::new("tmux");
+        // The tmux server's shell runs forkscope as users run it.
+        let status = crate::common::as_users_run(&mut command)
             .args([
                 "-L",
                 &tmux.socket,
@@ -106,6 +108,16 @@ impl Tmux {
             .output()
             .expect("tmux display-message");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Resizes the window (the terminal forkscope runs in).
+    pub fn resize(&self, width: u16, height: u16) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "main"])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .status()
+            .expect("tmux resize-window");
+        assert!(status.success());
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

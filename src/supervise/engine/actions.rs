@@ -29,6 +29,10 @@ impl Engine {
             Action::Scale { pool, size } => self.scale(&pool, size),
             Action::Quit => self.begin_stop("quit requested".into(), true),
             Action::NextStep => self.next_step(),
+            Action::OutputPaneSize { cols, rows } => {
+                self.config.io.pty_size = (cols.max(1), rows.max(1));
+                self.captures.resize_ptys(cols.max(1), rows.max(1));
+            }
         }
     }
 

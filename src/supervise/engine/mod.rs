@@ -4,6 +4,7 @@
 
 mod actions;
 mod ptrace;
+mod shared_pipes;
 mod stop;
 mod tracking;
 mod workers;
@@ -22,6 +23,7 @@ use signal_hook_mio::v1_0::Signals;
 use super::EngineConfig;
 use super::capture::Captures;
 use super::channel::{ActionTx, EventRx, EventTx, channels};
+use super::python_hooks::{self, HooksServer};
 use super::reap::{Reaped, reap_exited};
 use super::tree::become_subreaper;
 use crate::model::policy::RestartTracker;
@@ -69,8 +71,9 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
-    let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let mut config = config;
+    let hooks = start_python_hooks(&mut config, me, &waker);
+    let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     // Before any worker exists: they inherit the gate's read end.
     let gate = config.steps.map(super::steps::StepGate::open).transpose()?;
     if let Some(gate) = &gate {
@@ -79,6 +82,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
     engine.captures.steps.held = gate.is_some();
     engine.gate = gate;
+    engine.hooks = hooks;
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -97,6 +101,33 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
         engine_pid: me,
         thread: Some(thread),
     })
+}
+
+/// Starts the Python hooks' server when a pool wants it; without it workers run unhooked.
+fn start_python_hooks(
+    config: &mut EngineConfig,
+    me: i32,
+    waker: &Arc<Waker>,
+) -> Option<HooksServer> {
+    if !python_hooks::wanted(&config.pools) {
+        return None;
+    }
+    let waker = waker.clone();
+    match HooksServer::start(
+        me,
+        Arc::new(move || {
+            let _ = waker.wake();
+        }),
+    ) {
+        Ok(server) => {
+            config.io.python_hooks = Some(server.paths().clone());
+            Some(server)
+        }
+        Err(err) => {
+            tracing::warn!("python hooks unavailable: {err}");
+            None
+        }
+    }
 }
 
 /// Where a worker stands.
@@ -187,6 +218,8 @@ pub(crate) struct Engine {
     next_zombie_check: Instant,
     /// Holds a demo at its lesson steps (`forkscope demo`).
     gate: Option<super::steps::StepGate>,
+    /// Where Python processes hand over pipes of their own.
+    hooks: Option<HooksServer>,
 }
 
 impl Engine {
@@ -231,6 +264,7 @@ impl Engine {
             started_unix: 0.0,
             next_zombie_check: Instant::now(),
             gate: None,
+            hooks: None,
         }
     }
 
@@ -261,6 +295,8 @@ impl Engine {
                     }
                 }
             }
+            // Before any exit is handled: a process's own pipes are read before its end.
+            self.take_own_pipes();
             self.take_actions();
             if !self.events.congested() {
                 self.captures.service(self.poll.registry(), &self.events);
@@ -289,6 +325,19 @@ impl Engine {
             status,
             unknown_exits,
         });
+    }
+
+    /// Captures the pipes Python processes handed over, each under its own pid.
+    fn take_own_pipes(&mut self) {
+        let Some(hooks) = &self.hooks else { return };
+        let registry = self.poll.registry();
+        for own in hooks.take() {
+            for (stream, fd) in own.pipes {
+                if let Err(err) = self.captures.add(registry, own.pid, stream, fd) {
+                    tracing::warn!("cannot capture the pipes of {}: {err}", own.pid);
+                }
+            }
+        }
     }
 
     fn emit_session(&self) {

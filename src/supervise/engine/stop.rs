@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Engine, WorkerState};
-use crate::inspect::proc::{descendants, read_stat};
+use crate::inspect::proc::descendants;
 use crate::model::signals::signal_name;
 use crate::model::{Delivery, EventBody, SignalReason};
 use crate::supervise::pidfd::Pidfd;
@@ -215,14 +215,6 @@ impl Engine {
 
     /// Whether `pid` is a live descendant of the engine (never signal outside the tree).
     pub(super) fn in_tree(&self, pid: i32) -> bool {
-        let mut current = pid;
-        for _ in 0..4096 {
-            match read_stat(current) {
-                Ok(stat) if stat.ppid == self.me => return true,
-                Ok(stat) if stat.ppid > 1 => current = stat.ppid,
-                _ => return false,
-            }
-        }
-        false
+        crate::supervise::tree::descends_from(pid, self.me)
     }
 }

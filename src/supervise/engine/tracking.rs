@@ -201,6 +201,11 @@ impl Engine {
         let clock = KernelClock::read();
         for message in &messages {
             for tracked in kernel.tracker.on_message(message, &LiveProc) {
+                if let EventBody::Exit { pid, .. } = tracked.body {
+                    // A process with pipes of its own: its last lines before its exit.
+                    self.captures
+                        .drain_pid(self.poll.registry(), pid, &self.events);
+                }
                 emit_tracked(&self.events, &clock, tracked);
             }
         }
@@ -248,10 +253,7 @@ impl Engine {
             })
             .collect();
         let scan = self.tracker.observe(tree);
-        self.events.emit(EventBody::Sample {
-            pid: None,
-            procs: scan.samples,
-        });
+        self.emit_sample(scan.samples);
     }
 
     /// The tree's live processes as an exact source knows them (workers included); `None`
@@ -288,10 +290,7 @@ impl Engine {
             self.release_held_tracees();
             if samples {
                 let scan = self.tracker.observe(tree);
-                self.events.emit(EventBody::Sample {
-                    pid: None,
-                    procs: scan.samples,
-                });
+                self.emit_sample(scan.samples);
             }
             return;
         }
@@ -300,10 +299,7 @@ impl Engine {
             for event in scan.events {
                 self.events.emit(event);
             }
-            self.events.emit(EventBody::Sample {
-                pid: None,
-                procs: scan.samples,
-            });
+            self.emit_sample(scan.samples);
             return;
         }
         // Events queued while /proc was read are applied before comparing. If the socket
@@ -327,10 +323,7 @@ impl Engine {
         }
         if samples {
             let scan = self.tracker.observe(tree);
-            self.events.emit(EventBody::Sample {
-                pid: None,
-                procs: scan.samples,
-            });
+            self.emit_sample(scan.samples);
         }
     }
 

@@ -17,7 +17,14 @@ impl Engine {
         };
         let size = self.pools[pool].target;
         let trace = self.ptrace.is_some();
-        let result = spawn_worker(&spec, index, size, &self.config.extra_env, trace);
+        let result = spawn_worker(
+            &spec,
+            index,
+            size,
+            &self.config.extra_env,
+            trace,
+            &self.config.io,
+        );
         let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
             return;
         };
@@ -45,11 +52,18 @@ impl Engine {
                     restarts,
                 });
                 let registry = self.poll.registry();
-                for (stream, fd) in [
-                    (Stream::Stdout, spawned.stdout),
-                    (Stream::Stderr, spawned.stderr),
-                ] {
-                    if let Err(err) = self.captures.add(registry, spawned.pid, stream, fd) {
+                let pty = spawned.pty;
+                let pipes = [
+                    Some((Stream::Stdout, spawned.stdout)),
+                    spawned.stderr.map(|fd| (Stream::Stderr, fd)),
+                ];
+                for (stream, fd) in pipes.into_iter().flatten() {
+                    let added = if pty {
+                        self.captures.add_pty(registry, spawned.pid, fd)
+                    } else {
+                        self.captures.add(registry, spawned.pid, stream, fd)
+                    };
+                    if let Err(err) = added {
                         tracing::warn!("cannot capture output of {}: {err}", spawned.pid);
                     }
                 }

@@ -25,7 +25,13 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
                 t.push_str(&format!(" ({} oldest dropped)", log.evicted));
             }
             if shared {
-                t.push_str(" · pipes shared with this worker");
+                t.push_str(" · shared pipe: this process's lines are filed here");
+            }
+            let writers = live_writers_sharing(app, proc.pid);
+            if writers > 0 {
+                t.push_str(&format!(
+                    " · shared pipe: {writers} other live process(es) write here"
+                ));
             }
             t
         }
@@ -77,8 +83,27 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(shown), inner);
 }
 
-/// Descendants write into their worker's pipes: show the worker's log for them.
+/// Live processes whose stdout or stderr is `owner`'s capture pipe (from the samples).
+fn live_writers_sharing(app: &App, owner: i32) -> usize {
+    app.state
+        .procs
+        .values()
+        .filter(|p| p.is_alive())
+        .filter(|p| p.sample.as_ref().and_then(|s| s.shares_pipe_of) == Some(owner))
+        .count()
+}
+
+/// Descendants write into their worker's pipes: show the worker's log for them (the pipe's
+/// owner when the samples say whose pipe it is).
 fn output_owner<'a>(app: &'a App, proc: &'a ProcessView) -> (Option<&'a ProcessView>, bool) {
+    if let Some(owner) = proc
+        .sample
+        .as_ref()
+        .and_then(|s| s.shares_pipe_of)
+        .and_then(|pid| app.state.find_pid(pid))
+    {
+        return (Some(owner), true);
+    }
     if !proc.output.is_empty() || matches!(proc.role, Role::Worker { .. }) {
         return (Some(proc), false);
     }

@@ -99,6 +99,7 @@ pub(crate) fn sample_app() -> App {
                         pgid: 201,
                         sid: 1,
                         cwd: Some("/tmp".into()),
+                        shares_pipe_of: None,
                     },
                     ProcSample {
                         pid: 202,
@@ -109,6 +110,7 @@ pub(crate) fn sample_app() -> App {
                         pgid: 202,
                         sid: 1,
                         cwd: None,
+                        shares_pipe_of: None,
                     },
                 ],
             },
@@ -589,4 +591,65 @@ fn an_adopted_orphan_is_under_forkscope_marked_with_its_old_parent() {
     );
     // It still writes into its worker's pipes: the output pane shows the worker's log.
     assert!(screen.contains("from worker b"), "{screen}");
+}
+
+#[test]
+fn a_child_sharing_its_workers_pipe_is_marked_shared_pipe() {
+    let mut app = sample_app();
+    app.update(ev(
+        1.1,
+        EventBody::Fork {
+            pid: 302,
+            ppid: 201,
+            start_time: Some(4),
+            source: TrackSource::Engine,
+        },
+    ));
+    let mut child = ProcSample {
+        pid: 302,
+        state: 'S',
+        cpu: 0.0,
+        rss_kb: 1024,
+        threads: 1,
+        pgid: 201,
+        sid: 1,
+        cwd: None,
+        shares_pipe_of: Some(201),
+    };
+    app.update(ev(
+        1.2,
+        EventBody::Sample {
+            pid: None,
+            procs: vec![child.clone()],
+        },
+    ));
+    let screen = draw(&app, 160, 30);
+    assert!(
+        screen.contains("shared pipe: 1 other live process(es) write here"),
+        "{screen}"
+    );
+    child.shares_pipe_of = None;
+    app.update(ev(
+        2.2,
+        EventBody::Sample {
+            pid: None,
+            procs: vec![child],
+        },
+    ));
+    assert!(!draw(&app, 160, 30).contains("shared pipe"));
+}
+
+#[test]
+fn a_new_output_pane_size_goes_to_the_engine_once() {
+    use crate::model::Action;
+    use crate::ui::app::Effect;
+    let mut app = sample_app();
+    let (_, areas) = draw_with_areas(&app, 120, 30);
+    let effects = app.update(Msg::Layout(areas));
+    let expected = Action::OutputPaneSize {
+        cols: areas.output.width - 2,
+        rows: areas.output.height - 2,
+    };
+    assert_eq!(effects, vec![Effect::Engine(expected)]);
+    assert!(app.update(Msg::Layout(areas)).is_empty(), "same size again");
 }
