@@ -9,6 +9,7 @@ pub mod guardian;
 pub mod lines;
 pub mod pidfd;
 pub mod reap;
+pub mod session_files;
 pub mod shm;
 pub mod spawn;
 pub mod tree;
@@ -49,6 +50,8 @@ pub struct EngineConfig {
     pub extra_env: Vec<(String, String)>,
     /// Where descendants' lifecycle facts come from (`--track`).
     pub track: crate::track::TrackMode,
+    /// Sees every event before the consumer does (the control socket, `coord/`).
+    pub tap: Option<channel::Tap>,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +64,7 @@ impl Default for EngineConfig {
             backoff: Backoff::default(),
             extra_env: Vec::new(),
             track: crate::track::TrackMode::default(),
+            tap: None,
         }
     }
 }

@@ -39,6 +39,9 @@ const WAKER: Token = Token(1);
 pub struct EngineHandle {
     pub events: EventRx,
     pub actions: ActionTx,
+    /// Another sender on the event channel, for facts learnt outside the engine (the control
+    /// socket's barriers and marks).
+    pub emitter: EventTx,
     pub engine_pid: i32,
     thread: Option<JoinHandle<()>>,
 }
@@ -65,6 +68,8 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
+    let events_tx = events_tx.with_tap(config.tap.clone());
+    let emitter = events_tx.clone();
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
@@ -81,6 +86,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     Ok(EngineHandle {
         events: events_rx,
         actions: actions_tx,
+        emitter,
         engine_pid: me,
         thread: Some(thread),
     })

@@ -1,0 +1,1 @@
+//! A blocking client of the control socket, for `ctl` and `barrier wait`.

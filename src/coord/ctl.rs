@@ -1,0 +1,1 @@
+//! `forkscope ctl`: talks to a running session's control socket.
