@@ -25,7 +25,13 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
             session::prepare(&args.supervision)?;
-            let pool = session::pool_from_run(&args);
+            let mut pool = session::pool_from_run(&args);
+            if args.python_helper {
+                let dir = forkscope::coord::python::write_helper()
+                    .context("writing the Python helper")?;
+                pool.env
+                    .push(forkscope::coord::python::pythonpath_entry(&dir));
+            }
             let title = args.command.join(" ");
             let options = SessionOptions {
                 supervision: &args.supervision,
@@ -83,6 +89,25 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
         Command::Replay(args) => replay(&args),
         Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
+        Command::Ctl(args) => Ok(forkscope::coord::ctl::run(
+            args.socket,
+            args.json,
+            args.command.into(),
+        )),
+        Command::Barrier(forkscope::cli::BarrierCommand::Wait {
+            name,
+            parties,
+            timeout,
+            socket,
+        }) => Ok(forkscope::coord::ctl::barrier_wait(
+            socket, &name, parties, timeout,
+        )),
+        Command::PythonPath => {
+            let dir =
+                forkscope::coord::python::write_helper().context("writing the Python helper")?;
+            println!("{}", dir.display());
+            Ok(0)
+        }
     }
 }
 

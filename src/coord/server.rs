@@ -316,7 +316,12 @@ async fn handle(
         }
         Op::Subscribe { from_start } => {
             let subscription = shared.context.hub.subscribe(from_start);
-            out.send(reply_ok(&id, json!({"subscribed": true}))).await?;
+            let backlog = subscription.backlog.len();
+            out.send(reply_ok(
+                &id,
+                json!({"subscribed": true, "backlog": backlog}),
+            ))
+            .await?;
             tasks.push(tokio::spawn(forward(
                 shared.clone(),
                 id,

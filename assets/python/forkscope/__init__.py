@@ -1,0 +1,1 @@
+"""forkscope helper (placeholder)."""
