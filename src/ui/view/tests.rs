@@ -203,7 +203,8 @@ fn help_overlay_lists_every_key() {
     let mut app = sample_app();
     app.overlay = crate::ui::app::Overlay::Help;
     let screen = draw(&app, 120, 30);
-    for (key, _) in crate::ui::input::KEYS {
+    for binding in crate::ui::keymap::KEYS {
+        let key = binding.label;
         assert!(screen.contains(key), "missing {key} in\n{screen}");
     }
 }
