@@ -133,6 +133,8 @@ pub struct Instant {
     /// `barrier NAME pass #3`, `mark LABEL`.
     pub label: String,
     pub kind: InstantKind,
+    /// The barrier's name, for barrier steps.
+    pub barrier: Option<String>,
 }
 
 /// What an [`Instant`] is, for its glyph.
@@ -526,6 +528,7 @@ pub fn update(state: &mut State, event: &Event) {
                 pid: *pid,
                 label,
                 kind: InstantKind::Barrier(*step),
+                barrier: Some(name.clone()),
             });
         }
         EventBody::Mark { pid, label, .. } => state.push_instant(Instant {
@@ -533,6 +536,7 @@ pub fn update(state: &mut State, event: &Event) {
             pid: *pid,
             label: format!("mark {label}"),
             kind: InstantKind::Mark,
+            barrier: None,
         }),
         EventBody::End { status, .. } => {
             state.ended = Some(*status);

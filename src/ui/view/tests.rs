@@ -268,6 +268,53 @@ fn timeline_chart_places_birth_and_death_by_time() {
 }
 
 #[test]
+fn timeline_shows_barrier_steps_and_marks_on_their_rows() {
+    use crate::model::BarrierStep;
+    use crate::ui::view::timeline::{Window, chart};
+    let mut app = sample_app();
+    let barrier = |t: f64, pid: Option<i32>, step: BarrierStep| {
+        ev(
+            t,
+            EventBody::Barrier {
+                pid,
+                name: "b".into(),
+                step,
+                generation: 0,
+                parties: 1,
+                waiting: 1,
+                pool: None,
+                worker: None,
+                reason: None,
+            },
+        )
+    };
+    app.update(barrier(0.35, Some(201), BarrierStep::Arrive));
+    app.update(barrier(0.55, None, BarrierStep::Pass));
+    app.update(ev(
+        0.75,
+        EventBody::Mark {
+            pid: Some(201),
+            label: "epoch".into(),
+            pool: None,
+            worker: None,
+        },
+    ));
+    let rows = app.rows();
+    let window = Window {
+        start: 0.0,
+        seconds_per_column: 0.1,
+    };
+    let grid = chart(&app, &rows, window, 20);
+    let row = rows
+        .iter()
+        .position(|r| matches!(r.key, crate::ui::rows::RowKey::Proc(id) if app.state.procs[&id].pid == 201))
+        .unwrap();
+    assert_eq!(grid[row][3].0, '▹');
+    assert_eq!(grid[row][5].0, '‖');
+    assert_eq!(grid[row][7].0, '★');
+}
+
+#[test]
 fn replay_is_read_only() {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let mut app = sample_app();
