@@ -39,6 +39,10 @@ pub struct WatchSpec {
     /// A barrier's parties (Python keeps them only in each process's memory).
     #[serde(default)]
     pub parties: Option<u32>,
+    /// The address of a glibc `sem_t` in the registering process (a `SemLock`'s handle),
+    /// read through `/proc/PID/mem`: locks, semaphores, events, conditions, queues.
+    #[serde(default)]
+    pub address: Option<u64>,
 }
 
 /// A registered watch: the spec and the process that holds the mapping.
@@ -142,6 +146,31 @@ pub fn decode(spec: &WatchSpec, bytes: &[u8]) -> Result<Value, String> {
                 "broken": state == -2,
             }))
         }
+        "lock" | "rlock" | "semaphore" | "event" | "condition" | "queue" => {
+            let raw = bytes
+                .get(..8)
+                .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                .ok_or_else(|| "region too short".to_string())?;
+            // glibc x86-64 `sem_t`: the value in the low 32 bits, waiters in the high 32.
+            let value = raw & 0xffff_ffff;
+            let waiters = raw >> 32;
+            Ok(match spec.kind.as_str() {
+                "lock" | "rlock" | "condition" => {
+                    serde_json::json!({"locked": value == 0, "waiters": waiters})
+                }
+                "event" => serde_json::json!({"set": value > 0, "waiters": waiters}),
+                "queue" => {
+                    let maxsize = spec.length.unwrap_or(0);
+                    serde_json::json!({"qsize": maxsize.saturating_sub(value), "waiters": waiters})
+                }
+                _ => serde_json::json!({"value": value, "waiters": waiters}),
+            })
+        }
+        "shareable_list" => crate::inspect::shm::decode::shareable_list::decode(bytes)
+            .map(|list| {
+                serde_json::to_value(crate::model::shm::Decoded::from(list)).unwrap_or_default()
+            })
+            .map_err(|err| err.0),
         _ => Ok(Value::from(
             bytes
                 .iter()
@@ -154,21 +183,29 @@ pub fn decode(spec: &WatchSpec, bytes: &[u8]) -> Result<Value, String> {
 
 /// Reads the watched region now.
 pub fn read(pid: i32, spec: &WatchSpec) -> Result<Value, String> {
-    let size = spec.size.unwrap_or(0).min(MAX_WATCH_BYTES);
+    let size = match spec.address {
+        Some(_) => 8,
+        None => spec.size.unwrap_or(0).min(MAX_WATCH_BYTES),
+    };
     if size == 0 {
         return Ok(Value::Null);
     }
-    let path = match (spec.fd, spec.segment.as_deref()) {
-        (Some(fd), _) => format!("/proc/{pid}/fd/{fd}"),
-        (None, Some(segment)) if !segment.contains('/') => {
-            format!("/dev/shm/{}", segment.trim_start_matches('/'))
+    let (path, at) = match (spec.address, spec.fd, spec.segment.as_deref()) {
+        (Some(address), _, _) => (format!("/proc/{pid}/mem"), address),
+        (None, Some(fd), _) => (format!("/proc/{pid}/fd/{fd}"), spec.offset.unwrap_or(0)),
+        (None, None, Some(segment)) => {
+            let name = segment.trim_start_matches('/');
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return Err(format!("bad segment name {segment:?}"));
+            }
+            (format!("/dev/shm/{name}"), spec.offset.unwrap_or(0))
         }
         _ => return Err("no fd or segment to read".into()),
     };
     let file = File::open(&path).map_err(|err| format!("{path}: {err}"))?;
     let mut bytes = vec![0u8; size as usize];
     let got = file
-        .read_at(&mut bytes, spec.offset.unwrap_or(0))
+        .read_at(&mut bytes, at)
         .map_err(|err| format!("{path}: {err}"))?;
     bytes.truncate(got);
     decode(spec, &bytes)
@@ -190,6 +227,7 @@ mod tests {
             offset: None,
             size: None,
             parties: Some(3),
+            address: None,
         }
     }
 
