@@ -85,7 +85,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
             };
             session::run_pools(vec![pool], options, clock)
         }
-        Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
+        Command::Inspect(args) => forkscope::coord::ctl::inspect(args.pid, args.json),
         Command::Replay(args) => replay(&args),
         Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),

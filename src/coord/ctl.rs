@@ -369,3 +369,45 @@ pub fn barrier_wait(
         }
     }
 }
+
+/// `forkscope inspect PID [--json]`: the snapshot; with `--json`, the objects programs of
+/// the tree named with `forkscope.watch` (in any running session of this user) are listed
+/// under `watched`, with their current values.
+pub fn inspect(pid: i32, json_out: bool) -> anyhow::Result<i32> {
+    if !json_out {
+        return crate::inspect::snapshot::print(pid, false);
+    }
+    let snapshot = match crate::inspect::snapshot::take(pid) {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            eprintln!("forkscope: {err}");
+            return Ok(1);
+        }
+    };
+    let mut doc = serde_json::to_value(&snapshot)?;
+    let pids: std::collections::HashSet<i64> = snapshot
+        .processes
+        .iter()
+        .map(|p| i64::from(p.pid))
+        .collect();
+    let mut watched = Vec::new();
+    for session in live_sessions() {
+        let Ok(mut client) = Client::connect(&session.socket) else {
+            continue;
+        };
+        let Ok(status) = client.request(json!({"op": "status"})) else {
+            continue;
+        };
+        watched.extend(
+            status["watched"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|w| w["pid"].as_i64().is_some_and(|p| pids.contains(&p)))
+                .cloned(),
+        );
+    }
+    doc["watched"] = Value::from(watched);
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(0)
+}

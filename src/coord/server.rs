@@ -302,7 +302,11 @@ async fn handle(
         Op::Inspect => {
             let root = shared.context.engine_pid;
             match tokio::task::spawn_blocking(move || crate::inspect::snapshot::take(root)).await {
-                Ok(Ok(snapshot)) => Ok(serde_json::to_value(snapshot).unwrap_or(Value::Null)),
+                Ok(Ok(snapshot)) => {
+                    let mut doc = serde_json::to_value(snapshot).unwrap_or(Value::Null);
+                    doc["watched"] = serde_json::to_value(watched_now(shared)).unwrap_or_default();
+                    Ok(doc)
+                }
                 Ok(Err(err)) => Err(("inspect", err.to_string())),
                 Err(err) => Err(("inspect", err.to_string())),
             }
@@ -420,22 +424,28 @@ fn hello(shared: &Shared, peer: Peer) -> Value {
     })
 }
 
-/// The `status` document: the fold, barriers, watched objects (read now), subscribers.
-fn status(shared: &Shared) -> Value {
-    let (mut value, barriers, mut watches) = {
-        let coord = shared.lock();
-        (
-            serde_json::to_value(&coord.fold).unwrap_or(Value::Null),
-            coord.barriers.all(),
-            coord.watches.clone(),
-        )
-    };
+/// The watched objects with their values read now.
+fn watched_now(shared: &Shared) -> Vec<Watched> {
+    let mut watches = shared.lock().watches.clone();
     for watched in &mut watches {
         match watch::read(watched.pid, &watched.spec) {
             Ok(v) => watched.value = v,
             Err(err) => watched.error = Some(err),
         }
     }
+    watches
+}
+
+/// The `status` document: the fold, barriers, watched objects (read now), subscribers.
+fn status(shared: &Shared) -> Value {
+    let (mut value, barriers) = {
+        let coord = shared.lock();
+        (
+            serde_json::to_value(&coord.fold).unwrap_or(Value::Null),
+            coord.barriers.all(),
+        )
+    };
+    let watches = watched_now(shared);
     value["session_pid"] = json!(shared.context.session_pid);
     value["title"] = json!(shared.context.title);
     value["barriers"] = serde_json::to_value(barriers).unwrap_or(Value::Null);
