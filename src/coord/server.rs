@@ -45,6 +45,8 @@ struct Coord {
     fold: StatusFold,
     barriers: Barriers,
     watches: Vec<Watched>,
+    /// Each connection's party lineage, read from `/proc` at its first barrier wait.
+    lineages: std::collections::HashMap<u64, Vec<i32>>,
 }
 
 struct Shared {
@@ -267,7 +269,11 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
             break;
         }
     }
-    let events = shared.lock().barriers.connection_closed(conn);
+    let events = {
+        let mut coord = shared.lock();
+        coord.lineages.remove(&conn);
+        coord.barriers.connection_closed(conn)
+    };
     shared.emit_all(events);
     for task in &tasks {
         task.abort();
@@ -516,7 +522,15 @@ async fn barrier_wait(
     out: &mpsc::Sender<String>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Sent {
-    let lineage = lineage(peer.pid, shared.context.engine_pid);
+    let cached = shared.lock().lineages.get(&peer.conn).cloned();
+    let lineage = match cached {
+        Some(lineage) => lineage,
+        None => {
+            let found = lineage(peer.pid, shared.context.engine_pid);
+            shared.lock().lineages.insert(peer.conn, found.clone());
+            found
+        }
+    };
     let (reply_tx, reply_rx) = oneshot::channel();
     let arrived = {
         let mut coord = shared.lock();

@@ -28,6 +28,8 @@ class BrokenBarrierError(threading.BrokenBarrierError):
 _ids = itertools.count(1)
 _shared = {"pid": None, "conn": None}
 _shared_lock = threading.Lock()
+# Barrier waits use a connection per thread (a wait blocks it); closing it is leaving.
+_waits = threading.local()
 
 
 def active():
@@ -41,7 +43,7 @@ def _connect():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(path)
-    return conn.makefile("rwb", buffering=0), conn
+    return conn.makefile("rb"), conn
 
 
 def _identity():
@@ -53,12 +55,13 @@ def _identity():
     return fields
 
 
-def _exchange(stream, op, fields):
+def _exchange(connection, op, fields):
+    reader, conn = connection
     request_id = next(_ids)
     request = dict(fields, id=request_id, op=op)
-    stream.write((json.dumps(request) + "\n").encode())
+    conn.sendall((json.dumps(request) + "\n").encode())
     while True:
-        line = stream.readline()
+        line = reader.readline()
         if not line:
             raise ConnectionError("forkscope closed the connection")
         reply = json.loads(line)
@@ -77,7 +80,7 @@ def _request(op, **fields):
                 # A forked child must not share its parent's connection.
                 _shared["conn"] = _connect()
                 _shared["pid"] = os.getpid()
-            return _exchange(_shared["conn"][0], op, fields)
+            return _exchange(_shared["conn"], op, fields)
         except (OSError, ValueError):
             _shared["conn"] = None
             return None
@@ -181,13 +184,18 @@ class Barrier:
         fields = dict(_identity(), name=self._name, parties=self._parties)
         if timeout is not None:
             fields["timeout"] = float(timeout)
-        stream, conn = _connect()
+        if getattr(_waits, "pid", None) != os.getpid() or _waits.conn is None:
+            _waits.conn = _connect()
+            _waits.pid = os.getpid()
+        reader, conn = _waits.conn
         try:
-            # A connection of its own: closing it (this process dying) breaks the barrier.
-            reply = _exchange(stream, "barrier_wait", fields)
-        finally:
-            stream.close()
+            reply = _exchange(_waits.conn, "barrier_wait", fields)
+        except BaseException:
+            # Interrupted mid-wait: this connection's reply is still pending; leave.
+            _waits.conn = None
+            reader.close()
             conn.close()
+            raise
         if not reply.get("ok"):
             raise BrokenBarrierError(reply.get("error", {}).get("message", "broken"))
         index = reply["result"]["index"]
