@@ -8,7 +8,7 @@
 //! and watches barrier parties.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::mpsc;
@@ -18,17 +18,38 @@ use crate::supervise::channel::EventTap;
 
 /// Recent events kept for `events --from-start`.
 pub const RING_EVENTS: usize = 20_000;
+/// Bytes of output text the ring keeps at most (long lines would otherwise make 20,000
+/// events a gigabyte).
+pub const RING_BYTES: usize = 16 << 20;
 /// Events a subscriber may lag behind before it is cut off.
 pub const SUBSCRIBER_QUEUE: usize = 8_192;
+/// Bytes of output text a subscriber may lag behind before it is cut off.
+pub const SUBSCRIBER_BYTES: usize = 16 << 20;
+
+/// The memory an event holds beyond its fixed size: output text.
+fn weight(event: &Event) -> usize {
+    match &event.body {
+        EventBody::Output { line, raw_hex, .. } => {
+            line.len() + raw_hex.as_ref().map_or(0, String::len)
+        }
+        _ => 0,
+    }
+}
 
 /// One event shared by the ring and every subscriber, serialised once, when first needed.
 #[derive(Debug)]
 pub struct SharedEvent {
     pub event: Event,
     json: OnceLock<String>,
+    weight: usize,
 }
 
 impl SharedEvent {
+    /// Output bytes this event holds.
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
     /// The event as `--headless` prints it (without the newline).
     pub fn json(&self) -> &str {
         self.json
@@ -42,16 +63,20 @@ pub struct Subscription {
     pub live: mpsc::Receiver<Arc<SharedEvent>>,
     /// Set when the hub dropped this subscriber for falling behind.
     pub cut_off: Arc<AtomicBool>,
+    /// Output bytes queued for this subscriber; the receiver subtracts what it takes.
+    pub queued_bytes: Arc<AtomicUsize>,
 }
 
 struct Subscriber {
     tx: mpsc::Sender<Arc<SharedEvent>>,
     cut_off: Arc<AtomicBool>,
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 #[derive(Default)]
 struct Inner {
     ring: VecDeque<Arc<SharedEvent>>,
+    ring_bytes: usize,
     subscribers: Vec<Subscriber>,
 }
 
@@ -83,6 +108,7 @@ impl Hub {
     pub fn subscribe(&self, from_start: bool) -> Subscription {
         let (tx, live) = mpsc::channel(SUBSCRIBER_QUEUE);
         let cut_off = Arc::new(AtomicBool::new(false));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let mut inner = self.lock();
         let backlog = if from_start {
             inner.ring.iter().cloned().collect()
@@ -92,11 +118,13 @@ impl Hub {
         inner.subscribers.push(Subscriber {
             tx,
             cut_off: cut_off.clone(),
+            queued_bytes: queued_bytes.clone(),
         });
         Subscription {
             backlog,
             live,
             cut_off,
+            queued_bytes,
         }
     }
 
@@ -119,28 +147,37 @@ fn is_lifecycle(body: &EventBody) -> bool {
 
 impl EventTap for Hub {
     fn observe(&self, event: &Event) {
+        let weight = weight(event);
         let shared = Arc::new(SharedEvent {
             event: event.clone(),
             json: OnceLock::new(),
+            weight,
         });
         if is_lifecycle(&event.body) {
             let _ = self.lifecycle.send(shared.clone());
         }
         let mut inner = self.lock();
-        if inner.ring.len() == RING_EVENTS {
-            inner.ring.pop_front();
-        }
+        inner.ring_bytes += weight;
         inner.ring.push_back(shared.clone());
-        inner
-            .subscribers
-            .retain(|sub| match sub.tx.try_send(shared.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.cut_off.store(true, Ordering::SeqCst);
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            });
+        while inner.ring.len() > RING_EVENTS || inner.ring_bytes > RING_BYTES {
+            let Some(oldest) = inner.ring.pop_front() else {
+                break;
+            };
+            inner.ring_bytes -= oldest.weight;
+        }
+        inner.subscribers.retain(|sub| {
+            let queued = sub.queued_bytes.fetch_add(weight, Ordering::SeqCst) + weight;
+            let full = queued > SUBSCRIBER_BYTES
+                || match sub.tx.try_send(shared.clone()) {
+                    Ok(()) => false,
+                    Err(mpsc::error::TrySendError::Full(_)) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                };
+            if full {
+                sub.cut_off.store(true, Ordering::SeqCst);
+            }
+            !full
+        });
     }
 }
 
@@ -184,5 +221,29 @@ mod tests {
         assert!(slow.cut_off.load(Ordering::SeqCst));
         assert!(!fast.cut_off.load(Ordering::SeqCst));
         assert_eq!(hub.subscribers(), 1);
+    }
+
+    #[test]
+    fn long_lines_bound_the_ring_and_the_queues_by_bytes() {
+        let (hub, _lifecycle) = Hub::new();
+        let slow = hub.subscribe(false);
+        let line = Event {
+            t: 0.0,
+            body: EventBody::Output {
+                pid: 1,
+                stream: crate::model::Stream::Stdout,
+                line: "x".repeat(64 * 1024),
+                raw_hex: None,
+                seq: 1,
+                partial: true,
+            },
+        };
+        for _ in 0..(RING_BYTES / (64 * 1024)) * 2 {
+            hub.observe(&line);
+        }
+        let sub = hub.subscribe(true);
+        let kept: usize = sub.backlog.iter().map(|e| e.weight()).sum();
+        assert!(kept <= RING_BYTES && kept > RING_BYTES / 2, "{kept}");
+        assert!(slow.cut_off.load(Ordering::SeqCst), "cut off by bytes");
     }
 }

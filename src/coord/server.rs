@@ -477,6 +477,9 @@ async fn forward(
         }
     }
     while let Some(event) = subscription.live.recv().await {
+        subscription
+            .queued_bytes
+            .fetch_sub(event.weight(), Ordering::SeqCst);
         if out
             .send(protocol::stream_line(&id, event.json()))
             .await
