@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Control-socket benchmarks (results in docs/PERFORMANCE.md).
 
-    cargo build --release && env -u PYTHONUNBUFFERED python3 benches/coord.py [BIN]
+    cargo build --release && env -u PYTHONUNBUFFERED python3 benches/coord.py [BIN [barrier|status|flood]]
 
 1. Hosted barrier round trip with 2, 4, 8 parties against multiprocessing.Barrier, in the
    same Python program under the same forkscope (benches/coord_barrier.py).
@@ -133,19 +133,26 @@ def flood_rate(subscribers, seconds=5.0):
         if time.monotonic() > deadline:
             break
         time.sleep(0.05)
+    subscribed = client.request("status")["subscribers"]
     fd = proc.stdout.fileno()
+    cut_off = 0
     warm = time.monotonic() + 1.0
     while time.monotonic() < warm:
-        os.read(fd, 1 << 20)
+        cut_off += os.read(fd, 1 << 20).count(b"subscription cut off")
     lines = 0
     begin = time.monotonic()
     while time.monotonic() - begin < seconds:
-        lines += os.read(fd, 1 << 20).count(b"\n")
+        chunk = os.read(fd, 1 << 20)
+        lines += chunk.count(b"\n")
+        cut_off += chunk.count(b"subscription cut off")
     elapsed = time.monotonic() - begin
     left = client.request("status")["subscribers"]
     client.request("action", action={"action": "quit"})
-    while os.read(fd, 1 << 20):
-        pass
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        cut_off += chunk.count(b"subscription cut off")
     proc.wait(60)
     proc.stdout.close()
     for follower in followers:
@@ -154,15 +161,20 @@ def flood_rate(subscribers, seconds=5.0):
         except subprocess.TimeoutExpired:
             follower.kill()
             follower.wait()
-    return {"subscribers": subscribers, "lines_per_s": round(lines / elapsed),
-            "still_subscribed": left}
+    return {"subscribers": subscribers, "subscribed_before_window": subscribed,
+            "lines_per_s": round(lines / elapsed), "still_subscribed": left,
+            "cut_off_notices": cut_off}
 
 
 def main():
+    only = sys.argv[2] if len(sys.argv) > 2 else "all"
     report = {"load_before": os.getloadavg(), "binary": BIN}
-    report["barrier"] = bench_barrier()
-    report["status"] = bench_status()
-    report["flood"] = [flood_rate(0), flood_rate(200), flood_rate(0)]
+    if only in ("all", "barrier"):
+        report["barrier"] = bench_barrier()
+    if only in ("all", "status"):
+        report["status"] = bench_status()
+    if only in ("all", "flood"):
+        report["flood"] = [flood_rate(0), flood_rate(200), flood_rate(0)]
     report["load_after"] = os.getloadavg()
     print(json.dumps(report, indent=1))
 

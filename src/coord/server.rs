@@ -493,8 +493,8 @@ async fn forward(
             "subscription cut off: the client fell {} events behind",
             super::hub::SUBSCRIBER_QUEUE
         );
-        let _ = out.send(reply_err(&id, "too_slow", &message)).await;
         shared.notice("warning", format!("control socket: {message}"));
+        let _ = out.send(reply_err(&id, "too_slow", &message)).await;
     }
 }
 
