@@ -45,6 +45,11 @@ impl Client {
         })
     }
 
+    /// Bounds every read (`None`: wait as long as it takes, for barriers and follows).
+    pub fn set_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.writer.set_read_timeout(timeout)
+    }
+
     /// Sends `op` (an object with "op") with a fresh id; returns the id.
     pub fn send(&mut self, mut op: Value) -> Result<u64, ClientError> {
         let id = self.next_id;
@@ -123,10 +128,16 @@ pub fn live_sessions() -> Vec<Session> {
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "sock"))
         .filter_map(|socket| match Client::connect(&socket) {
-            Ok(mut client) => client
-                .request(json!({"op": "hello"}))
-                .ok()
-                .map(|hello| Session { socket, hello }),
+            Ok(mut client) => {
+                // A session that does not answer within 5 s is not listed (nor removed).
+                client
+                    .set_timeout(Some(std::time::Duration::from_secs(5)))
+                    .ok()?;
+                client
+                    .request(json!({"op": "hello"}))
+                    .ok()
+                    .map(|hello| Session { socket, hello })
+            }
             Err(ClientError::Io(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {
                 let _ = std::fs::remove_file(&socket);
                 None
