@@ -36,6 +36,116 @@ pub enum Command {
     /// Internal: the programs the demos run as workers.
     #[command(name = "__demo-worker", hide = true)]
     DemoWorker(DemoWorkerArgs),
+    /// Drive a running session through its control socket (docs/protocol.md).
+    Ctl(CtlArgs),
+    /// Hosted barriers, for supervised programs in any language.
+    #[command(subcommand)]
+    Barrier(BarrierCommand),
+    /// Print the directory of the Python helper (`import forkscope`) for PYTHONPATH.
+    PythonPath,
+}
+
+/// `forkscope ctl [--socket PATH] [--json] COMMAND`
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The session's socket (default: FORKSCOPE_SOCKET, else the only running session).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The running sessions of this user.
+    Ls,
+    /// Pools, workers, barriers and watched objects.
+    Status,
+    /// Send SIGNAL to PID, every running worker of POOL, or POOL:WORKER.
+    Signal {
+        target: String,
+        #[arg(value_parser = parse_signal)]
+        signal: i32,
+    },
+    /// Restart every worker of POOL, or POOL:WORKER.
+    Restart { target: String },
+    /// Set POOL's size.
+    Scale {
+        pool: String,
+        #[arg(value_parser = clap::value_parser!(u32).range(0..=4096))]
+        size: u32,
+    },
+    /// Stop everything and end the session.
+    Stop,
+    /// Events as `--headless` prints them: the recent ones, or live with --follow.
+    Events {
+        /// Keep printing new events until the session ends.
+        #[arg(long)]
+        follow: bool,
+        /// With --follow, start with the recent events the session keeps.
+        #[arg(long)]
+        from_start: bool,
+    },
+    /// The session's tree, as `forkscope inspect PID --json`.
+    Inspect,
+    /// Hosted barriers: abort, reset, status.
+    #[command(subcommand)]
+    Barrier(CtlBarrierCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlBarrierCommand {
+    /// Break NAME: every waiter is released with an error.
+    Abort { name: String },
+    /// Bring NAME back to a fresh, unbroken generation.
+    Reset { name: String },
+    /// Parties, waiting parties, generation, broken.
+    Status { name: String },
+}
+
+/// `forkscope barrier ...`
+#[derive(Debug, Subcommand)]
+pub enum BarrierCommand {
+    /// Block until PARTIES parties arrived at NAME (exit 0), or it broke (exit 3).
+    Wait {
+        name: String,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        parties: u32,
+        /// Break the barrier if it has not passed after SECS.
+        #[arg(long, value_name = "SECS", value_parser = non_negative_seconds)]
+        timeout: Option<f64>,
+        /// The session's socket (default: FORKSCOPE_SOCKET).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+    },
+}
+
+impl From<CtlCommand> for crate::coord::ctl::Request {
+    fn from(command: CtlCommand) -> Self {
+        use crate::coord::ctl::Request;
+        match command {
+            CtlCommand::Ls => Request::Ls,
+            CtlCommand::Status => Request::Status,
+            CtlCommand::Signal { target, signal } => Request::Signal { target, signal },
+            CtlCommand::Restart { target } => Request::Restart { target },
+            CtlCommand::Scale { pool, size } => Request::Scale { pool, size },
+            CtlCommand::Stop => Request::Stop,
+            CtlCommand::Events { follow, from_start } => Request::Events { follow, from_start },
+            CtlCommand::Inspect => Request::Inspect,
+            CtlCommand::Barrier(CtlBarrierCommand::Abort { name }) => {
+                Request::BarrierAbort { name }
+            }
+            CtlCommand::Barrier(CtlBarrierCommand::Reset { name }) => {
+                Request::BarrierReset { name }
+            }
+            CtlCommand::Barrier(CtlBarrierCommand::Status { name }) => {
+                Request::BarrierStatus { name }
+            }
+        }
+    }
 }
 
 /// How the session is shown and recorded (the same for `run`, `demo` and `up`).
@@ -150,6 +260,9 @@ pub struct RunArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    /// Put the Python helper (`import forkscope`) on the workers' PYTHONPATH.
+    #[arg(long)]
+    pub python_helper: bool,
     /// The command and its arguments (no shell unless you write one).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

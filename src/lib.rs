@@ -7,6 +7,7 @@
 pub mod bounded;
 pub mod cli;
 pub mod config;
+pub mod coord;
 pub mod demo;
 pub mod headless;
 pub mod inspect;

@@ -36,7 +36,13 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
             let segments = session::prepare(&args.supervision)?;
-            let pool = session::pool_from_run(&args);
+            let mut pool = session::pool_from_run(&args);
+            if args.python_helper {
+                let dir = forkscope::coord::python::write_helper()
+                    .context("writing the Python helper")?;
+                pool.env
+                    .push(forkscope::coord::python::pythonpath_entry(&dir));
+            }
             let title = args.command.join(" ");
             let options = SessionOptions {
                 supervision: &args.supervision,
@@ -69,10 +75,29 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
             session::run_pools(plan.pools.clone(), options, segments, clock)
         }
         Command::Demo(args) => run_demo(&args, cli.log.as_deref(), clock),
-        Command::Inspect(args) => inspect::snapshot::print(args.pid, args.json),
+        Command::Inspect(args) => forkscope::coord::ctl::inspect(args.pid, args.json),
         Command::Replay(args) => replay(&args),
         Command::Shm(command) => inspect::shm::command::run(&command),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
+        Command::Ctl(args) => Ok(forkscope::coord::ctl::run(
+            args.socket,
+            args.json,
+            args.command.into(),
+        )),
+        Command::Barrier(forkscope::cli::BarrierCommand::Wait {
+            name,
+            parties,
+            timeout,
+            socket,
+        }) => Ok(forkscope::coord::ctl::barrier_wait(
+            socket, &name, parties, timeout,
+        )),
+        Command::PythonPath => {
+            let dir =
+                forkscope::coord::python::write_helper().context("writing the Python helper")?;
+            println!("{}", dir.display());
+            Ok(0)
+        }
     }
 }
 

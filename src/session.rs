@@ -71,14 +71,31 @@ pub fn run_pools(
         TrackArg::Ptrace => TrackMode::Ptrace,
     };
     let headless = options.output.view.headless;
+    // Bound before the workers start, so one that connects at once waits in the backlog.
+    let service =
+        match crate::coord::Service::bind(supervise::guardian::session_pid(), &options.title) {
+            Ok(service) => Some(service),
+            Err(err) => {
+                tracing::warn!("no control socket: {err}");
+                None
+            }
+        };
+    let mut extra_env = segments.env().to_vec();
+    if let Some(service) = &service {
+        extra_env.push((
+            "FORKSCOPE_SOCKET".into(),
+            service.path().to_string_lossy().into_owned(),
+        ));
+    }
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
         exit_when_done: headless,
         sample_interval: Duration::from_secs_f64(options.output.sample_interval),
         track,
-        extra_env: segments.env().to_vec(),
+        extra_env,
         steps: options.steps,
+        tap: service.as_ref().map(crate::coord::Service::tap),
         ..EngineConfig::default()
     };
     let recorder = match &options.output.view.record {
@@ -96,6 +113,17 @@ pub fn run_pools(
         }
         Err(err) => return Err(err).context("starting the engine"),
     };
+    let socket = match service {
+        Some(service) => service
+            .serve(
+                engine.actions.clone(),
+                engine.emitter.clone(),
+                engine.engine_pid,
+            )
+            .map_err(|err| tracing::warn!("control socket not served: {err}"))
+            .ok(),
+        None => None,
+    };
     let status = if headless {
         print_events(&engine, recorder, options.output.view.samples)
     } else {
@@ -108,6 +136,8 @@ pub fn run_pools(
         )?
     };
     engine.join();
+    // Removes the socket file; the guardian removes it if this process is killed instead.
+    drop(socket);
     drop(segments);
     Ok(status)
 }

@@ -110,6 +110,33 @@ pub struct PoolInfo {
     pub restart: String,
 }
 
+/// What happened at a hosted barrier (`forkscope barrier wait`, `forkscope.Barrier`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BarrierStep {
+    /// A party arrived and waits.
+    Arrive,
+    /// The last party arrived: every waiter passes and the generation advances.
+    Pass,
+    /// The barrier broke (a party died or can no longer arrive, timeout, abort): every
+    /// waiter is released with an error, and later waits fail until a reset.
+    Break,
+    /// The barrier was reset to a fresh, unbroken generation.
+    Reset,
+}
+
+impl BarrierStep {
+    /// The word used in JSON (`arrive`, `pass`, `break`, `reset`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BarrierStep::Arrive => "arrive",
+            BarrierStep::Pass => "pass",
+            BarrierStep::Break => "break",
+            BarrierStep::Reset => "reset",
+        }
+    }
+}
+
 /// The facts themselves. `kind` is the tag in JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -256,6 +283,34 @@ pub enum EventBody {
         n: u32,
         by: super::lesson::StepReleaser,
     },
+    /// A hosted barrier's arrival, pass, break or reset (`docs/protocol.md`).
+    Barrier {
+        /// The arriving party (for `arrive`), else null.
+        pid: Option<i32>,
+        name: String,
+        step: BarrierStep,
+        /// Generations passed before this one (0 for the first).
+        generation: u64,
+        parties: u32,
+        /// Parties waiting after this step.
+        waiting: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<u32>,
+        /// Why a barrier broke, in words.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A named instant a program marked (`forkscope.mark("label")`).
+    Mark {
+        pid: Option<i32>,
+        label: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<u32>,
+    },
     /// The last event: nothing of the tree is left running.
     End {
         pid: Option<i32>,
@@ -314,6 +369,7 @@ impl EventBody {
             | EventBody::Sample { pid, .. }
             | EventBody::Notice { pid, .. }
             | EventBody::End { pid, .. } => *pid,
+            EventBody::Barrier { pid, .. } | EventBody::Mark { pid, .. } => *pid,
         }
     }
 }

@@ -16,7 +16,8 @@ pub mod state;
 
 pub use action::Action;
 pub use event::{
-    Delivery, Event, EventBody, PoolInfo, ProcSample, SignalReason, Stream, TrackSource,
+    BarrierStep, Delivery, Event, EventBody, PoolInfo, ProcSample, SignalReason, Stream,
+    TrackSource,
 };
 pub use exit::ExitStatus;
 pub use state::{State, update};

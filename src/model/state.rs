@@ -175,6 +175,29 @@ pub struct PoolView {
     pub workers: BTreeMap<u32, WorkerSlot>,
 }
 
+/// Instants kept for the timeline.
+pub const INSTANTS: usize = 10_000;
+
+/// A named instant: a hosted barrier's step or a program's mark.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instant {
+    pub t: f64,
+    /// The process it is drawn on (the arriving party, the marking process), if any.
+    pub pid: Option<i32>,
+    /// `barrier NAME pass #3`, `mark LABEL`.
+    pub label: String,
+    pub kind: InstantKind,
+    /// The barrier's name, for barrier steps.
+    pub barrier: Option<String>,
+}
+
+/// What an [`Instant`] is, for its glyph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstantKind {
+    Barrier(super::event::BarrierStep),
+    Mark,
+}
+
 /// Everything the views render.
 #[derive(Clone, Debug, Default)]
 pub struct State {
@@ -200,6 +223,8 @@ pub struct State {
     next_id: ProcId,
     pub pools: Vec<PoolView>,
     pub notices: VecDeque<(f64, String, String)>,
+    /// Barrier steps and program marks, newest last (bounded), for the timeline.
+    pub instants: VecDeque<Instant>,
     pub stopping: Option<String>,
     pub ended: Option<i32>,
     /// Lines of scrollback kept per process.
@@ -330,6 +355,18 @@ impl State {
         self.live.insert(pid, id);
         self.newest.insert(pid, id);
         id
+    }
+
+    fn push_instant(&mut self, instant: Instant) {
+        self.instants.push_back(instant);
+        while self.instants.len() > INSTANTS {
+            self.instants.pop_front();
+        }
+    }
+
+    /// The newest record of `pid`, live or ended.
+    pub fn newest_record(&self, pid: i32) -> Option<ProcId> {
+        self.newest.get(&pid).copied()
     }
 
     fn notice(&mut self, t: f64, level: &str, message: String) {
@@ -567,6 +604,34 @@ pub fn update(state: &mut State, event: &Event) {
         EventBody::Step { .. } | EventBody::StepRelease { .. } => {
             state.lesson.apply(t, &event.body)
         }
+        EventBody::Barrier {
+            pid,
+            name,
+            step,
+            generation,
+            reason,
+            ..
+        } => {
+            let why = reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            let label = format!("barrier {name} {} #{generation}{why}", step.as_str());
+            state.push_instant(Instant {
+                t,
+                pid: *pid,
+                label,
+                kind: InstantKind::Barrier(*step),
+                barrier: Some(name.clone()),
+            });
+        }
+        EventBody::Mark { pid, label, .. } => state.push_instant(Instant {
+            t,
+            pid: *pid,
+            label: format!("mark {label}"),
+            kind: InstantKind::Mark,
+            barrier: None,
+        }),
         EventBody::End { status, .. } => {
             state.ended = Some(*status);
             // `end` means nothing of the tree runs any more. A process whose exit was never

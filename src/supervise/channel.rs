@@ -36,16 +36,34 @@ struct Flow {
     waker: Arc<Waker>,
 }
 
-/// The engine's end of the event channel.
-#[derive(Debug)]
+/// Sees every event as it is sent, on the sending thread, before the primary consumer gets
+/// it (the control socket's ring and subscribers). Must never block.
+pub trait EventTap: Send + Sync {
+    fn observe(&self, event: &Event);
+}
+
+/// A shared [`EventTap`].
+#[derive(Clone)]
+pub struct Tap(pub Arc<dyn EventTap>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
+}
+
+/// The engine's end of the event channel. Clones (the control socket's emitter) share the
+/// channel, its flow control and its clock.
+#[derive(Clone, Debug)]
 pub struct EventTx {
     tx: Sender<Event>,
     /// `exit` events sent with an unknown status.
-    unknown_exits: AtomicU64,
+    unknown_exits: Arc<AtomicU64>,
     flow: Arc<Flow>,
     clock: Instant,
     /// Bits of the largest `t` sent so far (non-negative f64 bits order like the numbers).
-    last_t: AtomicU64,
+    last_t: Arc<AtomicU64>,
+    tap: Option<Tap>,
 }
 
 /// The consumer's end of the event channel.
@@ -83,8 +101,9 @@ pub fn channels(
             tx,
             flow: flow.clone(),
             clock,
-            last_t: AtomicU64::new(0),
-            unknown_exits: AtomicU64::new(0),
+            unknown_exits: Arc::new(AtomicU64::new(0)),
+            last_t: Arc::new(AtomicU64::new(0)),
+            tap: None,
         },
         EventRx { rx, flow },
         ActionTx {
@@ -96,6 +115,12 @@ pub fn channels(
 }
 
 impl EventTx {
+    /// This sender with `tap` seeing every event it sends.
+    pub fn with_tap(mut self, tap: Option<Tap>) -> EventTx {
+        self.tap = tap;
+        self
+    }
+
     /// Stamps and sends one event.
     pub fn emit(&self, body: EventBody) {
         let t = self.clock.elapsed().as_secs_f64();
@@ -135,6 +160,9 @@ impl EventTx {
         // The weight goes first: once the consumer holds the event, its weight is queued.
         let _ = self.flow.weights_tx.send(weight);
         let event = Event { t, body };
+        if let Some(tap) = &self.tap {
+            tap.0.observe(&event);
+        }
         if self.tx.send(event).is_err() {
             // The consumer is gone; nobody will ack, so the books no longer matter.
             self.flow.pending.fetch_sub(1, Ordering::SeqCst);

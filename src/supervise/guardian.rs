@@ -112,6 +112,8 @@ fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Term
             "forkscope: guardian removed {removed} shared-memory segment(s) of the session"
         );
     }
+    // The control socket of a killed engine (`coord/`): nobody else will remove it.
+    super::session_files::remove_socket(getpid().as_raw());
     let code = match status {
         ExitStatus::Exited(code) => code,
         ExitStatus::Signaled { signal, .. } => 128 + signal,

@@ -10,6 +10,7 @@ pub mod lines;
 pub mod pidfd;
 pub mod python_hooks;
 pub mod reap;
+pub mod session_files;
 pub mod shm;
 pub mod spawn;
 pub mod steps;
@@ -58,6 +59,8 @@ pub struct EngineConfig {
     pub steps: Option<steps::StepConfig>,
     /// Pty size and Python hooks, shared by every spawn.
     pub io: worker_io::SessionIo,
+    /// Sees every event before the consumer does (the control socket, `coord/`).
+    pub tap: Option<channel::Tap>,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +75,7 @@ impl Default for EngineConfig {
             track: crate::track::TrackMode::default(),
             steps: None,
             io: worker_io::SessionIo::default(),
+            tap: None,
         }
     }
 }

@@ -1,58 +1,15 @@
-//! Keys and mouse to changes of the TUI state and actions for the supervisor. The keymap is
-//! listed in `KEYS` (the help overlay shows exactly that list).
+//! Keys and mouse to changes of the TUI state and actions for the supervisor. Keys go
+//! through the table of `keymap.rs` (the help overlay shows exactly that table).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
 use super::app::{App, Confirm, Effect, Focus, InputMode, MainView, Overlay};
+use super::keymap::{self, Command};
 use super::replay::Control;
 use super::rows::{RowKey, pool_of};
 use crate::model::Action;
 use crate::model::signals::all_signals;
-
-/// Every key, as the help overlay lists it.
-pub const KEYS: &[(&str, &str)] = &[
-    (
-        "↑/k ↓/j",
-        "move the selection (or scroll the output pane when it has focus)",
-    ),
-    ("PgUp/PgDn g/G", "page up/down, first/last"),
-    ("Enter/Space", "fold or unfold the selected subtree"),
-    ("Tab", "switch focus between the tree and the output pane"),
-    (
-        "/",
-        "filter the tree by pid or command (in the output pane: search)",
-    ),
-    ("n / N", "next / previous search match in the output"),
-    ("Esc", "clear the filter and the search"),
-    ("t", "send SIGTERM to the selected process"),
-    ("K", "send SIGKILL to the selected process (asks y)"),
-    ("s / F9", "signal menu: any signal to the selected process"),
-    ("r", "restart the selected worker"),
-    ("+ / -", "grow / shrink the selected pool by one worker"),
-    ("f", "follow the newest output"),
-    ("v", "switch between the tree and the timeline"),
-    (
-        "m",
-        "shared memory: segments, decoded contents, attach matrix (j/k select)",
-    ),
-    (
-        "←/→ h/l z/Z 0",
-        "timeline: scroll, zoom in/out, fit the whole session",
-    ),
-    ("p . < >", "replay: pause, step one event, slower, faster"),
-    ("c", "clear ended processes from the tree"),
-    (
-        ". / e",
-        "demo: go on to the next lesson step / hide or show the lesson panel",
-    ),
-    ("?", "this help"),
-    (
-        "q / Ctrl-C",
-        "quit: stop every process (asks y if any is running)",
-    ),
-    ("mouse", "click selects, wheel scrolls"),
-];
 
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<crate::ui::app::Effect> {
@@ -78,42 +35,45 @@ impl App {
     }
 
     fn on_normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
-        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let timeline = self.main_view == MainView::Timeline;
+        let Some(command) = keymap::lookup(&key, timeline, self.replay.is_some()) else {
+            return Vec::new();
+        };
         if self.replay.is_some() {
-            let control = match key.code {
-                KeyCode::Char('q') => Some(Control::Quit),
-                KeyCode::Char('c') if ctrl => Some(Control::Quit),
-                KeyCode::Char('p') => Some(Control::TogglePause),
-                KeyCode::Char('.') => Some(Control::Step),
-                KeyCode::Char('>') => Some(Control::Faster),
-                KeyCode::Char('<') => Some(Control::Slower),
+            let control = match command {
+                Command::Quit => Some(Control::Quit),
+                Command::ReplayPause => Some(Control::TogglePause),
+                Command::ReplayStep => Some(Control::Step),
+                Command::ReplayFaster => Some(Control::Faster),
+                Command::ReplaySlower => Some(Control::Slower),
                 _ => None,
             };
             if let Some(control) = control {
                 return vec![Effect::Replay(control)];
             }
-            if matches!(
-                key.code,
-                KeyCode::Char('t' | 'K' | 's' | 'r' | '+' | '=' | '-') | KeyCode::F(9)
-            ) {
+            if command.acts_on_processes() {
                 self.warn("replay is read-only: signals, restarts and scaling need a live session");
                 return Vec::new();
             }
         }
-        if self.main_view == MainView::Timeline && self.on_timeline_key(key.code) {
+        if self.main_view == MainView::Timeline && self.on_timeline_command(command) {
             return Vec::new();
         }
-        if self.main_view == MainView::Shm && self.on_shm_key(key.code) {
+        if self.main_view == MainView::Shm && self.on_shm_command(command) {
             return Vec::new();
         }
-        match key.code {
-            KeyCode::Char('v') => {
+        self.run_command(command)
+    }
+
+    fn run_command(&mut self, command: Command) -> Vec<Effect> {
+        match command {
+            Command::ToggleTimeline => {
                 self.main_view = match self.main_view {
                     MainView::Tree => MainView::Timeline,
                     MainView::Timeline | MainView::Shm => MainView::Tree,
                 }
             }
-            KeyCode::Char('m') => {
+            Command::ToggleShm => {
                 if self.replay.is_some() {
                     self.warn("shared memory is read live: not available in a replay");
                 } else {
@@ -123,10 +83,9 @@ impl App {
                     };
                 }
             }
-            KeyCode::Char('c') if ctrl => return self.ask_quit(),
-            KeyCode::Char('q') => return self.ask_quit(),
-            KeyCode::Char('?') => self.overlay = Overlay::Help,
-            KeyCode::Char('/') => {
+            Command::Quit => return self.ask_quit(),
+            Command::Help => self.overlay = Overlay::Help,
+            Command::Search => {
                 if self.focus == Focus::Output {
                     self.output_search.clear();
                     self.input = InputMode::OutputSearch;
@@ -135,46 +94,46 @@ impl App {
                     self.input = InputMode::Filter;
                 }
             }
-            KeyCode::Esc => {
+            Command::ClearFilter => {
                 self.filter.clear();
                 self.output_search.clear();
                 self.status = None;
             }
-            KeyCode::Tab | KeyCode::BackTab => {
+            Command::SwitchFocus => {
                 self.focus = match self.focus {
                     Focus::Tree => Focus::Output,
                     Focus::Output => Focus::Tree,
                 }
             }
-            KeyCode::Up | KeyCode::Char('k') => self.scroll(-1),
-            KeyCode::Down | KeyCode::Char('j') => self.scroll(1),
-            KeyCode::PageUp => self.scroll(-10),
-            KeyCode::PageDown => self.scroll(10),
-            KeyCode::Home | KeyCode::Char('g') => self.scroll(isize::MIN / 2),
-            KeyCode::End | KeyCode::Char('G') => self.scroll(isize::MAX / 2),
-            KeyCode::Enter | KeyCode::Char(' ') => self.toggle_fold(),
-            KeyCode::Char('t') => return self.signal_selected(libc::SIGTERM),
-            KeyCode::Char('K') => self.ask_kill(),
-            KeyCode::Char('s') | KeyCode::F(9) => {
+            Command::Up => self.scroll(-1),
+            Command::Down => self.scroll(1),
+            Command::PageUp => self.scroll(-10),
+            Command::PageDown => self.scroll(10),
+            Command::First => self.scroll(isize::MIN / 2),
+            Command::Last => self.scroll(isize::MAX / 2),
+            Command::Fold => self.toggle_fold(),
+            Command::Terminate => return self.signal_selected(libc::SIGTERM),
+            Command::Kill => self.ask_kill(),
+            Command::SignalMenu => {
                 if self.selected_proc().is_some_and(|p| p.is_alive()) {
                     self.overlay = Overlay::Signals { selected: 14 };
                 } else {
                     self.warn("select a running process to signal");
                 }
             }
-            KeyCode::Char('r') => return self.restart_selected(),
-            KeyCode::Char('+') | KeyCode::Char('=') => return self.scale_selected(1),
-            KeyCode::Char('-') => return self.scale_selected(-1),
-            KeyCode::Char('f') => {
+            Command::Restart => return self.restart_selected(),
+            Command::Grow => return self.scale_selected(1),
+            Command::Shrink => return self.scale_selected(-1),
+            Command::Follow => {
                 self.output_scroll = 0;
                 self.say("following new output");
             }
-            KeyCode::Char('c') => {
+            Command::ClearEnded => {
                 self.state.clear_ended();
                 self.say("cleared ended processes");
             }
-            KeyCode::Char('.') => return self.next_step(),
-            KeyCode::Char('e') => {
+            Command::NextStep => return self.next_step(),
+            Command::ToggleLesson => {
                 self.lesson_hidden = !self.lesson_hidden;
                 self.say(if self.lesson_hidden {
                     "lesson panel hidden (e shows it)"
@@ -182,9 +141,17 @@ impl App {
                     "lesson panel shown"
                 });
             }
-            KeyCode::Char('n') => self.jump_to_match(true),
-            KeyCode::Char('N') => self.jump_to_match(false),
-            _ => {}
+            Command::NextMatch => self.jump_to_match(true),
+            Command::PreviousMatch => self.jump_to_match(false),
+            Command::TimelineLeft
+            | Command::TimelineRight
+            | Command::ZoomIn
+            | Command::ZoomOut
+            | Command::Fit
+            | Command::ReplayPause
+            | Command::ReplayStep
+            | Command::ReplaySlower
+            | Command::ReplayFaster => {}
         }
         Vec::new()
     }
@@ -204,18 +171,16 @@ impl App {
         vec![Effect::Engine(Action::NextStep)]
     }
 
-    /// Keys of the shared-memory view; false if the key is not one of them.
-    fn on_shm_key(&mut self, code: KeyCode) -> bool {
+    /// Commands of the shared-memory view; false if the command is not one of them.
+    fn on_shm_command(&mut self, command: Command) -> bool {
         let count = self.shm.snapshot.as_ref().map_or(0, |s| s.segments.len());
         let selected = self.shm.selected;
-        match code {
-            KeyCode::Up | KeyCode::Char('k') => self.shm.selected = selected.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.shm.selected = (selected + 1).min(count.saturating_sub(1))
-            }
-            KeyCode::PageDown => self.shm.scroll += 10,
-            KeyCode::PageUp => self.shm.scroll = self.shm.scroll.saturating_sub(10),
-            KeyCode::Home | KeyCode::Char('g') => self.shm.scroll = 0,
+        match command {
+            Command::Up => self.shm.selected = selected.saturating_sub(1),
+            Command::Down => self.shm.selected = (selected + 1).min(count.saturating_sub(1)),
+            Command::PageDown => self.shm.scroll += 10,
+            Command::PageUp => self.shm.scroll = self.shm.scroll.saturating_sub(10),
+            Command::First => self.shm.scroll = 0,
             _ => return false,
         }
         if self.shm.selected != selected {
@@ -224,23 +189,23 @@ impl App {
         true
     }
 
-    /// Zoom and scroll keys of the timeline; false if the key is not one of them.
-    fn on_timeline_key(&mut self, code: KeyCode) -> bool {
+    /// Zoom and scroll of the timeline; false if the command is not one of them.
+    fn on_timeline_command(&mut self, command: Command) -> bool {
         let columns = self.areas.tree.width.saturating_sub(21).max(1) as f64;
         let fit = (self.state.now.max(1.0) * 1.02) / columns;
         let spc = self.timeline.seconds_per_column.unwrap_or(fit);
-        match code {
-            KeyCode::Left | KeyCode::Char('h') => {
+        match command {
+            Command::TimelineLeft => {
                 self.timeline.seconds_per_column = Some(spc);
                 self.timeline.start = (self.timeline.start - 10.0 * spc).max(0.0);
             }
-            KeyCode::Right | KeyCode::Char('l') => {
+            Command::TimelineRight => {
                 self.timeline.seconds_per_column = Some(spc);
                 self.timeline.start += 10.0 * spc;
             }
-            KeyCode::Char('z') => self.timeline.seconds_per_column = Some((spc / 2.0).max(1e-5)),
-            KeyCode::Char('Z') => self.timeline.seconds_per_column = Some((spc * 2.0).min(3600.0)),
-            KeyCode::Char('0') => self.timeline = Default::default(),
+            Command::ZoomIn => self.timeline.seconds_per_column = Some((spc / 2.0).max(1e-5)),
+            Command::ZoomOut => self.timeline.seconds_per_column = Some((spc * 2.0).min(3600.0)),
+            Command::Fit => self.timeline = Default::default(),
             _ => return false,
         }
         true

@@ -9,6 +9,7 @@ pub mod ansi;
 pub mod app;
 pub mod format;
 pub mod input;
+pub mod keymap;
 pub mod replay;
 pub mod rows;
 pub mod theme;

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod socket;
+
 /// The environment variable that carries the marker.
 pub const MARKER_VAR: &str = "FKS_TEST_MARKER";
 
@@ -73,6 +75,8 @@ pub struct StartOptions {
     pub gate: Option<std::sync::mpsc::Receiver<()>>,
     /// The soft open-files limit forkscope starts with.
     pub soft_nofile: Option<u64>,
+    /// Extra environment (`XDG_RUNTIME_DIR` for a private control-socket directory).
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -117,10 +121,15 @@ impl Forkscope {
     }
 
     pub fn start_with(marker: &str, args: &[&str], options: StartOptions) -> Forkscope {
-        let StartOptions { gate, soft_nofile } = options;
+        let StartOptions {
+            gate,
+            soft_nofile,
+            env,
+        } = options;
         let mut command = Command::new(bin());
         as_users_run(&mut command)
             .args(args)
+            .envs(env)
             .env(MARKER_VAR, marker)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

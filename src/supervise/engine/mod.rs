@@ -46,6 +46,9 @@ const WAKER: Token = Token(1);
 pub struct EngineHandle {
     pub events: EventRx,
     pub actions: ActionTx,
+    /// Another sender on the event channel, for facts learnt outside the engine (the control
+    /// socket's barriers and marks).
+    pub emitter: EventTx,
     pub engine_pid: i32,
     thread: Option<JoinHandle<()>>,
 }
@@ -74,6 +77,8 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut config = config;
     let hooks = start_python_hooks(&mut config, me, &waker);
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
+    let events_tx = events_tx.with_tap(config.tap.clone());
+    let emitter = events_tx.clone();
     // Before any worker exists: they inherit the gate's read end.
     let gate = config.steps.map(super::steps::StepGate::open).transpose()?;
     if let Some(gate) = &gate {
@@ -98,6 +103,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     Ok(EngineHandle {
         events: events_rx,
         actions: actions_tx,
+        emitter,
         engine_pid: me,
         thread: Some(thread),
     })

@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::centered;
 use crate::model::signals::all_signals;
 use crate::ui::app::{App, Confirm, Overlay};
-use crate::ui::input::KEYS;
+use crate::ui::keymap::KEYS;
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
@@ -17,10 +17,10 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
         Overlay::Help => {
             let mut lines: Vec<Line> = KEYS
                 .iter()
-                .map(|(key, what)| {
+                .map(|binding| {
                     Line::from(vec![
-                        Span::styled(format!("{key:>14}  "), theme.header()),
-                        Span::raw(*what),
+                        Span::styled(format!("{:>14}  ", binding.label), theme.header()),
+                        Span::raw(binding.help),
                     ])
                 })
                 .collect();

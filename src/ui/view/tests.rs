@@ -224,7 +224,8 @@ fn help_overlay_lists_every_key() {
     let mut app = sample_app();
     app.overlay = crate::ui::app::Overlay::Help;
     let screen = draw(&app, 120, 30);
-    for (key, _) in crate::ui::input::KEYS {
+    for binding in crate::ui::keymap::KEYS {
+        let key = binding.label;
         assert!(screen.contains(key), "missing {key} in\n{screen}");
     }
 }
@@ -285,6 +286,53 @@ fn timeline_chart_places_birth_and_death_by_time() {
     let grid = chart(&app, &rows, coarse, 20);
     assert_eq!(grid[child_row][0].0, '┗');
     assert_eq!(grid[child_row][1].0, '✗');
+}
+
+#[test]
+fn timeline_shows_barrier_steps_and_marks_on_their_rows() {
+    use crate::model::BarrierStep;
+    use crate::ui::view::timeline::{Window, chart};
+    let mut app = sample_app();
+    let barrier = |t: f64, pid: Option<i32>, step: BarrierStep| {
+        ev(
+            t,
+            EventBody::Barrier {
+                pid,
+                name: "b".into(),
+                step,
+                generation: 0,
+                parties: 1,
+                waiting: 1,
+                pool: None,
+                worker: None,
+                reason: None,
+            },
+        )
+    };
+    app.update(barrier(0.35, Some(201), BarrierStep::Arrive));
+    app.update(barrier(0.55, None, BarrierStep::Pass));
+    app.update(ev(
+        0.75,
+        EventBody::Mark {
+            pid: Some(201),
+            label: "epoch".into(),
+            pool: None,
+            worker: None,
+        },
+    ));
+    let rows = app.rows();
+    let window = Window {
+        start: 0.0,
+        seconds_per_column: 0.1,
+    };
+    let grid = chart(&app, &rows, window, 20);
+    let row = rows
+        .iter()
+        .position(|r| matches!(r.key, crate::ui::rows::RowKey::Proc(id) if app.state.procs[&id].pid == 201))
+        .unwrap();
+    assert_eq!(grid[row][3].0, '▹');
+    assert_eq!(grid[row][5].0, '‖');
+    assert_eq!(grid[row][7].0, '★');
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The timeline: one row per process (the tree's rows, in the tree's order), a bar from birth
 //! to death coloured by how it ended, a dotted tail for the time it was a zombie (until its
 //! parent reaped it), fork arrows from parent to child, exec marks, signals as ticks, lesson
-//! steps as dotted lines (▼ on the axis), with zoom and scroll. The picture of "8 processes
-//! ran in parallel and the pool reused them".
+//! steps as dotted lines (▼ on the axis), barrier steps and program marks on their processes'
+//! rows, with zoom and scroll. The picture of "8 processes ran in parallel and the pool
+//! reused them".
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -10,7 +11,10 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use crate::model::state::ProcessView;
+use std::collections::HashMap;
+
+use crate::model::BarrierStep;
+use crate::model::state::{InstantKind, ProcId, ProcessView};
 use crate::ui::app::{App, Focus};
 use crate::ui::format::Condition;
 use crate::ui::rows::{Row, RowKey};
@@ -152,6 +156,7 @@ pub fn chart(app: &App, rows: &[Row], window: Window, width: usize) -> Vec<Vec<C
             }
         }
     }
+    draw_instants(app, &index_of, window, &mut grid);
     grid
 }
 
@@ -165,6 +170,54 @@ fn axis_with_steps(app: &App, window: Window, width: usize) -> String {
         }
     }
     chars.into_iter().collect()
+}
+
+/// Barrier arrivals (`▹`) on the arriving party's row, the pass (`‖`) or break (`✗`) on the
+/// rows of that generation's parties, program marks (`★`) on the marking process's row.
+fn draw_instants(
+    app: &App,
+    index_of: &dyn Fn(ProcId) -> Option<usize>,
+    window: Window,
+    grid: &mut [Vec<Cell>],
+) {
+    let theme = app.theme;
+    let width = grid.first().map_or(0, Vec::len);
+    let mut put = |pid: i32, t: f64, glyph: char, style: Style| {
+        let column = window.column(t);
+        let row = app.state.newest_record(pid).and_then(index_of);
+        if let Some(y) = row
+            && column >= 0.0
+            && (column as usize) < width
+        {
+            grid[y][column as usize] = (glyph, style);
+        }
+    };
+    let mut arrivals: HashMap<&str, Vec<i32>> = HashMap::new();
+    for instant in &app.state.instants {
+        let style = theme.header();
+        match (instant.kind, instant.barrier.as_deref(), instant.pid) {
+            (InstantKind::Mark, _, Some(pid)) => put(pid, instant.t, '★', style),
+            (InstantKind::Barrier(BarrierStep::Arrive), Some(name), Some(pid)) => {
+                arrivals.entry(name).or_default().push(pid);
+                put(pid, instant.t, '▹', style);
+            }
+            (
+                InstantKind::Barrier(step @ (BarrierStep::Pass | BarrierStep::Break)),
+                Some(name),
+                _,
+            ) => {
+                let (glyph, style) = if step == BarrierStep::Pass {
+                    ('‖', style)
+                } else {
+                    ('✗', theme.condition(Condition::Stopping))
+                };
+                for pid in arrivals.remove(name).unwrap_or_default() {
+                    put(pid, instant.t, glyph, style);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn label(app: &App, row: &Row) -> Line<'static> {
