@@ -88,6 +88,16 @@ impl Tmux {
         }
     }
 
+    /// Closes the terminal as a user closing the window does: the pty goes away and
+    /// everything in it gets the hangup.
+    pub fn kill_session(&self) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-session", "-t", "main"])
+            .status()
+            .expect("tmux kill-session");
+        assert!(status.success());
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -97,6 +107,7 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
