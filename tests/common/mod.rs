@@ -55,6 +55,9 @@ pub struct StartOptions {
     pub gate: Option<std::sync::mpsc::Receiver<()>>,
     /// The soft open-files limit forkscope starts with.
     pub soft_nofile: Option<u64>,
+    /// Count `output` events instead of keeping them (floods that would fill the test's
+    /// memory); [`Forkscope::output_count`] says how many came.
+    pub count_output: bool,
 }
 
 #[derive(Default)]
@@ -63,6 +66,8 @@ struct Shared {
     /// Lines of stdout that were not JSON objects (there must be none).
     garbage: Vec<String>,
     eof: bool,
+    /// `output` events counted, not kept (`StartOptions::count_output`).
+    output_count: usize,
 }
 
 /// One running `forkscope` (the guardian is the process spawned here).
@@ -99,7 +104,11 @@ impl Forkscope {
     }
 
     pub fn start_with(marker: &str, args: &[&str], options: StartOptions) -> Forkscope {
-        let StartOptions { gate, soft_nofile } = options;
+        let StartOptions {
+            gate,
+            soft_nofile,
+            count_output,
+        } = options;
         let mut command = Command::new(bin());
         command
             .args(args)
@@ -134,7 +143,7 @@ impl Forkscope {
                 if let Some(gate) = gate {
                     let _ = gate.recv();
                 }
-                read_events(stdout, &shared)
+                read_events(stdout, &shared, count_output)
             })
         };
         let stderr = std::thread::spawn(move || {
@@ -213,6 +222,11 @@ impl Forkscope {
             .into_iter()
             .filter(|e| kind(e) == kind_name)
             .collect()
+    }
+
+    /// How many `output` events were counted (with `StartOptions::count_output`).
+    pub fn output_count(&self) -> usize {
+        self.shared.0.lock().expect("lock").output_count
     }
 
     /// The engine's pid, from the `session` event.
@@ -312,13 +326,22 @@ impl Drop for Forkscope {
     }
 }
 
-fn read_events(stdout: impl Read, shared: &Arc<(Mutex<Shared>, Condvar)>) {
+fn read_events(stdout: impl Read, shared: &Arc<(Mutex<Shared>, Condvar)>, count_output: bool) {
     let mut reader = BufReader::with_capacity(1 << 20, stdout);
     let mut line = Vec::new();
+    let output = b"\"kind\":\"output\"";
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
+            Ok(_)
+                if count_output
+                    && line[..line.len().min(64)]
+                        .windows(output.len())
+                        .any(|w| w == output) =>
+            {
+                shared.0.lock().expect("lock").output_count += 1;
+            }
             Ok(_) => {
                 let parsed: Option<Value> = serde_json::from_slice(&line).ok();
                 let (lock, cond) = &**shared;
@@ -555,4 +578,50 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 pub fn run_clean(name: &str, args: &[&str], timeout: Duration) -> (i32, Vec<Value>) {
     let m = marker(name);
     Forkscope::start(&m, args).finish_clean(timeout)
+}
+
+/// Watches a process's memory from a thread: the peak of `VmHWM`, and a safety valve that
+/// SIGKILLs it above `kill_above_kb` (a runaway must not take the machine's memory).
+pub struct MemoryWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<(u64, bool)>>,
+}
+
+impl MemoryWatch {
+    /// Starts watching `pid` (a process this test started, carrying its marker).
+    pub fn start(pid: i32, kill_above_kb: u64) -> MemoryWatch {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut peak, mut killed) = (0, false);
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(hwm) = status_kb(pid, "VmHWM") else {
+                        break;
+                    };
+                    peak = peak.max(hwm);
+                    if status_kb(pid, "VmRSS").unwrap_or(0) > kill_above_kb && !killed {
+                        // SAFETY: kill(2) on a process of this test (see `start`).
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        killed = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                (peak, killed)
+            })
+        };
+        MemoryWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; returns (peak VmHWM in KiB, whether the valve killed the process).
+    pub fn finish(mut self) -> (u64, bool) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or((0, false))
+    }
 }
