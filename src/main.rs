@@ -24,7 +24,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            session::prepare(&args.supervision)?;
+            session::prepare(&args.supervision, args.output.view.headless)?;
             let pool = session::pool_from_run(&args);
             let title = args.command.join(" ");
             let options = SessionOptions {
@@ -45,7 +45,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     return Ok(2);
                 }
             };
-            session::prepare(&plan.supervision)?;
+            session::prepare(&plan.supervision, plan.output.view.headless)?;
             let options = SessionOptions {
                 supervision: &plan.supervision,
                 output: &plan.output,
@@ -67,7 +67,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 eprintln!("forkscope: no demo named {name:?}; `forkscope demo --list` lists them");
                 return Ok(2);
             };
-            session::prepare(&args.supervision)?;
+            session::prepare(&args.supervision, args.output.view.headless)?;
             let pool = demo::pool(found, args.supervision.stop_signal, args.pace)
                 .context("finding forkscope's own binary")?;
             let options = SessionOptions {

@@ -21,13 +21,18 @@ pub struct SessionOptions<'a> {
     pub shm_rules: Vec<crate::inspect::shm::decode::rules::FormatRule>,
 }
 
-/// Must run while the process is single-threaded: splits off the guardian.
-pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<()> {
+/// Must run while the process is single-threaded: splits off the guardian and the watchdog.
+/// `headless`: no TUI will own the terminal.
+pub fn prepare(supervision: &SupervisionArgs, headless: bool) -> anyhow::Result<()> {
     if let Err(err) = supervise::spawn::raise_fd_limit() {
         tracing::warn!("cannot raise the open-files limit: {err}");
     }
     if !supervision.no_guardian {
-        supervise::guardian::split().context("starting the guardian process")?;
+        let options = supervise::guardian::GuardOptions {
+            tui: !headless,
+            stop_timeout: Duration::try_from_secs_f64(supervision.stop_timeout).unwrap_or_default(),
+        };
+        supervise::guardian::split(options).context("starting the guardian process")?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod reap;
 pub mod shm;
 pub mod spawn;
 pub mod tree;
+mod watchdog;
 
 use std::path::PathBuf;
 use std::time::Duration;

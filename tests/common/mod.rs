@@ -58,6 +58,9 @@ pub struct StartOptions {
     /// Count `output` events instead of keeping them (floods that would fill the test's
     /// memory); [`Forkscope::output_count`] says how many came.
     pub count_output: bool,
+    /// Start forkscope in a process group of its own (as a shell job), so a test can signal
+    /// the whole group without signalling itself.
+    pub own_group: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +111,7 @@ impl Forkscope {
             gate,
             soft_nofile,
             count_output,
+            own_group,
         } = options;
         let mut command = Command::new(bin());
         command
@@ -116,6 +120,9 @@ impl Forkscope {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if own_group {
+            command.process_group(0);
+        }
         if let Some(soft) = soft_nofile {
             // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
             unsafe {
@@ -557,6 +564,13 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
         .filter(|&child| read_stat(child).is_some_and(|s| s.ppid == pid))
         .collect()
+}
+
+/// The engine of the forkscope whose guardian is `guardian`: the child of its only child
+/// (the watchdog).
+pub fn engine_of(guardian: i32) -> Option<i32> {
+    let watchdog = children_of(guardian).first().copied()?;
+    children_of(watchdog).first().copied()
 }
 
 /// Whether `pid` is alive (exists and is not a zombie).

@@ -98,6 +98,21 @@ impl Tmux {
         assert!(status.success());
     }
 
+    /// The pane's terminal modes: (alternate screen on, any mouse reporting on, cursor shown).
+    pub fn modes(&self) -> (bool, bool, bool) {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "-t", "main"])
+            .arg("#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_standard_flag} #{cursor_flag}")
+            .output()
+            .expect("tmux display-message");
+        let flags: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|flag| flag == "1")
+            .collect();
+        assert_eq!(flags.len(), 5, "tmux flags: {out:?}");
+        (flags[0], flags[1] || flags[2] || flags[3], flags[4])
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
