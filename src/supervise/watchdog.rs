@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::termios::Termios;
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, setpgid};
 
@@ -55,6 +55,9 @@ pub(super) fn start(
         ForkResult::Parent { child } => {
             // Both sides set the group, so it is set whichever runs first.
             let _ = setpgid(child, job);
+            // Restoring the terminal from outside its foreground group must not stop us.
+            // SAFETY: setting a signal to SIG_IGN installs no handler.
+            let _ = unsafe { nix::sys::signal::signal(Signal::SIGTTOU, SigHandler::SigIgn) };
             let _ = std::fs::File::from(engine_pid_tx).write_all(&child.as_raw().to_ne_bytes());
             watch(child, handled, terminal)
         }
