@@ -6,6 +6,7 @@
     driver.py latency FORKSCOPE HELPERS_DIR N STEP_MS RUNS
     driver.py output-pty   FORKSCOPE BYTES LINE_LEN RUNS
     driver.py python-start FORKSCOPE PYTHON BOOTSTRAP_PY RUNS
+    driver.py stopflood FORKSCOPE LINE_LEN RUNS
 
 Every measurement starts the programs itself, stops them afterwards and checks that none of
 the processes it started is left running.
@@ -42,6 +43,18 @@ def children(pid, comm=None):
         if int(fields[1]) == pid and fields[0] not in "ZX" and (comm is None or name == comm):
             found.append(int(entry))
     return found
+
+
+def engine_of(guardian, timeout=5):
+    """The engine: the child of the guardian's child (the watchdog)."""
+    deadline = now() + timeout
+    while now() < deadline:
+        for watchdog in children(guardian):
+            kids = children(watchdog)
+            if kids:
+                return kids[0]
+        time.sleep(0.005)
+    return None
 
 
 def vm_hwm_kb(pid):
@@ -255,11 +268,7 @@ def output_forkscope(forkscope, total, line_len, flags=()):
             [forkscope, "run", "--headless", *flags, "--", "sh", "-c", output_command(total, line_len)],
             stdout=null,
         )
-        engine = None
-        deadline = now() + 5
-        while engine is None and now() < deadline:
-            kids = children(proc.pid)
-            engine = kids[0] if kids else None
+        engine = engine_of(proc.pid)
         peak = 0
         while proc.poll() is None:
             if engine:
@@ -388,6 +397,61 @@ def bench_python_start(python, bootstrap, runs):
 
 
 # --------------------------------------------------------------------------------------------
+# stopping during an output flood
+
+
+def stop_flood_run(forkscope, worker, stop_after):
+    """forkscope run --headless --stop-timeout 1 -- sh -c WORKER > /dev/null; SIGTERM after
+    `stop_after` seconds (None: no signal). Returns (seconds from the signal, or from the
+    start, to forkscope's exit; the engine's peak VmHWM in KiB)."""
+    with open("/dev/null", "wb") as null:
+        proc = subprocess.Popen(
+            [forkscope, "run", "--headless", "--stop-timeout", "1", "--", "sh", "-c", worker],
+            stdout=null,
+        )
+        t0 = now()
+        engine = engine_of(proc.pid)
+        peak = 0
+        signalled = stop_after is None
+        while proc.poll() is None:
+            peak = max(peak, vm_hwm_kb(engine))
+            if peak > 2 * 1024 * 1024:
+                proc.kill()
+                os.kill(engine, signal.SIGKILL)
+                raise SystemExit(f"engine passed 2 GiB: {peak} KiB")
+            if not signalled and now() - t0 >= stop_after:
+                proc.send_signal(signal.SIGTERM)
+                t0 = now()
+                signalled = True
+            time.sleep(0.01)
+    return now() - t0, peak
+
+
+def bench_stop_flood(forkscope, line_len, runs):
+    flood = f"yes {'x' * (line_len - 1)}"
+    cases = [
+        ("running: 1 GB flood to its end", f"{flood} | head -c 1000000000", None),
+        ("SIGTERM 2 s into an endless flood", f"{flood} | head -c 1000000000000", 2.0),
+        ("orphan ignoring SIGTERM floods its dead worker's pipe",
+         f"(trap '' TERM; exec {flood}) & exit 0", None),
+    ]
+    print(f"## stopping during a flood: lines of {line_len} bytes, {runs} runs each")
+    peaks = {}
+    for name, worker, stop_after in cases:
+        times, hwm = [], []
+        for _ in range(runs):
+            took, peak = stop_flood_run(forkscope, worker, stop_after)
+            times.append(took)
+            hwm.append(peak)
+        peaks[name] = statistics.median(hwm)
+        print(f"{name}: until exit {summary(times, 's', 1)}; "
+              f"engine VmHWM max {max(hwm) / 1024:.1f} MiB (runs: {', '.join(f'{p / 1024:.1f}' for p in hwm)})")
+    base = peaks[cases[0][0]]
+    for name, _, _ in cases[1:]:
+        print(f"ratio of median peaks, {name} / running: {peaks[name] / base:.2f}")
+
+
+# --------------------------------------------------------------------------------------------
 # exit-to-event latency
 
 
@@ -462,6 +526,8 @@ def main():
         bench_output_pty(forkscope, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "python-start":
         bench_python_start(sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    elif mode == "stopflood":
+        bench_stop_flood(forkscope, int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "latency":
         bench_latency(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
     else:

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            let segments = session::prepare(&args.supervision)?;
+            let segments = session::prepare(&args.supervision, args.output.view.headless)?;
             let mut pool = session::pool_from_run(&args);
             if args.python_helper {
                 let dir = forkscope::coord::python::write_helper()
@@ -63,7 +63,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     return Ok(2);
                 }
             };
-            let segments = session::prepare(&plan.supervision)?;
+            let segments = session::prepare(&plan.supervision, plan.output.view.headless)?;
             let options = SessionOptions {
                 supervision: &plan.supervision,
                 output: &plan.output,
@@ -149,7 +149,7 @@ fn run_demo(
         eprintln!("forkscope: {err}");
         return Ok(2);
     }
-    let segments = session::prepare(&args.supervision)?;
+    let segments = session::prepare(&args.supervision, args.output.view.headless)?;
     let stop_signal = args.supervision.stop_signal;
     // Lives until the session ends: a built-in Python demo's file is removed with it.
     let mut _script = None;

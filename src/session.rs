@@ -30,8 +30,12 @@ pub struct SessionOptions<'a> {
 pub struct UsageError(pub String);
 
 /// Must run while the process is single-threaded: creates the `--shm` segments (so the
-/// guardian knows exactly what the session created), then splits off the guardian.
-pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<supervise::shm::OwnedSegments> {
+/// guardian knows exactly what the session created), then splits off the guardian and the
+/// watchdog. `headless`: no TUI will own the terminal.
+pub fn prepare(
+    supervision: &SupervisionArgs,
+    headless: bool,
+) -> anyhow::Result<supervise::shm::OwnedSegments> {
     if let Err(err) = supervise::spawn::raise_fd_limit() {
         tracing::warn!("cannot raise the open-files limit: {err}");
     }
@@ -45,7 +49,11 @@ pub fn prepare(supervision: &SupervisionArgs) -> anyhow::Result<supervise::shm::
                 _ => anyhow::Error::new(err).context("creating --shm segments"),
             })?;
     if !supervision.no_guardian {
-        supervise::guardian::split().context("starting the guardian process")?;
+        let options = supervise::guardian::GuardOptions {
+            tui: !headless,
+            stop_timeout: Duration::try_from_secs_f64(supervision.stop_timeout).unwrap_or_default(),
+        };
+        supervise::guardian::split(options).context("starting the guardian process")?;
     }
     Ok(segments)
 }

@@ -1,20 +1,48 @@
-//! forkscope being SIGKILLed leaves nothing running: the pid the user starts is the guardian,
-//! its only child is the engine (the pid of the `session` event).
-//! (a) SIGKILL the engine: the guardian kills every worker and exits.
-//! (b) SIGKILL the guardian: the engine gets SIGTERM (PDEATHSIG) and stops the tree.
+//! forkscope being SIGKILLed leaves nothing running. The pid the user starts is the guardian;
+//! its only child is the watchdog (in a process group of its own), whose only child is the
+//! engine (the pid of the `session` event, back in the guardian's group). Every pattern of
+//! SIGKILL that leaves one of the three alive is survived (docs/ARCHITECTURE.md):
+//! (a) the engine: the watchdog kills every worker and exits.
+//! (b) the guardian: the engine gets SIGTERM (the watchdog passes on its PDEATHSIG) and stops
+//!     the tree.
+//! (c) the job's process group (guardian and engine, `kill -9 %1`): the watchdog kills all.
+//! (d) the watchdog: the engine gets SIGTERM (PDEATHSIG) and stops the tree; the guardian
+//!     waits for it.
+//! (e) watchdog and engine: the guardian kills everything at once.
+//! (f) watchdog and guardian: the engine stops the tree.
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
+
 use common::*;
 
+/// The watchdog, the guardian's child and the engine's parent.
+fn watchdog_of(engine: i32) -> i32 {
+    read_stat(engine).expect("engine").ppid
+}
+
+fn sigkill(pid: i32) {
+    // SAFETY: kill(2) on a process (or group) of the forkscope this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "kill({pid})");
+}
+
 fn start_tree(m: &str, dir: &std::path::Path) -> (Forkscope, Vec<i32>, i32) {
+    start_tree_with(m, dir, StartOptions::default())
+}
+
+fn start_tree_with(
+    m: &str,
+    dir: &std::path::Path,
+    options: StartOptions,
+) -> (Forkscope, Vec<i32>, i32) {
     // Three workers, each with a setsid grandchild that ignores SIGTERM.
     let worker = script(
         dir,
         "tree.sh",
         "setsid sh -c 'trap \"\" TERM; echo escaped $$; exec sleep 30' &\nsleep 30",
     );
-    let fs = Forkscope::start(
+    let fs = Forkscope::start_with(
         m,
         &[
             "run",
@@ -26,6 +54,7 @@ fn start_tree(m: &str, dir: &std::path::Path) -> (Forkscope, Vec<i32>, i32) {
             "--",
             worker.to_str().unwrap(),
         ],
+        options,
     );
     let workers: Vec<i32> = fs
         .wait_kind("spawn", 3, secs(5.0))
@@ -40,31 +69,63 @@ fn start_tree(m: &str, dir: &std::path::Path) -> (Forkscope, Vec<i32>, i32) {
             == 3
     });
     let engine = fs.engine_pid();
-    assert_ne!(engine, fs.pid(), "the engine is a child of the guardian");
-    assert_eq!(read_stat(engine).expect("engine").ppid, fs.pid());
+    let watchdog = watchdog_of(engine);
+    assert!(engine != fs.pid() && watchdog != fs.pid());
+    assert_eq!(read_stat(watchdog).expect("watchdog").ppid, fs.pid());
+    let group = read_stat(fs.pid()).expect("guardian").pgrp;
+    assert_eq!(
+        read_stat(engine).unwrap().pgrp,
+        group,
+        "the engine is in the job"
+    );
+    assert_ne!(
+        read_stat(watchdog).unwrap().pgrp,
+        group,
+        "the watchdog is not"
+    );
     for &pid in &workers {
         assert_eq!(read_stat(pid).expect("worker").ppid, engine);
     }
-    assert!(marked_processes(m).len() >= 2 + 3 + 3);
+    assert!(marked_processes(m).len() >= 3 + 3 + 3);
     (fs, workers, engine)
 }
 
 #[test]
-fn sigkill_of_the_engine_makes_the_guardian_kill_everything() {
+fn sigkill_of_the_engine_makes_the_watchdog_kill_everything() {
     let dir = tempfile::tempdir().unwrap();
     let m = marker("killengine");
     let (mut fs, workers, engine) = start_tree(&m, dir.path());
-    // SAFETY: kill(2) on the engine, a child of the forkscope this test started.
-    assert_eq!(unsafe { libc::kill(engine, libc::SIGKILL) }, 0);
+    let watchdog = watchdog_of(engine);
+    sigkill(engine);
     let (status, _) = fs.finish(secs(8.0));
     assert_eq!(status.code(), Some(128 + libc::SIGKILL), "{status:?}");
+    assert_the_watchdog_killed_everything(&mut fs, watchdog, &workers);
+}
+
+/// After the engine's death: the watchdog said so, killed every worker and escapee, and ended.
+fn assert_the_watchdog_killed_everything(fs: &mut Forkscope, watchdog: i32, workers: &[i32]) {
+    wait_for("the watchdog to finish", secs(8.0), || !alive(watchdog));
     let stderr = fs.stderr();
     assert!(stderr.contains("engine died by SIGKILL"), "{stderr}");
-    assert!(stderr.contains("guardian killed"), "{stderr}");
-    for pid in workers {
+    assert!(stderr.contains("watchdog killed"), "{stderr}");
+    for &pid in workers {
         assert!(!alive(pid));
     }
-    assert_nothing_left(&m);
+    assert_nothing_left(&fs.marker);
+}
+
+/// The engine got SIGTERM (a PDEATHSIG, passed on or its own) and stopped the tree: every
+/// worker ended by the stop signal, and the stream ends with `end`.
+fn assert_stopped_gracefully(events: &[serde_json::Value], workers: &[i32]) {
+    let stopping = &of_kind(events, "stopping")[0];
+    assert_eq!(stopping["reason"], "received SIGTERM", "{}", dump(events));
+    for &pid in workers {
+        assert_eq!(
+            exit_of(events, pid).expect("worker exit")["signal"],
+            "SIGTERM"
+        );
+    }
+    assert_eq!(kind(events.last().unwrap()), "end");
 }
 
 #[test]
@@ -73,22 +134,11 @@ fn sigkill_of_the_guardian_makes_the_engine_stop_the_tree() {
     let m = marker("killguardian");
     let (mut fs, workers, engine) = start_tree(&m, dir.path());
     fs.signal(libc::SIGKILL);
-    // The engine (re-parented elsewhere) still holds our stdout pipe: its events go on.
+    // The engine still holds our stdout pipe: its events go on.
     fs.wait_eof(secs(8.0));
     let (status, events) = fs.finish(secs(2.0));
     assert_eq!(status.code(), None, "the guardian was killed");
-    let stopping = &of_kind(&events, "stopping")[0];
-    assert!(
-        stopping["reason"].as_str().unwrap().contains("SIGTERM"),
-        "PDEATHSIG delivers SIGTERM: {stopping}"
-    );
-    for &pid in &workers {
-        assert_eq!(
-            exit_of(&events, pid).expect("worker exit")["signal"],
-            "SIGTERM"
-        );
-    }
-    assert_eq!(kind(events.last().unwrap()), "end");
+    assert_stopped_gracefully(&events, &workers);
     wait_for("the engine to end", secs(5.0), || !alive(engine));
     assert_nothing_left(&m);
 }
@@ -134,5 +184,68 @@ fn usr1_is_ignored_and_quit_stops_gracefully() {
     for pid in workers {
         assert_eq!(exit_of(&events, pid).expect("exit")["signal"], "SIGTERM");
     }
+    assert_nothing_left(&m);
+}
+
+#[test]
+fn sigkill_of_the_jobs_process_group_makes_the_watchdog_kill_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("killgroup");
+    let options = StartOptions {
+        own_group: true,
+        ..StartOptions::default()
+    };
+    let (mut fs, workers, engine) = start_tree_with(&m, dir.path(), options);
+    let watchdog = watchdog_of(engine);
+    // What `kill -9 %1` does: SIGKILL to the job's process group (guardian and engine).
+    sigkill(-fs.pid());
+    let (status, _) = fs.finish(secs(8.0));
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_the_watchdog_killed_everything(&mut fs, watchdog, &workers);
+}
+
+#[test]
+fn sigkill_of_the_watchdog_makes_the_engine_stop_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("killwatchdog");
+    let (mut fs, workers, engine) = start_tree(&m, dir.path());
+    sigkill(watchdog_of(engine));
+    let (status, events) = fs.finish(secs(10.0));
+    // The engine ended normally (its workers were stopped: 1), and the guardian says so.
+    assert_eq!(status.code(), Some(1), "{status:?}\n{}", dump(&events));
+    assert_stopped_gracefully(&events, &workers);
+    assert_nothing_left(&m);
+}
+
+#[test]
+fn sigkill_of_the_watchdog_and_the_engine_makes_the_guardian_kill_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("killwatchengine");
+    let (mut fs, workers, engine) = start_tree(&m, dir.path());
+    let watchdog = watchdog_of(engine);
+    sigkill(engine);
+    sigkill(watchdog);
+    let (status, _) = fs.finish(secs(8.0));
+    // However the two deaths interleave, the guardian ends with a SIGKILL status.
+    assert_eq!(status.code(), Some(128 + libc::SIGKILL), "{status:?}");
+    assert!(fs.stderr().contains("killed"));
+    for pid in workers {
+        assert!(!alive(pid));
+    }
+    assert_nothing_left(&m);
+}
+
+#[test]
+fn sigkill_of_the_watchdog_and_the_guardian_makes_the_engine_stop_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = marker("killwatchguard");
+    let (mut fs, workers, engine) = start_tree(&m, dir.path());
+    let watchdog = watchdog_of(engine);
+    sigkill(watchdog);
+    fs.signal(libc::SIGKILL);
+    fs.wait_eof(secs(10.0));
+    let (_, events) = fs.finish(secs(2.0));
+    assert_stopped_gracefully(&events, &workers);
+    wait_for("the engine to end", secs(5.0), || !alive(engine));
     assert_nothing_left(&m);
 }

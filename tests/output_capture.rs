@@ -151,7 +151,7 @@ fn flood(name: &str, shell: &str, stall: Duration) -> (Vec<Value>, i32, u64, Dur
     let guardian = fs.pid();
     let mut engine = None;
     wait_for("the engine process", secs(5.0), || {
-        engine = children_of(guardian).first().copied();
+        engine = engine_of(guardian);
         engine.is_some()
     });
     let engine = engine.expect("engine pid");

@@ -179,15 +179,29 @@ fn idle_forkscope_does_not_spin() {
     let ticks = |pid: i32| read_stat(pid).map(|s| s.utime + s.stime).expect("stat");
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let (e0, g0, t0) = (ticks(engine), ticks(guardian), Instant::now());
+    let watchdog = read_stat(engine).expect("engine").ppid;
+    let (e0, g0, w0, t0) = (
+        ticks(engine),
+        ticks(guardian),
+        ticks(watchdog),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs(2)); // measuring CPU over time: a sleep is the point
-    let (e1, g1, dt) = (ticks(engine), ticks(guardian), t0.elapsed().as_secs_f64());
+    let (e1, g1, w1) = (ticks(engine), ticks(guardian), ticks(watchdog));
+    let dt = t0.elapsed().as_secs_f64();
     let engine_cpu = (e1 - e0) as f64 / hz / dt;
     let guardian_cpu = (g1 - g0) as f64 / hz / dt;
+    let watchdog_cpu = (w1 - w0) as f64 / hz / dt;
     eprintln!(
-        "idle CPU: engine {:.2}%, guardian {:.2}%",
+        "idle CPU: engine {:.2}%, guardian {:.2}%, watchdog {:.2}%",
         engine_cpu * 100.0,
-        guardian_cpu * 100.0
+        guardian_cpu * 100.0,
+        watchdog_cpu * 100.0
+    );
+    assert!(
+        watchdog_cpu < 0.01,
+        "watchdog uses {:.1}% of a core",
+        watchdog_cpu * 100.0
     );
     assert!(
         engine_cpu < 0.05,

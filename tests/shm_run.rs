@@ -184,13 +184,15 @@ fn guardian_removes_it_when_the_engine_is_killed() {
     let workers = session.wait_written();
     let (foreign, _guard) = session.foreign_file();
     let guardian = session.child.id() as i32;
-    // The engine: the guardian's child that runs forkscope.
-    let engine = forkscope::inspect::proc::scan_all()
-        .unwrap()
-        .values()
-        .find(|s| s.ppid == guardian && s.comm.starts_with("forkscope"))
-        .map(|s| s.pid)
-        .expect("engine found");
+    // The engine: the child of the guardian's child (the watchdog).
+    let procs = forkscope::inspect::proc::scan_all().unwrap();
+    let child_of = |parent: i32| {
+        procs
+            .values()
+            .find(|s| s.ppid == parent && s.comm.starts_with("forkscope"))
+            .map(|s| s.pid)
+    };
+    let engine = child_of(guardian).and_then(child_of).expect("engine found");
     // SAFETY: a process this test started (through forkscope).
     unsafe { libc::kill(engine, libc::SIGKILL) };
     session.wait_exit();

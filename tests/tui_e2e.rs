@@ -135,16 +135,8 @@ fn sigterm_to_forkscope_stops_the_tree_and_restores_the_terminal() {
     start_pool(&tmux, 2, &marker);
     let session = &wait_recorded(&tmux.path("rec.jsonl"), "session", 1, 5)[0];
     let engine = session["pid"].as_i64().unwrap() as i32;
-    let stat = std::fs::read_to_string(format!("/proc/{engine}/stat")).unwrap();
-    let guardian: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    // The guardian leads the job's process group, which the engine is in.
+    let guardian = common::read_stat(engine).unwrap().pgrp;
     // SAFETY: the guardian is the forkscope this test started.
     assert_eq!(unsafe { libc::kill(guardian, libc::SIGTERM) }, 0);
     tmux.wait_screen("terminal restored", 15, |s| s.contains("TERMINAL-RESTORED"));

@@ -169,7 +169,7 @@ impl Captures {
             .map(|(t, _)| *t)
             .collect();
         for token in tokens {
-            self.read(registry, token, usize::MAX, events);
+            self.drain(registry, token, events);
         }
     }
 
@@ -179,8 +179,21 @@ impl Captures {
     pub fn drain_all(&mut self, registry: &Registry, events: &EventTx) {
         let tokens: Vec<Token> = self.pipes.keys().copied().collect();
         for token in tokens {
-            self.read(registry, token, usize::MAX, events);
+            self.drain(registry, token, events);
         }
+    }
+
+    /// Reads what the pipe holds now (and its end, if every writer is gone), never more than
+    /// that plus one buffer: a writer still alive (an orphan sharing its dead worker's pipe)
+    /// cannot keep a drain going, so a drain costs at most a pipe's capacity.
+    fn drain(&mut self, registry: &Registry, token: Token, events: &EventTx) {
+        let Some(capture) = self.pipes.get(&token) else {
+            self.hot.remove(&token);
+            return;
+        };
+        let written = rustix::io::ioctl_fionread(&capture.file).map_or(0, |n| n as usize);
+        // One read past what is written: it sees the end of a pipe whose writers are gone.
+        self.read(registry, token, written + 1, events);
     }
 
     fn read(&mut self, registry: &Registry, token: Token, budget: usize, events: &EventTx) {
@@ -191,7 +204,8 @@ impl Captures {
         let mut taken = 0;
         loop {
             if taken >= budget {
-                return; // still hot
+                self.hot.insert(token);
+                return;
             }
             let result = match capture.file.read(&mut self.buffer) {
                 // A pty master whose slave side every process has closed: end of file.

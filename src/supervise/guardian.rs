@@ -1,26 +1,44 @@
-//! The guardian: the reason a SIGKILLed forkscope leaves nothing running.
+//! The guardian and the watchdog: the reason a SIGKILLed forkscope leaves nothing running.
 //!
-//! Before any thread starts, forkscope forks. The original process (the pid the shell and
-//! scripts see) becomes the guardian: a tiny single-threaded subreaper that forwards
-//! termination signals to the engine (its only child) and waits. The child runs forkscope.
-//! If the engine dies, its workers and orphans are re-parented to the guardian, which
-//! SIGKILLs every descendant, reaps them, restores the terminal if the engine died abruptly,
-//! and exits with the engine's status. If the guardian itself is killed, the engine gets
-//! SIGTERM (PR_SET_PDEATHSIG, checked against the fork race) and stops the tree gracefully.
+//! Before any thread starts, forkscope forks twice: guardian → watchdog → engine.
+//! - The guardian is the original process (the pid the shell and scripts see, in the job's
+//!   process group): a tiny single-threaded subreaper that forwards termination signals down
+//!   and exits with the session's status.
+//! - The watchdog (`watchdog.rs`) leaves the job's process group, so `kill -9 %1` (SIGKILL
+//!   to the group: guardian and engine) does not reach it. It is the engine's parent and a
+//!   subreaper: whatever the engine leaves when it dies comes to the watchdog, which
+//!   SIGKILLs it all and restores the terminal.
+//! - The engine goes back into the job's process group (the TUI must be in the terminal's
+//!   foreground group) and runs forkscope.
+//!
+//! Deaths by SIGKILL, and who cleans up (docs/ARCHITECTURE.md lists them with their tests):
+//! engine → the watchdog; guardian → the watchdog gets SIGTERM (PR_SET_PDEATHSIG) and passes
+//! it on, the engine stops the tree gracefully; guardian and engine → the watchdog;
+//! watchdog → the engine gets SIGTERM and stops gracefully, the guardian (now its parent)
+//! waits for it and sweeps; watchdog and engine → the guardian sweeps at once; watchdog and
+//! guardian → the engine stops gracefully.
 
-use std::collections::HashSet;
-use std::io::Write;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::unistd::{ForkResult, Pid, fork, getpid, getppid};
+use nix::sys::termios::Termios;
+use nix::unistd::{ForkResult, Pid, fork, getpgrp, getpid};
 
-use super::tree::{become_subreaper, signal_descendants};
+use super::tree::become_subreaper;
+use super::watchdog::{
+    FORWARDED, SWALLOWED, announce_abrupt_end, exit_code, forward_until_exit, kill_everything_left,
+    restore_terminal,
+};
 use crate::model::ExitStatus;
-use crate::model::signals::signal_name;
 
 /// The guardian's pid, set in the engine after the split.
 static GUARDIAN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// How long past the stop timeout the guardian waits for an engine whose watchdog was killed
+/// (the engine's own SIGKILL sweeps take up to 10 s).
+const ENGINE_GRACE: Duration = Duration::from_secs(12);
 
 /// The pid the user sees for this session: the guardian's, or our own without one. Names of
 /// session resources (`/dev/shm/forkscope-<pid>-NAME`) use it, so the guardian can clean up.
@@ -31,21 +49,19 @@ pub fn session_pid() -> i32 {
         .unwrap_or_else(|| std::process::id() as i32)
 }
 
-/// Signals that mean "stop": passed on to the engine, which stops the tree gracefully.
-const FORWARDED: [Signal; 4] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-];
-/// Signals with no meaning for forkscope: taken and dropped, so they neither kill the
-/// guardian nor reach an engine that has no use for them.
-const SWALLOWED: [Signal; 2] = [Signal::SIGUSR1, Signal::SIGUSR2];
+/// What the guardian and the watchdog need to know about the session.
+#[derive(Clone, Copy, Debug)]
+pub struct GuardOptions {
+    /// The TUI will own the terminal: restore it if forkscope dies abruptly.
+    pub tui: bool,
+    /// The session's `--stop-timeout`.
+    pub stop_timeout: Duration,
+}
 
-/// Splits into guardian and engine. Returns in the engine; the guardian never returns.
+/// Splits into guardian, watchdog and engine. Returns in the engine; the others never return.
 ///
 /// Must be called while the process has a single thread.
-pub fn split() -> std::io::Result<()> {
+pub fn split(options: GuardOptions) -> std::io::Result<()> {
     let mut handled = SigSet::empty();
     handled.add(Signal::SIGCHLD);
     for signal in FORWARDED.into_iter().chain(SWALLOWED) {
@@ -53,110 +69,117 @@ pub fn split() -> std::io::Result<()> {
     }
     let mut previous = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), Some(&mut previous))?;
-    let saved_terminal = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
+    let saved_terminal = if options.tui {
+        nix::sys::termios::tcgetattr(std::io::stdin()).ok()
+    } else {
+        None
+    };
     become_subreaper()?;
     let guardian = getpid();
+    let job = getpgrp();
+    let (engine_pid_rx, engine_pid_tx) = nix::unistd::pipe()?;
     // SAFETY: single-threaded at this point (documented precondition), so fork is sound.
     match unsafe { fork() }? {
         ForkResult::Child => {
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&previous), None)?;
-            // SAFETY: PR_SET_PDEATHSIG takes a signal number.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+            drop(engine_pid_rx);
             let _ = GUARDIAN.set(guardian.as_raw());
-            if getppid() != guardian {
-                // The guardian died before PDEATHSIG was armed.
-                nix::sys::signal::raise(Signal::SIGTERM)?;
-            }
-            Ok(())
+            super::watchdog::start(
+                guardian,
+                job,
+                engine_pid_tx,
+                (&handled, &previous),
+                saved_terminal,
+            )
         }
-        ForkResult::Parent { child } => guard(child, &handled, saved_terminal),
+        ForkResult::Parent { child } => {
+            drop(engine_pid_tx);
+            let engine = read_engine_pid(engine_pid_rx);
+            guard(
+                child,
+                engine,
+                &handled,
+                saved_terminal,
+                options.stop_timeout,
+            )
+        }
     }
 }
 
-fn guard(engine: Pid, handled: &SigSet, terminal: Option<nix::sys::termios::Termios>) -> ! {
-    // The engine is our unreaped child, so this pidfd is certainly for it.
-    let engine_fd = super::pidfd::Pidfd::open(engine.as_raw()).ok();
-    let mut engine_status = None;
-    while engine_status.is_none() {
-        let Ok(signal) = handled.wait() else { continue };
-        if signal == Signal::SIGCHLD {
-            engine_status = reap_until(engine);
-        } else if FORWARDED.contains(&signal)
-            && let Some(fd) = &engine_fd
-        {
-            let _ = fd.send(signal as i32);
-        }
-    }
-    let status = engine_status.unwrap_or(ExitStatus::Unknown);
+/// The engine's pid, as the watchdog tells it (none if the watchdog died first).
+fn read_engine_pid(pipe: OwnedFd) -> Option<Pid> {
+    let mut bytes = [0u8; 4];
+    std::fs::File::from(pipe).read_exact(&mut bytes).ok()?;
+    Some(Pid::from_raw(i32::from_ne_bytes(bytes)))
+}
+
+fn guard(
+    watchdog: Pid,
+    engine: Option<Pid>,
+    handled: &SigSet,
+    terminal: Option<Termios>,
+    stop_timeout: Duration,
+) -> ! {
+    let mut status = forward_until_exit(watchdog, handled);
     if let ExitStatus::Signaled { signal, .. } = status {
-        restore_terminal(terminal.as_ref());
-        let _ = writeln!(
-            std::io::stderr(),
-            "forkscope: the engine died by {}; stopping what it left running",
-            signal_name(signal)
-        );
+        // The watchdog was killed. The engine (if alive) got SIGTERM from its parent's death
+        // and stops the tree; it is our child now.
+        announce_abrupt_end("watchdog", signal);
+        let engine_status = engine.and_then(|pid| wait_engine(pid, handled, stop_timeout));
+        match engine_status {
+            Some(engine_status @ ExitStatus::Exited(_)) => status = engine_status,
+            Some(ExitStatus::Signaled { signal, .. }) => {
+                restore_terminal(terminal.as_ref());
+                announce_abrupt_end("engine", signal);
+            }
+            _ => restore_terminal(terminal.as_ref()),
+        }
     }
     let killed = kill_everything_left();
     if killed > 0 {
-        let _ = writeln!(
-            std::io::stderr(),
+        eprint_quiet(&format!(
             "forkscope: guardian killed {killed} leftover process(es)"
-        );
+        ));
     }
     // Segments of `--shm` (created before the split): the engine removes them when it ends
     // normally; if it was killed, this is the last chance. Only what the session created.
     let removed = super::shm::remove_created_segments();
     if removed > 0 && matches!(status, ExitStatus::Signaled { .. }) {
-        let _ = writeln!(
-            std::io::stderr(),
+        eprint_quiet(&format!(
             "forkscope: guardian removed {removed} shared-memory segment(s) of the session"
-        );
+        ));
     }
     // The control socket of a killed engine (`coord/`): nobody else will remove it.
     super::session_files::remove_socket(getpid().as_raw());
-    let code = match status {
-        ExitStatus::Exited(code) => code,
-        ExitStatus::Signaled { signal, .. } => 128 + signal,
-        ExitStatus::Unknown => 1,
-    };
-    std::process::exit(code)
+    std::process::exit(exit_code(status))
 }
 
-/// Reaps children; returns the engine's status once it has ended.
-fn reap_until(engine: Pid) -> Option<ExitStatus> {
-    let mut found = None;
+/// Waits for the engine, re-parented to the guardian, to end its graceful stop; its status,
+/// or none if it is gone already or takes longer than the stop could.
+fn wait_engine(engine: Pid, handled: &SigSet, stop_timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + stop_timeout + ENGINE_GRACE;
     loop {
         let mut raw = 0;
-        // SAFETY: plain waitpid with a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
-        if pid <= 0 {
-            return found;
+        // SAFETY: waitpid on one pid with WNOHANG; `raw` is a valid out-pointer.
+        match unsafe { libc::waitpid(engine.as_raw(), &mut raw, libc::WNOHANG) } {
+            0 => {}
+            pid if pid == engine.as_raw() => return Some(ExitStatus::from_wait_status(raw)),
+            // Not our child: it ended (reaped by the watchdog) before the watchdog died.
+            _ => return None,
         }
-        if pid == engine.as_raw() {
-            found = Some(ExitStatus::from_wait_status(raw));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        if let Some(signal) = super::watchdog::wait_signal(handled, left)
+            && FORWARDED.contains(&signal)
+        {
+            // Our unreaped child now, so its pid is certainly the engine's.
+            let _ = nix::sys::signal::kill(engine, signal);
         }
     }
 }
 
-/// SIGKILLs every descendant until none is left (bounded to 10 s); returns how many.
-fn kill_everything_left() -> usize {
-    let me = getpid().as_raw();
-    let mut done = HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while super::tree::has_children() && Instant::now() < deadline {
-        let _ = signal_descendants(me, libc::SIGKILL, &mut done);
-        let _ = reap_until(Pid::from_raw(0));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done.len()
-}
-
-fn restore_terminal(saved: Option<&nix::sys::termios::Termios>) {
-    let Some(saved) = saved else { return };
-    let _ =
-        nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
-    let mut out = std::io::stdout();
-    // Leave the alternate screen, show the cursor, stop mouse reporting.
-    let _ = out.write_all(b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?25h\x1b[?1049l");
-    let _ = out.flush();
+fn eprint_quiet(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

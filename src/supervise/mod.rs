@@ -15,6 +15,7 @@ pub mod shm;
 pub mod spawn;
 pub mod steps;
 pub mod tree;
+mod watchdog;
 pub mod worker_io;
 
 use std::path::PathBuf;

@@ -131,7 +131,7 @@ pub fn run(
     let mut app = App::new(title.to_string(), scrollback, theme::Theme::from_env());
     app.shm_rules = shm_rules.into();
     let (mut terminal, guard) = TerminalGuard::enter().context("opening the terminal")?;
-    let (input_tx, input_rx) = crossbeam_channel::bounded::<TermEvent>(256);
+    let (input_tx, mut input_rx) = crossbeam_channel::bounded::<TermEvent>(256);
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
@@ -158,6 +158,9 @@ pub fn run(
     let mut stack_target: StackTarget = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
+    // The terminal went away (hangup, EIO): nothing is drawn any more, the session stops
+    // normally and every event still reaches the recording.
+    let mut terminal_lost = false;
     let status = loop {
         if let Source::Replay(playback) = &mut source {
             let now = Instant::now();
@@ -176,11 +179,20 @@ pub fn run(
                 app.update(Msg::Replay(status));
             }
         }
+        dirty &= !terminal_lost;
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
-            let mut areas = Areas::default();
-            terminal.draw(|frame| areas = view::render(&app, frame))?;
-            let effects = app.update(Msg::Layout(areas));
-            carry_out(&mut source, &mut app, effects);
+            match draw(&mut terminal, &app) {
+                Ok(areas) => {
+                    let effects = app.update(Msg::Layout(areas));
+                    carry_out(&mut source, &mut app, effects);
+                }
+                Err(err) => {
+                    terminal_lost = true;
+                    if lose_terminal(&source, &err) {
+                        break 1;
+                    }
+                }
+            }
             dirty = false;
             last_draw = Some(Instant::now());
         }
@@ -261,7 +273,10 @@ pub fn run(
                 dirty = true;
             }
             recv(input_rx) -> received => {
-                let Ok(event) = received else { continue };
+                let Ok(event) = received else {
+                    input_rx = crossbeam_channel::never();
+                    continue;
+                };
                 let effects = match event {
                     TermEvent::Key(key) => app.update(Msg::Key(key)),
                     TermEvent::Mouse(mouse) => app.update(Msg::Mouse(mouse)),
@@ -294,13 +309,44 @@ pub fn run(
             default(timeout) => {}
         }
     };
-    drop(terminal);
-    drop(guard);
     if let Some(mut rec) = recorder {
         let _ = rec.flush();
     }
-    print_summary(&app);
+    // The terminal may have gone while nothing was drawn: showing the cursor tells.
+    terminal_lost = terminal_lost || terminal.show_cursor().is_err();
+    if terminal_lost {
+        // Its drop would report the failure to show the cursor on a terminal that is gone.
+        std::mem::forget(terminal);
+    } else {
+        drop(terminal);
+    }
+    drop(guard);
+    if !terminal_lost {
+        print_summary(&app);
+    }
     Ok(status)
+}
+
+/// Draws a frame; returns where the panes went.
+fn draw(terminal: &mut Terminal<CrosstermBackend<Stdout>>, app: &App) -> io::Result<Areas> {
+    // A hung-up terminal has no size; asked anyway, crossterm would fork `tput` to guess one.
+    rustix::termios::tcgetwinsize(io::stdout())?;
+    let mut areas = Areas::default();
+    terminal.draw(|frame| areas = view::render(app, frame))?;
+    Ok(areas)
+}
+
+/// The terminal cannot be written any more: a live session stops as if asked to quit (its
+/// end still reaches the recording); true when the loop should end now (a replay).
+fn lose_terminal(source: &Source, err: &io::Error) -> bool {
+    tracing::warn!("the terminal is gone ({err}): stopping the session");
+    match source {
+        Source::Live(engine) => {
+            engine.actions.send(crate::model::Action::Quit);
+            false
+        }
+        Source::Replay(_) => true,
+    }
 }
 
 /// Sends actions to the engine or controls playback; true when the replay should end.

@@ -9,6 +9,10 @@
 
 #![allow(dead_code)]
 
+mod memory;
+#[allow(unused_imports)]
+pub use memory::MemoryWatch;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -77,6 +81,12 @@ pub struct StartOptions {
     pub soft_nofile: Option<u64>,
     /// Extra environment (`XDG_RUNTIME_DIR` for a private control-socket directory).
     pub env: Vec<(String, String)>,
+    /// Count `output` events instead of keeping them (floods that would fill the test's
+    /// memory); [`Forkscope::output_count`] says how many came.
+    pub count_output: bool,
+    /// Start forkscope in a process group of its own (as a shell job), so a test can signal
+    /// the whole group without signalling itself.
+    pub own_group: bool,
 }
 
 #[derive(Default)]
@@ -85,6 +95,8 @@ struct Shared {
     /// Lines of stdout that were not JSON objects (there must be none).
     garbage: Vec<String>,
     eof: bool,
+    /// `output` events counted, not kept (`StartOptions::count_output`).
+    output_count: usize,
 }
 
 /// One running `forkscope` (the guardian is the process spawned here).
@@ -125,6 +137,8 @@ impl Forkscope {
             gate,
             soft_nofile,
             env,
+            count_output,
+            own_group,
         } = options;
         let mut command = Command::new(bin());
         as_users_run(&mut command)
@@ -134,6 +148,9 @@ impl Forkscope {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if own_group {
+            command.process_group(0);
+        }
         if let Some(soft) = soft_nofile {
             // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
             unsafe {
@@ -161,7 +178,7 @@ impl Forkscope {
                 if let Some(gate) = gate {
                     let _ = gate.recv();
                 }
-                read_events(stdout, &shared)
+                read_events(stdout, &shared, count_output)
             })
         };
         let stderr = std::thread::spawn(move || {
@@ -240,6 +257,11 @@ impl Forkscope {
             .into_iter()
             .filter(|e| kind(e) == kind_name)
             .collect()
+    }
+
+    /// How many `output` events were counted (with `StartOptions::count_output`).
+    pub fn output_count(&self) -> usize {
+        self.shared.0.lock().expect("lock").output_count
     }
 
     /// The engine's pid, from the `session` event.
@@ -339,13 +361,22 @@ impl Drop for Forkscope {
     }
 }
 
-fn read_events(stdout: impl Read, shared: &Arc<(Mutex<Shared>, Condvar)>) {
+fn read_events(stdout: impl Read, shared: &Arc<(Mutex<Shared>, Condvar)>, count_output: bool) {
     let mut reader = BufReader::with_capacity(1 << 20, stdout);
     let mut line = Vec::new();
+    let output = b"\"kind\":\"output\"";
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
+            Ok(_)
+                if count_output
+                    && line[..line.len().min(64)]
+                        .windows(output.len())
+                        .any(|w| w == output) =>
+            {
+                shared.0.lock().expect("lock").output_count += 1;
+            }
             Ok(_) => {
                 let parsed: Option<Value> = serde_json::from_slice(&line).ok();
                 let (lock, cond) = &**shared;
@@ -561,6 +592,13 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
         .filter(|&child| read_stat(child).is_some_and(|s| s.ppid == pid))
         .collect()
+}
+
+/// The engine of the forkscope whose guardian is `guardian`: the child of its only child
+/// (the watchdog).
+pub fn engine_of(guardian: i32) -> Option<i32> {
+    let watchdog = children_of(guardian).first().copied()?;
+    children_of(watchdog).first().copied()
 }
 
 /// Whether `pid` is alive (exists and is not a zombie).

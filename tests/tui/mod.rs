@@ -120,6 +120,31 @@ impl Tmux {
         assert!(status.success());
     }
 
+    /// Closes the terminal as a user closing the window does: the pty goes away and
+    /// everything in it gets the hangup.
+    pub fn kill_session(&self) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-session", "-t", "main"])
+            .status()
+            .expect("tmux kill-session");
+        assert!(status.success());
+    }
+
+    /// The pane's terminal modes: (alternate screen on, any mouse reporting on, cursor shown).
+    pub fn modes(&self) -> (bool, bool, bool) {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", "-t", "main"])
+            .arg("#{alternate_on} #{mouse_any_flag} #{mouse_button_flag} #{mouse_standard_flag} #{cursor_flag}")
+            .output()
+            .expect("tmux display-message");
+        let flags: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|flag| flag == "1")
+            .collect();
+        assert_eq!(flags.len(), 5, "tmux flags: {out:?}");
+        (flags[0], flags[1] || flags[2] || flags[3], flags[4])
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -129,6 +154,7 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }

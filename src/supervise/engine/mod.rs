@@ -41,6 +41,8 @@ pub(crate) use stop::Phase;
 
 const SIGNALS: Token = Token(0);
 const WAKER: Token = Token(1);
+/// While the consumer lags it wakes the engine when it catches up; this is a safety net.
+const CONGESTION_NET: Duration = Duration::from_millis(100);
 
 /// A running engine, seen from its consumer.
 pub struct EngineHandle {
@@ -304,7 +306,11 @@ impl Engine {
             // Before any exit is handled: a process's own pipes are read before its end.
             self.take_own_pipes();
             self.take_actions();
+            // Kernel events first: a reaped orphan's birth is then known.
+            self.service_kernel();
             if !self.events.congested() {
+                // Exits before new output: a flood must not starve the reaping.
+                self.reap();
                 self.captures.service(self.poll.registry(), &self.events);
             }
             self.hold_announced_steps();
@@ -314,6 +320,7 @@ impl Engine {
             }
         }
         // Whatever the tree wrote last (nothing of it runs now), then the end.
+        self.wait_for_consumer(&mut events);
         self.captures.drain_all(self.poll.registry(), &self.events);
         self.finish_tracking();
         let status = self.final_status();
@@ -346,6 +353,18 @@ impl Engine {
         }
     }
 
+    /// Blocks while the consumer lags (it wakes the engine when it catches up).
+    fn wait_for_consumer(&mut self, events: &mut Events) {
+        while self.events.congested() {
+            if let Err(err) = self.poll.poll(events, Some(CONGESTION_NET))
+                && err.kind() != io::ErrorKind::Interrupted
+            {
+                tracing::error!("poll failed: {err}");
+                return;
+            }
+        }
+    }
+
     fn emit_session(&self) {
         let (track, track_note) = self.track_description();
         let pools = self
@@ -371,7 +390,7 @@ impl Engine {
 
     fn next_timeout(&self) -> Duration {
         let congested = self.events.congested();
-        if self.more_to_reap || self.kernel_pending() || (self.captures.has_hot() && !congested) {
+        if self.kernel_pending() || ((self.more_to_reap || self.captures.has_hot()) && !congested) {
             return Duration::ZERO;
         }
         let now = Instant::now();
@@ -397,8 +416,7 @@ impl Engine {
         }
         let mut timeout = next.saturating_duration_since(now);
         if congested {
-            // The consumer wakes us when it catches up; this is only a safety net.
-            timeout = timeout.min(Duration::from_millis(100));
+            timeout = timeout.min(CONGESTION_NET);
         }
         timeout
     }
@@ -414,9 +432,10 @@ impl Engine {
         }
     }
 
+    /// Reaps exited children and reports them, each after its last output. Only called
+    /// while the consumer keeps up: an exit waits for the output before it, and output waits
+    /// for the consumer, so meanwhile the zombie stays (the consumer wakes us).
     fn reap(&mut self) {
-        // Kernel events first: a reaped orphan's birth is then known.
-        self.service_kernel();
         let (reaped, more) = if self.ptrace.is_some() {
             self.ptrace_reap()
         } else {

@@ -86,7 +86,6 @@ impl Engine {
 
     /// Advances the stop state machine; true when the session is over.
     pub(super) fn step_phase(&mut self) -> bool {
-        self.reap();
         let now = Instant::now();
         match self.phase {
             Phase::Running => {
@@ -132,7 +131,8 @@ impl Engine {
                 if !has_children() {
                     return self.settle();
                 }
-                if now >= give_up {
+                // Zombies left for a lagging consumer are not survivors of SIGKILL.
+                if now >= give_up && self.live_descendants() {
                     self.notice(
                         "error",
                         "processes survived SIGKILL for 10s (uninterruptible sleep?)".into(),
@@ -176,6 +176,11 @@ impl Engine {
                 Pidfd::open_verified(stat.pid, Some(stat.start_time)).and_then(|fd| fd.send(signo));
             self.emit_signal(stat.pid, signo, SignalReason::Leftover, result);
         }
+    }
+
+    /// Whether some descendant is still running (not a zombie waiting to be reaped).
+    fn live_descendants(&self) -> bool {
+        descendants(self.me).map_or(true, |tree| tree.iter().any(|stat| stat.state != 'Z'))
     }
 
     /// SIGKILL for every live descendant not yet sent one.
