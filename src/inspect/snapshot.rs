@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use super::proc::{self, ProcStat};
 use crate::model::roles::{self, ProcRole, RoleInput};
+use crate::model::sync::{
+    Barrier, BlockedOn, Channel, Deadlock, Primitive, Semaphore, SyncReport, ThreadWait,
+};
 
 /// One process of the snapshot.
 #[derive(Debug, Serialize)]
@@ -18,6 +21,10 @@ pub struct ProcessEntry {
     pub start_time: u64,
     pub threads: u32,
     pub rss_kb: u64,
+    /// What the main thread waits on (`docs/sync.md`).
+    pub blocked_on: Option<BlockedOn>,
+    /// Every thread's wait (`threads` is their number).
+    pub thread_waits: Vec<ThreadWait>,
 }
 
 /// The whole snapshot.
@@ -27,6 +34,15 @@ pub struct Snapshot {
     pub processes: Vec<ProcessEntry>,
     /// Shared-memory segments the tree maps or holds (the fields of `shm ls --json`).
     pub shm: Vec<super::shm::command::Summary>,
+    /// The tree's POSIX semaphores with values, waiters and blocked pids (`docs/sync.md`).
+    pub semaphores: Vec<Semaphore>,
+    /// Python multiprocessing primitives recognised among the semaphores.
+    pub primitives: Vec<Primitive>,
+    pub barriers: Vec<Barrier>,
+    /// Pipes and sockets held by the tree.
+    pub channels: Vec<Channel>,
+    /// Groups of processes waiting for each other.
+    pub deadlocks: Vec<Deadlock>,
 }
 
 /// `R` → `running` and so on.
@@ -84,15 +100,38 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                 start_time: stat.start_time,
                 threads: stat.threads,
                 rss_kb: stat.rss_pages * page_kb,
+                blocked_on: None,
+                thread_waits: Vec::new(),
             }
         })
         .collect();
-    let pids = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
-    let segments = super::shm::discover(&super::shm::Scope::Pids(pids));
+    let pids: Vec<i32> = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
+    let segments = super::shm::discover(&super::shm::Scope::Pids(pids.clone()));
+    let sync = super::sync::scan_once(&pids);
+    let mut processes = processes;
+    for p in &mut processes {
+        if let Some(w) = sync.process(p.pid) {
+            p.blocked_on = Some(w.blocked_on.clone());
+            p.thread_waits = w.threads.clone();
+        }
+    }
+    let SyncReport {
+        semaphores,
+        primitives,
+        barriers,
+        channels,
+        deadlocks,
+        ..
+    } = sync;
     Ok(Snapshot {
         root,
         processes,
         shm: super::shm::command::summaries(&segments),
+        semaphores,
+        primitives,
+        barriers,
+        channels,
+        deadlocks,
     })
 }
 
