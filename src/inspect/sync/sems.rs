@@ -73,6 +73,11 @@ const CONDITION: [&str; 4] = [
 
 /// Groups semaphores, sorted by inode, into primitives. `arena_before(inode)` says whether a
 /// Python heap arena was created just before the semaphore `inode` (a barrier's state).
+///
+/// Each run of consecutive inodes is cut into candidate primitives at the least cost: a
+/// semaphore left alone costs 1, a recognised primitive costs little, plus a penalty for
+/// each value that does not fit its role (a Condition's lock with waiters, a wait semaphore
+/// above 1, fewer sleepers than waiters). Ties go to the earlier, larger primitive.
 pub fn group(sems: &[SemFacts], arena_before: &dyn Fn(u64) -> bool) -> Vec<Group> {
     let mut groups = Vec::new();
     let mut i = 0;
@@ -83,15 +88,29 @@ pub fn group(sems: &[SemFacts], arena_before: &dyn Fn(u64) -> bool) -> Vec<Group
             .count()
             + 1;
         let run = &sems[i..i + run_len];
-        let g = recognise(run, arena_before);
-        let n = g.roles.len().max(1);
-        groups.push(Group { start: i, ..g });
-        i += n;
+        // best[k]: the cheapest cut of run[k..] (cost, groups in order).
+        let mut best: Vec<(f64, Vec<Group>)> = vec![(0.0, Vec::new()); run.len() + 1];
+        for k in (0..run.len()).rev() {
+            let mut choice: Option<(f64, Vec<Group>)> = None;
+            for (cost, g) in candidates(&run[k..], arena_before) {
+                let n = g.roles.len();
+                let total = cost + best[k + n].0;
+                if choice.as_ref().is_none_or(|c| total < c.0 - 1e-9) {
+                    let mut gs = vec![Group { start: i + k, ..g }];
+                    gs.extend(best[k + n].1.iter().cloned());
+                    choice = Some((total, gs));
+                }
+            }
+            best[k] = choice.unwrap_or_default();
+        }
+        groups.append(&mut best[0].1);
+        i += run_len;
     }
     groups
 }
 
-fn recognise(run: &[SemFacts], arena_before: &dyn Fn(u64) -> bool) -> Group {
+/// The primitives that could start at `run[0]`, with their costs, larger ones first.
+fn candidates(run: &[SemFacts], arena_before: &dyn Fn(u64) -> bool) -> Vec<(f64, Group)> {
     let guess = |kind, roles: Vec<&'static str>, reason: &str| Group {
         kind,
         roles,
@@ -99,44 +118,56 @@ fn recognise(run: &[SemFacts], arena_before: &dyn Fn(u64) -> bool) -> Group {
         confidence: Confidence::Guess,
         reason: reason.to_string(),
     };
-    let looks_like_condition = |c: &[SemFacts]| {
-        c.len() >= 4 && binary(&c[0]) && small(&c[1]) && small(&c[2]) && small(&c[3])
-    };
+    let condition = condition_penalty(run);
+    let mut out = Vec::new();
+    if let Some(penalty) = condition {
+        if run.len() >= 5 && binary(&run[4]) {
+            let mut roles = CONDITION.to_vec();
+            roles.push("event.flag");
+            out.push((
+                0.2 + penalty,
+                guess(
+                    "event",
+                    roles,
+                    "five semaphores created in a row, the last binary (Event: Lock, Condition sems, flag)",
+                ),
+            ));
+        }
+        if arena_before(run[0].inode) {
+            // The arena is good evidence: a barrier then a lone lock beats an Event.
+            out.push((
+                penalty - 0.5,
+                guess(
+                    "barrier",
+                    CONDITION.to_vec(),
+                    "a heap arena then four semaphores created in a row (Barrier: _state/_count block, then its Condition)",
+                ),
+            ));
+        }
+        out.push((
+            0.1 + penalty,
+            guess(
+                "condition",
+                CONDITION.to_vec(),
+                "four semaphores created in a row, the first binary (Condition: RLock, sleeping, woken, wait)",
+            ),
+        ));
+    }
     if run.len() >= 3
         && binary(&run[0])
         && binary(&run[1])
         && run[2].value.is_some_and(|v| v >= QUEUE_SLOTS_MIN)
     {
-        return guess(
-            "queue",
-            vec!["queue.rlock", "queue.wlock", "queue.slots"],
-            "two binary semaphores then one near SEM_VALUE_MAX, created in a row (Queue: rlock, wlock, BoundedSemaphore(maxsize))",
-        );
+        out.push((
+            0.0,
+            guess(
+                "queue",
+                vec!["queue.rlock", "queue.wlock", "queue.slots"],
+                "two binary semaphores then one near SEM_VALUE_MAX, created in a row (Queue: rlock, wlock, BoundedSemaphore(maxsize))",
+            ),
+        ));
     }
-    if looks_like_condition(run) && arena_before(run[0].inode) {
-        return guess(
-            "barrier",
-            CONDITION.to_vec(),
-            "a heap arena then four semaphores created in a row (Barrier: _state/_count block, then its Condition)",
-        );
-    }
-    if run.len() >= 5 && looks_like_condition(run) && binary(&run[4]) {
-        let mut roles = CONDITION.to_vec();
-        roles.push("event.flag");
-        return guess(
-            "event",
-            roles,
-            "five semaphores created in a row, the last binary (Event: Lock, Condition sems, flag)",
-        );
-    }
-    if looks_like_condition(run) {
-        return guess(
-            "condition",
-            CONDITION.to_vec(),
-            "four semaphores created in a row, the first binary (Condition: RLock, sleeping, woken, wait)",
-        );
-    }
-    match run.first() {
+    let lone = match run.first() {
         Some(s) if binary(s) => guess(
             "lock-or-rlock",
             vec!["lock"],
@@ -147,7 +178,28 @@ fn recognise(run: &[SemFacts], arena_before: &dyn Fn(u64) -> bool) -> Group {
             vec!["semaphore"],
             "a lone semaphore with a count above 1",
         ),
+    };
+    out.push((1.0, lone));
+    out
+}
+
+/// `None` when `run` cannot start a Condition; else the penalty of its values.
+fn condition_penalty(run: &[SemFacts]) -> Option<f64> {
+    let c = run.get(..4)?;
+    if !(binary(&c[0]) && small(&c[1]) && small(&c[2]) && small(&c[3])) {
+        return None;
     }
+    let mut penalty = 0.0;
+    if c[0].waiters.unwrap_or(0) > 0 {
+        penalty += 0.6;
+    }
+    if c[3].value.unwrap_or(0) > 1 {
+        penalty += 0.6;
+    }
+    if c[1].value.unwrap_or(0) < c[3].waiters.unwrap_or(0) {
+        penalty += 0.3;
+    }
+    Some(penalty)
 }
 
 /// Builds the [`Primitive`]s of `groups` (semaphores sorted by inode, as grouped).

@@ -117,3 +117,18 @@ proptest::proptest! {
         proptest::prop_assert_eq!(covered, sems.len());
     }
 }
+
+#[test]
+fn a_contended_lock_before_an_event_stays_alone() {
+    // Lock() (held, 2 waiters) then Event() (set): six semaphores in a row.
+    let sems = vec![
+        sem(70, 0, 2),
+        sem(71, 1, 0),
+        sem(72, 0, 0),
+        sem(73, 0, 0),
+        sem(74, 0, 0),
+        sem(75, 1, 0),
+    ];
+    let kinds: Vec<&str> = group(&sems, &|_| false).iter().map(|g| g.kind).collect();
+    assert_eq!(kinds, ["lock-or-rlock", "event"]);
+}
