@@ -135,6 +135,62 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
     })
 }
 
+/// The barriers, primitives with waiters, and deadlocks of a snapshot, as text.
+fn print_sync(snapshot: &Snapshot) {
+    let list = |pids: &[i32]| {
+        let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
+        pids.join(",")
+    };
+    for b in &snapshot.barriers {
+        let missing: Vec<String> = b
+            .missing
+            .iter()
+            .map(|m| match &m.blocked_on {
+                Some(w) => format!("{} ({})", m.pid, w.short(m.pid)),
+                None => m.pid.to_string(),
+            })
+            .collect();
+        println!(
+            "\nBARRIER sem {}: {}, {} arrived; waiting {}; not waiting: {}{}",
+            b.semaphore,
+            b.state.as_deref().unwrap_or("state unknown"),
+            b.arrived.map_or("?".into(), |a| a.to_string()),
+            list(&b.waiting),
+            missing.join(", "),
+            if b.can_never_fill {
+                "; a party exited: it can never fill"
+            } else {
+                ""
+            }
+        );
+    }
+    for p in snapshot.primitives.iter().filter(|p| !p.waiting.is_empty()) {
+        println!(
+            "{} (sems {:?}, {}): {}; waiting {}",
+            p.kind,
+            p.semaphores,
+            if p.confidence == crate::model::sync::Confidence::Guess {
+                "guess"
+            } else {
+                "confirmed"
+            },
+            p.state.as_deref().unwrap_or("-"),
+            list(&p.waiting)
+        );
+    }
+    for d in &snapshot.deadlocks {
+        println!(
+            "\nDEADLOCK {}{}",
+            d.cycle.join("; "),
+            if d.guess {
+                " (lock holders guessed)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
 /// argv of a forkscope engine (its children are workers).
 fn is_forkscope(argv: &[String]) -> bool {
     argv.first()
@@ -156,19 +212,26 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
         println!(
-            "{:>8} {:>8} {:<10} {:<16} COMMAND",
-            "PID", "PPID", "STATE", "ROLE"
+            "{:>8} {:>8} {:<10} {:<16} {:<30} COMMAND",
+            "PID", "PPID", "STATE", "ROLE", "WAITING ON"
         );
         for p in &snapshot.processes {
+            let waiting = p
+                .blocked_on
+                .as_ref()
+                .map(|b| b.short(p.pid))
+                .unwrap_or_default();
             println!(
-                "{:>8} {:>8} {:<10} {:<16} {}",
+                "{:>8} {:>8} {:<10} {:<16} {:<30} {}",
                 p.pid,
                 p.ppid,
                 p.state,
                 p.role,
+                waiting,
                 p.argv.join(" ")
             );
         }
+        print_sync(&snapshot);
         if !snapshot.shm.is_empty() {
             println!("\nSHARED MEMORY");
             for s in &snapshot.shm {

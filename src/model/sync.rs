@@ -151,6 +151,71 @@ impl BlockedOn {
         }
     }
 
+    /// A short human form for a table cell: `sem 62 (barrier, 2 waiting)`, `recv ← 4312
+    /// pipe`, `join 4318`, `sleep 598s left`. `pid` is the waiter (left out of peers).
+    pub fn short(&self, pid: i32) -> String {
+        let d = &self.details;
+        let peers: Vec<String> = d
+            .peers
+            .iter()
+            .filter(|p| **p != pid)
+            .take(3)
+            .map(i32::to_string)
+            .collect();
+        let peers = if peers.is_empty() {
+            String::new()
+        } else if d.peers.iter().filter(|p| **p != pid).count() > 3 {
+            format!("{},…", peers.join(","))
+        } else {
+            peers.join(",")
+        };
+        let object = self.object.as_deref().unwrap_or("");
+        let channel = |verb: &str, arrow: &str, what: &str| {
+            if peers.is_empty() {
+                format!("{verb} {object}")
+            } else {
+                format!("{verb} {arrow} {peers} {what}")
+            }
+        };
+        let secs = |s: f64| {
+            if s >= 10.0 {
+                format!("{s:.0}s")
+            } else {
+                format!("{s:.1}s")
+            }
+        };
+        match &self.kind {
+            WaitKind::Futex => match d.futex_scope {
+                Some("private") => "futex (private)".into(),
+                _ => object.to_string(),
+            },
+            WaitKind::PipeRead => channel("recv", "←", "pipe"),
+            WaitKind::PipeWrite => channel("send", "→", "pipe"),
+            WaitKind::SocketRecv => channel("recv", "←", "socket"),
+            WaitKind::SocketSend => channel("send", "→", "socket"),
+            WaitKind::ChildWait => match d.child {
+                Some(child) => format!("join {child}"),
+                None => "wait any child".into(),
+            },
+            WaitKind::Sleep => match (d.remaining_secs, d.duration_secs) {
+                (Some(left), _) => format!("sleep {} left", secs(left)),
+                (None, Some(total)) => format!("sleep {}", secs(total)),
+                _ => "sleep".into(),
+            },
+            WaitKind::Poll | WaitKind::Select | WaitKind::Epoll => {
+                let kind = self.kind.label();
+                if peers.is_empty() {
+                    format!("{kind} {object}").trim_end().to_string()
+                } else {
+                    format!("{kind} ← {peers}")
+                }
+            }
+            WaitKind::Running => "running".into(),
+            WaitKind::Unknown => "?".into(),
+            other => format!("{} {object}", other.label()).trim_end().to_string(),
+        }
+    }
+
     /// The identity used to tell whether consecutive samples show the same wait.
     pub fn identity(&self) -> String {
         format!(
@@ -334,7 +399,46 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// The semaphore with this inode.
+    pub fn semaphore(&self, inode: u64) -> Option<&Semaphore> {
+        self.semaphores.iter().find(|s| s.inode == inode)
+    }
+
     pub fn process(&self, pid: i32) -> Option<&ProcessWaits> {
         self.processes.iter().find(|p| p.pid == pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_forms() {
+        let mut b = BlockedOn::new(WaitKind::PipeRead);
+        b.object = Some("pipe:[9]".into());
+        assert_eq!(b.short(1), "recv pipe:[9]");
+        b.details.peers = vec![1, 4312];
+        assert_eq!(b.short(1), "recv ← 4312 pipe");
+        b.details.peers = vec![2, 3, 4, 5];
+        assert_eq!(b.short(1), "recv ← 2,3,4,… pipe");
+        let mut b = BlockedOn::new(WaitKind::ChildWait);
+        b.details.child = Some(4318);
+        assert_eq!(b.short(1), "join 4318");
+        let mut b = BlockedOn::new(WaitKind::Sleep);
+        b.details.remaining_secs = Some(598.4);
+        assert_eq!(b.short(1), "sleep 598s left");
+        let mut b = BlockedOn::new(WaitKind::Futex);
+        b.object = Some("sem 3 (barrier, 2 waiting)".into());
+        assert_eq!(b.short(1), "sem 3 (barrier, 2 waiting)");
+        assert_eq!(
+            BlockedOn::new(WaitKind::Other("read".into())).short(1),
+            "other:read"
+        );
+        let mut same = b.clone();
+        same.object = Some("sem 3 (barrier, 1 waiting)".into());
+        assert_eq!(b.identity(), same.identity());
+        same.details.address = Some(8);
+        assert_ne!(b.identity(), same.identity());
     }
 }

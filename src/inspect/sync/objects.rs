@@ -91,11 +91,24 @@ pub fn build(
             }
         }
     }
-    let barriers = primitives
+    let barriers: Vec<Barrier> = primitives
         .iter()
         .filter(|p| p.kind == "barrier")
         .filter_map(|p| barrier(p, &semaphores, &arenas, waits))
         .collect();
+    let mut primitives = primitives;
+    for b in barriers
+        .iter()
+        .filter(|b| b.confidence == Confidence::Confirmed)
+    {
+        if let Some(p) = primitives
+            .iter_mut()
+            .find(|p| p.semaphores.contains(&b.semaphore))
+        {
+            p.confidence = Confidence::Confirmed;
+            p.reason.push_str("; its arena counters match its waiters");
+        }
+    }
     (semaphores, primitives, barriers)
 }
 
