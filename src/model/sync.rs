@@ -218,10 +218,15 @@ impl BlockedOn {
 
     /// The identity used to tell whether consecutive samples show the same wait.
     pub fn identity(&self) -> String {
+        let d = &self.details;
         format!(
-            "{}|{}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.kind.label(),
-            self.object.as_deref().unwrap_or("")
+            d.semaphore.or(d.inode),
+            d.address,
+            d.child,
+            d.fd,
+            d.fds
         )
     }
 }
