@@ -11,9 +11,11 @@ use super::rows::{Row, RowKey, visible_rows};
 use super::theme::Theme;
 use crate::inspect::shm::decode::Format;
 use crate::inspect::shm::watch::WatchRequest;
+use crate::inspect::sync::watch::{SyncRequest, SyncSnapshot};
 use crate::model::shm::ShmSnapshot;
 use crate::model::signals::signal_name;
 use crate::model::state::{ProcId, ProcessView};
+use crate::model::sync::SyncReport;
 use crate::model::{Action, Delivery, Event, EventBody, SignalReason, State, update};
 
 /// Everything that can happen to the TUI.
@@ -28,6 +30,8 @@ pub enum Msg {
     Replay(ReplayStatus),
     /// A fresh reading of the tree's shared memory (from the watcher thread).
     Shm(Box<ShmSnapshot>),
+    /// A fresh scan of what the tree waits on (from the sync watcher thread).
+    Sync(Box<SyncSnapshot>),
 }
 
 /// What the TUI asks of the outside world.
@@ -44,6 +48,26 @@ pub enum MainView {
     Timeline,
     /// The shared-memory inspector over the whole body.
     Shm,
+    /// Barriers, locks, semaphores, channels and deadlocks (`w`).
+    Sync,
+}
+
+/// What the sync watcher last reported.
+#[derive(Clone, Debug, Default)]
+pub struct SyncState {
+    /// The latest scan (waits of every thread; the rest only when `full`).
+    pub latest: Option<SyncReport>,
+    /// The latest full scan (semaphores, barriers, channels, deadlocks).
+    pub full: Option<SyncReport>,
+    /// First line of the Sync view shown.
+    pub scroll: usize,
+}
+
+impl SyncState {
+    /// What `pid`'s main thread waits on, per the latest scan.
+    pub fn wait_of(&self, pid: i32) -> Option<&crate::model::sync::BlockedOn> {
+        self.latest.as_ref()?.process(pid).map(|p| &p.blocked_on)
+    }
 }
 
 /// The shared-memory view: the latest snapshot and what is selected in it.
@@ -147,6 +171,7 @@ pub struct App {
     pub shm: ShmState,
     /// Decoder rules (the config's `[[shm.layout]]`) for the shared-memory view.
     pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
+    pub sync: SyncState,
 }
 
 impl App {
@@ -172,6 +197,7 @@ impl App {
             replay: None,
             shm: ShmState::default(),
             shm_rules: std::sync::Arc::from(Vec::new()),
+            sync: SyncState::default(),
         }
     }
 
@@ -242,7 +268,36 @@ impl App {
                 self.shm.selected = self.shm.selected.min(count.saturating_sub(1));
                 Vec::new()
             }
+            Msg::Sync(snapshot) => {
+                let SyncSnapshot { report, full } = *snapshot;
+                if full {
+                    self.sync.full = Some(report.clone());
+                }
+                self.sync.latest = Some(report);
+                Vec::new()
+            }
         }
+    }
+
+    /// What the sync watcher should scan in a live session: every living process of the
+    /// tree, each thread's wait (the WAITING ON column); the full scan while the Sync view
+    /// is open.
+    pub fn sync_request(&self) -> Option<SyncRequest> {
+        if self.replay.is_some() {
+            return None;
+        }
+        let mut pids: Vec<i32> = self
+            .state
+            .procs
+            .values()
+            .filter(|p| p.is_alive())
+            .map(|p| p.pid)
+            .collect();
+        pids.sort_unstable();
+        Some(SyncRequest {
+            pids,
+            full: self.main_view == MainView::Sync,
+        })
     }
 
     /// What the shared-memory watcher should read, while its view is open in a live session.

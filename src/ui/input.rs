@@ -37,6 +37,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "shared memory: segments, decoded contents, attach matrix (j/k select)",
     ),
     (
+        "w",
+        "who waits for what: deadlocks, barriers, locks, semaphores, channels (j/k scroll)",
+    ),
+    (
         "←/→ h/l z/Z 0",
         "timeline: scroll, zoom in/out, fit the whole session",
     ),
@@ -102,11 +106,14 @@ impl App {
         if self.main_view == MainView::Shm && self.on_shm_key(key.code) {
             return Vec::new();
         }
+        if self.main_view == MainView::Sync && self.on_sync_key(key.code) {
+            return Vec::new();
+        }
         match key.code {
             KeyCode::Char('v') => {
                 self.main_view = match self.main_view {
                     MainView::Tree => MainView::Timeline,
-                    MainView::Timeline | MainView::Shm => MainView::Tree,
+                    MainView::Timeline | MainView::Shm | MainView::Sync => MainView::Tree,
                 }
             }
             KeyCode::Char('m') => {
@@ -117,6 +124,17 @@ impl App {
                         MainView::Shm => MainView::Tree,
                         _ => MainView::Shm,
                     };
+                }
+            }
+            KeyCode::Char('w') => {
+                if self.replay.is_some() {
+                    self.warn("waits are read live: not available in a replay");
+                } else {
+                    self.main_view = match self.main_view {
+                        MainView::Sync => MainView::Tree,
+                        _ => MainView::Sync,
+                    };
+                    self.sync.scroll = 0;
                 }
             }
             KeyCode::Char('c') if ctrl => return self.ask_quit(),
@@ -192,6 +210,20 @@ impl App {
         }
         if self.shm.selected != selected {
             self.shm.scroll = 0;
+        }
+        true
+    }
+
+    /// Scroll keys of the Sync view; false if the key is not one of them.
+    fn on_sync_key(&mut self, code: KeyCode) -> bool {
+        let scroll = &mut self.sync.scroll;
+        match code {
+            KeyCode::Up | KeyCode::Char('k') => *scroll = scroll.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => *scroll += 1,
+            KeyCode::PageDown => *scroll += 10,
+            KeyCode::PageUp => *scroll = scroll.saturating_sub(10),
+            KeyCode::Home | KeyCode::Char('g') => *scroll = 0,
+            _ => return false,
         }
         true
     }

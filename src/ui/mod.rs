@@ -44,6 +44,7 @@ pub mod shm_view;
 use crate::headless::Recorder;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
+use crate::inspect::sync::watch::{SyncRequest, SyncWatcher};
 use crate::model::Event;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
@@ -52,6 +53,8 @@ use app::{App, Areas, Effect, Msg};
 const SHM_REFRESH: Duration = Duration::from_millis(500);
 /// The most of one segment the view reads.
 const SHM_MAX_BYTES: u64 = 64 << 20;
+/// How often the tree's waits are scanned (the WAITING ON column, the Sync view).
+const SYNC_REFRESH: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -133,6 +136,9 @@ pub fn run(
     let no_snapshots = crossbeam_channel::never();
     let mut shm_watcher: Option<Watcher> = None;
     let mut shm_request: Option<WatchRequest> = None;
+    let no_reports = crossbeam_channel::never();
+    let mut sync_watcher: Option<SyncWatcher> = None;
+    let mut sync_request: Option<SyncRequest> = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let status = loop {
@@ -174,6 +180,18 @@ pub fn run(
         let snapshots = shm_watcher
             .as_ref()
             .map_or(&no_snapshots, |w| w.snapshots());
+        if let Some(request) = app.sync_request()
+            && sync_request.as_ref() != Some(&request)
+        {
+            if sync_watcher.is_none() {
+                sync_watcher = SyncWatcher::spawn(SYNC_REFRESH).ok();
+            }
+            if let Some(watcher) = &sync_watcher {
+                watcher.set(request.clone());
+            }
+            sync_request = Some(request);
+        }
+        let sync_reports = sync_watcher.as_ref().map_or(&no_reports, |w| w.reports());
         let events = match &source {
             Source::Live(engine) => {
                 if let Some(status) = app.finished {
@@ -222,6 +240,12 @@ pub fn run(
                 if carry_out(&mut source, &mut app, effects) {
                     // A replay that was watched to the end succeeded, whatever it recorded.
                     break 0;
+                }
+            }
+            recv(sync_reports) -> received => {
+                if let Ok(report) = received {
+                    app.update(Msg::Sync(Box::new(report)));
+                    dirty = true;
                 }
             }
             recv(snapshots) -> received => {

@@ -8,7 +8,8 @@
 //!   [`objects`]: the semaphores, primitives and barriers of a tree.
 //! - [`sockdiag`], [`channels`]: Unix socket peers, pipes and sockets with their ends.
 //! - [`graph`]: the waits-for graph and its deadlocks.
-//! - [`scan`]: the [`Scanner`] that puts it together (cheap waits-only, or full).
+//! - [`scan`]: the [`Scanner`] that puts it together (cheap waits-only, or full);
+//!   [`watch`]: the same on a thread, for the TUI.
 
 pub mod channels;
 pub mod classify;
@@ -21,5 +22,6 @@ pub mod sems;
 pub mod sockdiag;
 pub mod syscall;
 pub mod thread;
+pub mod watch;
 
 pub use scan::{Scanner, scan_once};
