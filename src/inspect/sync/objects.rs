@@ -173,28 +173,29 @@ fn barrier(
     })
 }
 
-/// A short description of a semaphore for a wait's object: `sem 62 (barrier wait, 2
-/// waiting)`.
-pub fn describe(sem: &Semaphore, primitives: &[Primitive]) -> String {
+/// What a semaphore is, in a word or two: `barrier`, `event`, `lock`, `condition woken`.
+pub fn what(sem: &Semaphore, primitives: &[Primitive]) -> String {
     let kind = sem
         .primitive
         .and_then(|i| primitives.get(i))
         .map(|p| p.kind.as_str());
     let role = sem.kind.as_deref().unwrap_or("");
-    let what = match (kind, role) {
-        (Some("barrier"), "condition.wait") => "barrier".to_string(),
-        (Some("event"), "condition.wait") => "event".to_string(),
-        (Some("condition"), "condition.wait") => "condition".to_string(),
+    match (kind, role) {
+        (Some(k), "condition.wait") => k.to_string(),
         (Some(k), r) if r.starts_with("condition.") || r == "event.flag" => {
             format!("{k} {}", r.rsplit('.').next().unwrap_or(r))
         }
         (Some(k), _) => k.replace("lock-or-rlock", "lock"),
         (None, _) => "semaphore".to_string(),
-    };
-    let waiting = sem.blocked_threads.len();
-    if waiting > 0 {
-        format!("sem {} ({what}, {waiting} waiting)", sem.inode)
-    } else {
-        format!("sem {} ({what})", sem.inode)
+    }
+}
+
+/// A wait's object on semaphore `inode`: `sem 62 (barrier, 2 waiting)`; `what` may be unknown.
+pub fn label(inode: u64, what: Option<&str>, waiting: usize) -> String {
+    match (what, waiting) {
+        (Some(w), 0) => format!("sem {inode} ({w})"),
+        (Some(w), n) => format!("sem {inode} ({w}, {n} waiting)"),
+        (None, 0) => format!("sem {inode}"),
+        (None, n) => format!("sem {inode} ({n} waiting)"),
     }
 }

@@ -30,6 +30,9 @@ pub struct Scanner {
     first_seen: HashMap<(i32, i32), (String, f64)>,
     /// Barrier wait-semaphore inode → every pid seen mapping it.
     barrier_pids: HashMap<u64, BTreeSet<i32>>,
+    /// What each semaphore was in the last full scan (`barrier`, `lock`, ...), for the
+    /// cheap scans' wait names.
+    sem_kinds: HashMap<u64, String>,
 }
 
 impl Default for Scanner {
@@ -45,6 +48,7 @@ impl Scanner {
             sched: SchedClock::calibrate(),
             first_seen: HashMap::new(),
             barrier_pids: HashMap::new(),
+            sem_kinds: HashMap::new(),
         }
     }
 
@@ -116,7 +120,25 @@ impl Scanner {
     /// The cheap scan: each thread's wait from its task files (descriptors and maps only
     /// where a wait needs them). No semaphores, channels or peers.
     pub fn scan_waits(&mut self, pids: &[i32]) -> Vec<ProcessWaits> {
-        self.waits(pids, false).0
+        let mut waits = self.waits(pids, false).0;
+        let mut counts: HashMap<u64, usize> = HashMap::new();
+        for t in waits.iter().flat_map(|p| &p.threads) {
+            if let Some(inode) = t.blocked_on.details.semaphore {
+                *counts.entry(inode).or_default() += 1;
+            }
+        }
+        for process in &mut waits {
+            for wait in std::iter::once(&mut process.blocked_on)
+                .chain(process.threads.iter_mut().map(|t| &mut t.blocked_on))
+            {
+                if let Some(inode) = wait.details.semaphore {
+                    let what = self.sem_kinds.get(&inode).map(String::as_str);
+                    let n = counts.get(&inode).copied().unwrap_or(0);
+                    wait.object = Some(objects::label(inode, what, n));
+                }
+            }
+        }
+        waits
     }
 
     /// The full scan of `pids`.
@@ -124,6 +146,10 @@ impl Scanner {
         let (mut waits, tables) = self.waits(pids, true);
         let segments = discover(&Scope::Pids(pids.to_vec()));
         let (semaphores, primitives, mut barriers) = objects::build(&segments, &waits);
+        self.sem_kinds = semaphores
+            .iter()
+            .map(|s| (s.inode, objects::what(s, &primitives)))
+            .collect();
         let unix = sockdiag::dump().unwrap_or_else(|e| {
             tracing::debug!("sock_diag: {e}");
             HashMap::new()
@@ -192,7 +218,12 @@ fn name_objects(
             if let Some(inode) = wait.details.semaphore
                 && let Some(sem) = semaphores.iter().find(|s| s.inode == inode)
             {
-                wait.object = Some(objects::describe(sem, primitives));
+                let what = objects::what(sem, primitives);
+                wait.object = Some(objects::label(
+                    inode,
+                    Some(&what),
+                    sem.blocked_threads.len(),
+                ));
             }
             if let Some(inode) = wait.details.inode {
                 if wait.details.semaphore.is_none() {

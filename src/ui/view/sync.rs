@@ -260,3 +260,169 @@ pub fn waiting_cell(app: &App, pid: i32) -> String {
         _ => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use super::*;
+    use crate::inspect::sync::watch::SyncSnapshot;
+    use crate::model::sync::{
+        Barrier, BlockedOn, ChannelEnd, Deadlock, MissingParty, ProcessWaits, ThreadWait, WaitKind,
+    };
+    use crate::ui::app::{MainView, Msg};
+
+    fn waits(pid: i32, b: BlockedOn) -> ProcessWaits {
+        ProcessWaits {
+            pid,
+            threads: vec![ThreadWait {
+                tid: pid,
+                blocked_on: b.clone(),
+            }],
+            blocked_on: b,
+        }
+    }
+
+    fn report() -> SyncReport {
+        let mut on_sem = BlockedOn::new(WaitKind::Futex);
+        on_sem.object = Some("sem 62 (barrier, 1 waiting)".into());
+        on_sem.details.semaphore = Some(62);
+        let mut reading = BlockedOn::new(WaitKind::PipeRead);
+        reading.object = Some("pipe:[9]".into());
+        reading.details.peers = vec![201];
+        SyncReport {
+            processes: vec![waits(201, on_sem), waits(202, reading)],
+            barriers: vec![Barrier {
+                semaphore: 62,
+                state: Some("filling".into()),
+                arrived: Some(1),
+                arena: None,
+                arena_offset: None,
+                waiting: vec![201],
+                waiting_secs: Some(3.0),
+                missing: vec![MissingParty {
+                    pid: 202,
+                    blocked_on: None,
+                }],
+                exited: vec![203],
+                can_never_fill: true,
+                confidence: Confidence::Confirmed,
+            }],
+            channels: vec![Channel {
+                inode: 9,
+                kind: "pipe".into(),
+                peer_inode: None,
+                ends: vec![
+                    ChannelEnd {
+                        pid: 201,
+                        fd: 4,
+                        mode: "w".into(),
+                        inode: 9,
+                    },
+                    ChannelEnd {
+                        pid: 202,
+                        fd: 3,
+                        mode: "r".into(),
+                        inode: 9,
+                    },
+                ],
+                bytes_waiting: Some(0),
+                blocked: vec![],
+            }],
+            deadlocks: vec![Deadlock {
+                pids: vec![201, 202],
+                cycle: vec!["201 waits for 202 (sem 1)".into()],
+                guess: true,
+            }],
+            ..SyncReport::default()
+        }
+    }
+
+    fn draw(app: &App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal
+            .draw(|frame| {
+                crate::ui::view::render(app, frame);
+            })
+            .unwrap();
+        crate::ui::screen_text(terminal.backend().buffer())
+    }
+
+    #[test]
+    fn tree_column_detail_and_view() {
+        let mut app = crate::ui::view::tests::sample_app();
+        let before = draw(&app, 140, 40);
+        assert!(!before.contains("WAITING ON"), "{before}");
+        app.update(Msg::Sync(Box::new(SyncSnapshot {
+            report: report(),
+            full: true,
+        })));
+        let screen = draw(&app, 140, 40);
+        assert!(screen.contains("WAITING ON"), "{screen}");
+        assert!(screen.contains("⧗ sem 62 (barrier, 1 waiting)"), "{screen}");
+        assert!(screen.contains("⧗ recv pipe:[9]") || screen.contains("⧗ recv ← 201 pipe"));
+        app.main_view = MainView::Sync;
+        let screen = draw(&app, 140, 40);
+        assert!(screen.contains("✗ DEADLOCK 201, 202"), "{screen}");
+        assert!(screen.contains("can never fill: 203 exited"), "{screen}");
+        assert!(screen.contains("filling 1 arrived"), "{screen}");
+        assert!(
+            screen.contains("pipe:[9] 0 B waiting · ends 201:4w 202:3r"),
+            "{screen}"
+        );
+        for (w, h) in [(0, 0), (1, 1), (20, 5)] {
+            draw(&app, w, h);
+        }
+    }
+
+    #[test]
+    fn detail_lines_name_the_wait_and_the_peers() {
+        let mut app = crate::ui::view::tests::sample_app();
+        assert!(detail_lines(&app, 202).is_empty());
+        app.update(Msg::Sync(Box::new(SyncSnapshot {
+            report: report(),
+            full: false,
+        })));
+        let text: Vec<String> = detail_lines(&app, 202)
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert_eq!(text[0], "waiting on ⧗ recv ← 201 pipe");
+        assert!(text[1].contains("press w"), "{text:?}");
+        app.update(Msg::Sync(Box::new(SyncSnapshot {
+            report: report(),
+            full: true,
+        })));
+        let text: Vec<String> = detail_lines(&app, 202)
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        assert_eq!(text[1], "pipe:[9] fd 3 r ↔ 201w");
+        assert_eq!(waiting_cell(&app, 201), "⧗ sem 62 (barrier, 1 waiting)");
+        assert_eq!(waiting_cell(&app, 999), "");
+    }
+
+    #[test]
+    fn w_toggles_the_view_and_asks_for_full_scans() {
+        use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = crate::ui::view::tests::sample_app();
+        assert_eq!(app.sync_request().map(|r| r.full), Some(false));
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('w'),
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(app.main_view, MainView::Sync);
+        assert_eq!(app.sync_request().map(|r| r.full), Some(true));
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('j'),
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(app.sync.scroll, 1);
+        app.update(Msg::Key(KeyEvent::new(
+            KeyCode::Char('w'),
+            KeyModifiers::NONE,
+        )));
+        assert_eq!(app.main_view, MainView::Tree);
+    }
+}

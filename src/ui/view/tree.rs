@@ -88,7 +88,7 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
     }
     widths.push(Constraint::Length(20));
     if columns.waiting {
-        widths.push(Constraint::Length(30));
+        widths.push(Constraint::Length(34));
     }
     widths.push(Constraint::Min(8));
 
