@@ -485,3 +485,60 @@ fn duplex_pipe_is_a_socketpair_with_peers() {
     assert_eq!(channel["kind"], "socketpair");
     assert_eq!(channel["bytes_waiting"], 0);
 }
+
+const EXITED_PARTY: &str = r#"
+import multiprocessing as mp, os, sys
+def waiter(b):
+    b.wait()
+def quitter(b, go):
+    go.wait()
+if __name__ == "__main__":
+    ctx = mp.get_context(sys.argv[1])
+    b, go = ctx.Barrier(3), ctx.Event()
+    ps = [ctx.Process(target=waiter, args=(b,)) for _ in range(2)]
+    ps.append(ctx.Process(target=quitter, args=(b, go)))
+    for p in ps: p.start()
+    print("pids", os.getpid(), *[p.pid for p in ps], flush=True)
+    sys.stdin.readline()
+    go.set()
+    for p in ps: p.join()
+"#;
+
+/// A scanner that keeps history sees a party map the barrier, then exit: it can never fill.
+#[test]
+fn barrier_whose_party_exited_can_never_fill() {
+    use forkscope::inspect::sync::Scanner;
+    let mut prog = Program::start(EXITED_PARTY, "fork");
+    let (waiters, quitter) = (vec![prog.pids[1], prog.pids[2]], prog.pids[3]);
+    let mut scanner = Scanner::new();
+    let deadline = Instant::now() + DEADLINE;
+    let scan_pids = prog.pids.clone();
+    loop {
+        let report = scanner.scan(&scan_pids);
+        if report
+            .barriers
+            .first()
+            .is_some_and(|b| b.waiting.len() == 2 && b.missing.iter().any(|m| m.pid == quitter))
+        {
+            assert!(!report.barriers[0].can_never_fill);
+            break;
+        }
+        assert!(Instant::now() < deadline, "barrier never seen: {report:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    prog.send("go");
+    loop {
+        let report = scanner.scan(&scan_pids);
+        if let Some(b) = report.barriers.first()
+            && b.can_never_fill
+        {
+            assert_eq!(b.exited, vec![quitter]);
+            let mut waiting = b.waiting.clone();
+            waiting.sort_unstable();
+            assert_eq!(waiting, waiters);
+            break;
+        }
+        assert!(Instant::now() < deadline, "exit never seen: {report:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
