@@ -256,3 +256,35 @@ fn name_objects(
 pub fn scan_once(pids: &[i32]) -> SyncReport {
     Scanner::new().scan(pids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vanished_pids_are_unknown_and_own_threads_are_named() {
+        let mut scanner = Scanner::new();
+        let waits = scanner.scan_waits(&[-7]);
+        assert_eq!(waits[0].blocked_on.kind, WaitKind::Unknown);
+        let me = std::process::id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(60));
+        });
+        let report = scanner.scan(&[me, -7]);
+        let mine = report.process(me).expect("own process scanned");
+        assert!(mine.threads.len() >= 2);
+        assert_eq!(
+            report.process(-7).map(|p| &p.blocked_on.kind),
+            Some(&WaitKind::Unknown)
+        );
+        // The full scan lists our own descriptors' pipes (the test harness's, at least none
+        // of which is required) without failing; a second cheap scan keeps first-seen times.
+        let again = scanner.scan_waits(&[me]);
+        assert!(again[0].threads.iter().any(
+            |t| t.blocked_on.kind == WaitKind::Futex || t.blocked_on.kind == WaitKind::Running
+        ));
+        drop(tx);
+        sleeper.join().unwrap();
+    }
+}
