@@ -68,7 +68,7 @@ impl Scanner {
             }
             let mut threads = Vec::with_capacity(tids.len());
             for tid in tids {
-                let facts = read_thread(pid, tid, full && self.sched.is_some());
+                let facts = read_thread(pid, tid, full);
                 let mut wait = classify(&facts, self.arch, &mut probe);
                 let identity = wait.identity();
                 let first = match self.first_seen.get(&(pid, tid)) {

@@ -58,16 +58,17 @@ pub fn parse_exec_start(sched: &str) -> Option<f64> {
         .filter(|v: &f64| v.is_finite())
 }
 
-/// Reads one thread. `with_sched` also reads `sched` (the more expensive file).
-pub fn read_thread(pid: i32, tid: i32, with_sched: bool) -> ThreadFacts {
+/// Reads one thread: `stat` and `syscall`; `full` also reads `wchan` and `sched` (the
+/// cheap per-second scan of the TUI leaves them out).
+pub fn read_thread(pid: i32, tid: i32, full: bool) -> ThreadFacts {
     let dir = format!("/proc/{pid}/task/{tid}");
     let read = |name: &str| fs::read_to_string(format!("{dir}/{name}")).ok();
     let state = read("stat").as_deref().and_then(parse_state);
     let syscall = read("syscall").and_then(|t| syscall::parse(&t).ok());
-    let wchan = read("wchan")
+    let wchan = if full { read("wchan") } else { None }
         .map(|w| w.trim().to_string())
         .filter(|w| !w.is_empty() && w != "0");
-    let last_ran_ms = if with_sched {
+    let last_ran_ms = if full {
         read("sched").as_deref().and_then(parse_exec_start)
     } else {
         None
