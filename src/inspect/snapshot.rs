@@ -9,6 +9,9 @@ use super::pystack::StackReader;
 use crate::model::printable;
 use crate::model::pystack::{PyFrame, StackError, ThreadStack};
 use crate::model::roles::{self, ProcRole, RoleInput};
+use crate::model::sync::{
+    Barrier, BlockedOn, Channel, Deadlock, Primitive, Semaphore, SyncReport, ThreadWait,
+};
 
 /// One process of the snapshot.
 #[derive(Debug, Serialize)]
@@ -38,6 +41,10 @@ pub struct ProcessEntry {
     /// Why the Python stacks could not be read (`not a Python process`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub python_error: Option<String>,
+    /// What the main thread waits on (`docs/sync.md`).
+    pub blocked_on: Option<BlockedOn>,
+    /// Every thread's wait (`threads` is their number).
+    pub thread_waits: Vec<ThreadWait>,
 }
 
 /// One Python thread of a process in the snapshot.
@@ -58,6 +65,15 @@ pub struct Snapshot {
     pub processes: Vec<ProcessEntry>,
     /// Shared-memory segments the tree maps or holds (the fields of `shm ls --json`).
     pub shm: Vec<super::shm::command::Summary>,
+    /// The tree's POSIX semaphores with values, waiters and blocked pids (`docs/sync.md`).
+    pub semaphores: Vec<Semaphore>,
+    /// Python multiprocessing primitives recognised among the semaphores.
+    pub primitives: Vec<Primitive>,
+    pub barriers: Vec<Barrier>,
+    /// Pipes and sockets held by the tree.
+    pub channels: Vec<Channel>,
+    /// Groups of processes waiting for each other.
+    pub deadlocks: Vec<Deadlock>,
 }
 
 /// `R` → `running` and so on.
@@ -123,22 +139,44 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                 rss_kb: stat.rss_pages * page_kb,
                 zombie_exit: zombie_exit(&stat),
                 unreadable: None,
+                blocked_on: None,
+                thread_waits: Vec::new(),
             }
         })
         .collect();
     let mut processes = processes;
-    let pids = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
+    let pids: Vec<i32> = processes.iter().map(|p: &ProcessEntry| p.pid).collect();
     let (segments, unreadable) =
-        super::shm::discover::discover_reporting(&super::shm::Scope::Pids(pids));
+        super::shm::discover::discover_reporting(&super::shm::Scope::Pids(pids.clone()));
     for gap in unreadable {
         if let Some(p) = processes.iter_mut().find(|p| p.pid == gap.pid) {
             p.unreadable = Some(gap.error);
         }
     }
+    let sync = super::sync::scan_once(&pids);
+    for p in &mut processes {
+        if let Some(w) = sync.process(p.pid) {
+            p.blocked_on = Some(w.blocked_on.clone());
+            p.thread_waits = w.threads.clone();
+        }
+    }
+    let SyncReport {
+        semaphores,
+        primitives,
+        barriers,
+        channels,
+        deadlocks,
+        ..
+    } = sync;
     Ok(Snapshot {
         root,
         processes,
         shm: super::shm::command::summaries(&segments),
+        semaphores,
+        primitives,
+        barriers,
+        channels,
+        deadlocks,
     })
 }
 
@@ -202,6 +240,62 @@ fn print_python(processes: &[ProcessEntry]) {
     }
 }
 
+/// The barriers, primitives with waiters, and deadlocks of a snapshot, as text.
+fn print_sync(snapshot: &Snapshot) {
+    let list = |pids: &[i32]| {
+        let pids: Vec<String> = pids.iter().map(i32::to_string).collect();
+        pids.join(",")
+    };
+    for b in &snapshot.barriers {
+        let missing: Vec<String> = b
+            .missing
+            .iter()
+            .map(|m| match &m.blocked_on {
+                Some(w) => format!("{} ({})", m.pid, w.short(m.pid)),
+                None => m.pid.to_string(),
+            })
+            .collect();
+        println!(
+            "\nBARRIER sem {}: {}, {} arrived; waiting {}; not waiting: {}{}",
+            b.semaphore,
+            b.state.as_deref().unwrap_or("state unknown"),
+            b.arrived.map_or("?".into(), |a| a.to_string()),
+            list(&b.waiting),
+            missing.join(", "),
+            if b.can_never_fill {
+                "; a party exited: it can never fill"
+            } else {
+                ""
+            }
+        );
+    }
+    for p in snapshot.primitives.iter().filter(|p| !p.waiting.is_empty()) {
+        println!(
+            "{} (sems {:?}, {}): {}; waiting {}",
+            p.kind,
+            p.semaphores,
+            if p.confidence == crate::model::sync::Confidence::Guess {
+                "guess"
+            } else {
+                "confirmed"
+            },
+            p.state.as_deref().unwrap_or("-"),
+            list(&p.waiting)
+        );
+    }
+    for d in &snapshot.deadlocks {
+        println!(
+            "\nDEADLOCK {}{}",
+            d.cycle.join("; "),
+            if d.guess {
+                " (lock holders guessed)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
 /// argv of a forkscope engine (its children are workers).
 fn is_forkscope(argv: &[String]) -> bool {
     argv.first()
@@ -226,19 +320,25 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
         );
     } else {
         println!(
-            "{:>8} {:>8} {:<10} {:<16} COMMAND",
-            "PID", "PPID", "STATE", "ROLE"
+            "{:>8} {:>8} {:<10} {:<16} {:<30} COMMAND",
+            "PID", "PPID", "STATE", "ROLE", "WAITING ON"
         );
         for p in &snapshot.processes {
             let zombie = p.zombie_exit.as_ref().map_or(String::new(), |exit| {
                 format!("[{exit}; waiting for {} to reap it] ", p.ppid)
             });
+            let waiting = p
+                .blocked_on
+                .as_ref()
+                .map(|b| b.short(p.pid))
+                .unwrap_or_default();
             println!(
-                "{:>8} {:>8} {:<10} {:<16} {zombie}{}",
+                "{:>8} {:>8} {:<10} {:<16} {:<30} {zombie}{}",
                 p.pid,
                 p.ppid,
                 p.state,
                 p.role,
+                printable::one_line(&waiting),
                 printable::argv(&p.argv)
             );
         }
@@ -250,6 +350,7 @@ pub fn print(root: i32, json: bool) -> anyhow::Result<i32> {
             );
         }
         print_python(&snapshot.processes);
+        print_sync(&snapshot);
         if !snapshot.shm.is_empty() {
             println!("\nSHARED MEMORY");
             for s in &snapshot.shm {

@@ -13,6 +13,7 @@ pub mod roles;
 pub mod shm;
 pub mod signals;
 pub mod state;
+pub mod sync;
 
 pub use action::Action;
 pub use event::{

@@ -12,10 +12,12 @@ use super::theme::Theme;
 use crate::inspect::pystack::watch::StackTarget;
 use crate::inspect::shm::decode::Format;
 use crate::inspect::shm::watch::WatchRequest;
+use crate::inspect::sync::watch::{SyncRequest, SyncSnapshot};
 use crate::model::pystack::ProcessStacks;
 use crate::model::shm::ShmSnapshot;
 use crate::model::signals::signal_name;
 use crate::model::state::{ProcId, ProcessView};
+use crate::model::sync::SyncReport;
 use crate::model::{Action, Delivery, Event, EventBody, SignalReason, State, update};
 
 /// Everything that can happen to the TUI.
@@ -34,6 +36,8 @@ pub enum Msg {
     Listening(crate::inspect::role_probe::Listening),
     /// A fresh reading of the selected process's Python stacks (from the stack reader).
     PyStack(Box<ProcessStacks>),
+    /// A fresh scan of what the tree waits on (from the sync watcher thread).
+    Sync(Box<SyncSnapshot>),
 }
 
 /// What the TUI asks of the outside world.
@@ -50,6 +54,26 @@ pub enum MainView {
     Timeline,
     /// The shared-memory inspector over the whole body.
     Shm,
+    /// Barriers, locks, semaphores, channels and deadlocks (`w`).
+    Sync,
+}
+
+/// What the sync watcher last reported.
+#[derive(Clone, Debug, Default)]
+pub struct SyncState {
+    /// The latest scan (waits of every thread; the rest only when `full`).
+    pub latest: Option<SyncReport>,
+    /// The latest full scan (semaphores, barriers, channels, deadlocks).
+    pub full: Option<SyncReport>,
+    /// First line of the Sync view shown.
+    pub scroll: usize,
+}
+
+impl SyncState {
+    /// What `pid`'s main thread waits on, per the latest scan.
+    pub fn wait_of(&self, pid: i32) -> Option<&crate::model::sync::BlockedOn> {
+        self.latest.as_ref()?.process(pid).map(|p| &p.blocked_on)
+    }
 }
 
 /// The shared-memory view: the latest snapshot and what is selected in it.
@@ -159,6 +183,7 @@ pub struct App {
     pub lesson_hidden: bool,
     /// The latest Python stacks read for the selected process.
     pub pystack: Option<ProcessStacks>,
+    pub sync: SyncState,
 }
 
 impl App {
@@ -187,6 +212,7 @@ impl App {
             listening: Default::default(),
             lesson_hidden: false,
             pystack: None,
+            sync: SyncState::default(),
         }
     }
 
@@ -303,6 +329,14 @@ impl App {
                 self.shm.selected = self.shm.selected.min(count.saturating_sub(1));
                 Vec::new()
             }
+            Msg::Sync(snapshot) => {
+                let SyncSnapshot { report, full } = *snapshot;
+                if full {
+                    self.sync.full = Some(report.clone());
+                }
+                self.sync.latest = Some(report);
+                Vec::new()
+            }
         }
     }
 
@@ -322,6 +356,27 @@ impl App {
         self.pystack
             .as_ref()
             .filter(|s| s.pid == proc.pid && proc.start_time.is_none_or(|t| t == s.start_time))
+    }
+
+    /// What the sync watcher should scan in a live session: every living process of the
+    /// tree, each thread's wait (the WAITING ON column); the full scan while the Sync view
+    /// is open.
+    pub fn sync_request(&self) -> Option<SyncRequest> {
+        if self.replay.is_some() {
+            return None;
+        }
+        let mut pids: Vec<i32> = self
+            .state
+            .procs
+            .values()
+            .filter(|p| p.is_alive())
+            .map(|p| p.pid)
+            .collect();
+        pids.sort_unstable();
+        Some(SyncRequest {
+            pids,
+            full: self.main_view == MainView::Sync,
+        })
     }
 
     /// What the shared-memory watcher should read, while its view is open in a live session.

@@ -62,6 +62,9 @@ impl App {
         if self.main_view == MainView::Shm && self.on_shm_command(command) {
             return Vec::new();
         }
+        if self.main_view == MainView::Sync && self.on_sync_command(command) {
+            return Vec::new();
+        }
         self.run_command(command)
     }
 
@@ -70,7 +73,7 @@ impl App {
             Command::ToggleTimeline => {
                 self.main_view = match self.main_view {
                     MainView::Tree => MainView::Timeline,
-                    MainView::Timeline | MainView::Shm => MainView::Tree,
+                    MainView::Timeline | MainView::Shm | MainView::Sync => MainView::Tree,
                 }
             }
             Command::ToggleShm => {
@@ -81,6 +84,17 @@ impl App {
                         MainView::Shm => MainView::Tree,
                         _ => MainView::Shm,
                     };
+                }
+            }
+            Command::ToggleSync => {
+                if self.replay.is_some() {
+                    self.warn("waits are read live: not available in a replay");
+                } else {
+                    self.main_view = match self.main_view {
+                        MainView::Sync => MainView::Tree,
+                        _ => MainView::Sync,
+                    };
+                    self.sync.scroll = 0;
                 }
             }
             Command::Quit => return self.ask_quit(),
@@ -185,6 +199,20 @@ impl App {
         }
         if self.shm.selected != selected {
             self.shm.scroll = 0;
+        }
+        true
+    }
+
+    /// Scrolling of the Sync view; false if the command is not one of them.
+    fn on_sync_command(&mut self, command: Command) -> bool {
+        let scroll = &mut self.sync.scroll;
+        match command {
+            Command::Up => *scroll = scroll.saturating_sub(1),
+            Command::Down => *scroll += 1,
+            Command::PageDown => *scroll += 10,
+            Command::PageUp => *scroll = scroll.saturating_sub(10),
+            Command::First => *scroll = 0,
+            _ => return false,
         }
         true
     }

@@ -34,6 +34,8 @@ pub enum Command {
     Follow,
     ToggleTimeline,
     ToggleShm,
+    /// The Sync view: who waits for what.
+    ToggleSync,
     TimelineLeft,
     TimelineRight,
     ZoomIn,
@@ -237,6 +239,11 @@ pub const KEYS: &[Binding] = &[
         "m",
         "shared memory: segments, decoded contents, attach matrix (j/k select)",
         &[(Char('m'), C::ToggleShm)],
+    ),
+    row(
+        "w",
+        "who waits for what: deadlocks, barriers, locks, semaphores, channels (j/k scroll)",
+        &[(Char('w'), C::ToggleSync)],
     ),
     row(
         "c",

@@ -48,6 +48,7 @@ use crate::inspect::pystack::watch::{StackTarget, StackWatcher};
 use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
+use crate::inspect::sync::watch::{SyncRequest, SyncWatcher};
 use crate::model::Event;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
@@ -60,6 +61,8 @@ const SHM_MAX_BYTES: u64 = 64 << 20;
 const ROLE_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// How often the selected process's Python stacks are read.
 const PYSTACK_REFRESH: Duration = Duration::from_secs(1);
+/// How often the tree's waits are scanned (the WAITING ON column, the Sync view).
+const SYNC_REFRESH: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again.
@@ -156,6 +159,9 @@ pub fn run(
     let no_stacks = crossbeam_channel::never();
     let mut stack_watcher: Option<StackWatcher> = None;
     let mut stack_target: StackTarget = None;
+    let no_reports = crossbeam_channel::never();
+    let mut sync_watcher: Option<SyncWatcher> = None;
+    let mut sync_request: Option<SyncRequest> = None;
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     // The terminal went away (hangup, EIO): nothing is drawn any more, the session stops
@@ -235,6 +241,18 @@ pub fn run(
         let snapshots = shm_watcher
             .as_ref()
             .map_or(&no_snapshots, |w| w.snapshots());
+        if let Some(request) = app.sync_request()
+            && sync_request.as_ref() != Some(&request)
+        {
+            if sync_watcher.is_none() {
+                sync_watcher = SyncWatcher::spawn(SYNC_REFRESH).ok();
+            }
+            if let Some(watcher) = &sync_watcher {
+                watcher.set(request.clone());
+            }
+            sync_request = Some(request);
+        }
+        let sync_reports = sync_watcher.as_ref().map_or(&no_reports, |w| w.reports());
         let events = match &source {
             Source::Live(engine) => {
                 if let Some(status) = app.finished {
@@ -297,6 +315,12 @@ pub fn run(
             recv(stack_reports) -> received => {
                 if let Ok(stacks) = received {
                     app.update(Msg::PyStack(Box::new(stacks)));
+                    dirty = true;
+                }
+            }
+            recv(sync_reports) -> received => {
+                if let Ok(report) = received {
+                    app.update(Msg::Sync(Box::new(report)));
                     dirty = true;
                 }
             }

@@ -90,6 +90,9 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             lines.push(Line::from(format!("cwd {cwd}")));
         }
     }
+    if proc.is_alive() {
+        lines.extend(super::sync::detail_lines(app, proc.pid));
+    }
     lines.extend(super::pystack::lines(app, proc));
     lines.push(Line::from(format!("argv {:?}", proc.argv)));
     for signal in proc.signals.iter().rev().take(4) {

@@ -6,6 +6,7 @@ pub(crate) mod lesson;
 mod output;
 mod overlay;
 mod pystack;
+mod sync;
 pub(crate) mod timeline;
 mod tree;
 
@@ -65,8 +66,14 @@ pub fn render(app: &App, frame: &mut Frame) -> Areas {
         overlay::render(app, frame, area);
         return Areas::default();
     }
+    if app.main_view == super::app::MainView::Sync {
+        sync::render(app, frame, body);
+        render_status(app, frame, status);
+        overlay::render(app, frame, area);
+        return Areas::default();
+    }
     let tree_offset = match app.main_view {
-        super::app::MainView::Tree | super::app::MainView::Shm => {
+        super::app::MainView::Tree | super::app::MainView::Shm | super::app::MainView::Sync => {
             tree::render(app, frame, tree_area)
         }
         super::app::MainView::Timeline => timeline::render(app, frame, tree_area),

@@ -16,6 +16,8 @@ struct Columns {
     rss: bool,
     age: bool,
     cpu: bool,
+    /// WAITING ON: shown once the sync watcher has reported (live sessions).
+    waiting: bool,
 }
 
 impl Columns {
@@ -25,6 +27,7 @@ impl Columns {
             age: width >= 96,
             rss: width >= 88,
             cpu: width >= 72,
+            waiting: false,
         }
     }
 }
@@ -48,7 +51,8 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
         Some(index) if inner_height > 0 && index >= inner_height => index + 1 - inner_height,
         _ => 0,
     };
-    let columns = Columns::for_width(area.width);
+    let mut columns = Columns::for_width(area.width);
+    columns.waiting = app.sync.latest.is_some() && area.width >= 80;
     let mut header = vec!["PID"];
     if columns.ppid {
         header.push("PPID");
@@ -63,7 +67,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
     if columns.age {
         header.push("AGE");
     }
-    header.extend(["ENDED", "COMMAND"]);
+    header.push("ENDED");
+    if columns.waiting {
+        header.push("WAITING ON");
+    }
+    header.push("COMMAND");
     let mut widths = vec![Constraint::Length(18)];
     if columns.ppid {
         widths.push(Constraint::Length(7));
@@ -78,7 +86,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) -> usize {
     if columns.age {
         widths.push(Constraint::Length(7));
     }
-    widths.extend([Constraint::Length(20), Constraint::Min(8)]);
+    widths.push(Constraint::Length(20));
+    if columns.waiting {
+        widths.push(Constraint::Length(34));
+    }
+    widths.push(Constraint::Min(8));
 
     let table_rows: Vec<TableRow> = rows
         .iter()
@@ -184,6 +196,14 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
                 cells.push(Cell::from(duration(proc.age(app.state.now))));
             }
             cells.push(Cell::from(ending_at(proc, app.state.now)).style(style));
+            if columns.waiting {
+                let cell = if proc.is_alive() {
+                    super::sync::waiting_cell(app, proc.pid)
+                } else {
+                    String::new()
+                };
+                cells.push(Cell::from(cell).style(theme.dim()));
+            }
             let mut command = proc.short_command();
             match &proc.role {
                 crate::model::state::Role::Worker { pool, worker } => {
@@ -211,9 +231,15 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
 }
 
 fn blank_cells(columns: &Columns) -> Vec<Cell<'static>> {
-    let count = 1 + [columns.ppid, columns.cpu, columns.rss, columns.age]
-        .iter()
-        .filter(|c| **c)
-        .count();
+    let count = 1 + [
+        columns.ppid,
+        columns.cpu,
+        columns.rss,
+        columns.age,
+        columns.waiting,
+    ]
+    .iter()
+    .filter(|c| **c)
+    .count();
     vec![Cell::from(""); count]
 }
