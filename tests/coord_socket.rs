@@ -277,6 +277,25 @@ fn the_socket_file_is_gone_after_every_ending() {
     wait_for("the socket file to go", secs(20.0), || !path.exists());
     assert_nothing_left(&m);
 
+    // SIGKILL of the job's process group (guardian and engine, as `kill -9 %1`): the
+    // watchdog, outside the group, removes it.
+    let m = marker("sock_end_kill_group");
+    let mut fs = Forkscope::start_with(
+        &m,
+        &["run", "--headless", "--", "sleep", "60"],
+        StartOptions {
+            env: sockets.env(),
+            own_group: true,
+            ..StartOptions::default()
+        },
+    );
+    let path = sockets.wait_socket(&fs);
+    // SAFETY: kill(2) of the process group this test started (forkscope's own group).
+    assert_eq!(unsafe { libc::kill(-fs.pid(), libc::SIGKILL) }, 0);
+    let _ = fs.finish(secs(20.0));
+    wait_for("the socket file to go", secs(20.0), || !path.exists());
+    assert_nothing_left(&m);
+
     // `ctl stop`.
     let m = marker("sock_end_ctl");
     let mut fs = sockets.start(&m, &["run", "--headless", "--", "sleep", "60"]);

@@ -433,6 +433,15 @@ fn zombie_stays_until_waited_and_the_orphan_is_adopted_by_forkscope() {
             exit["t"].as_f64().unwrap() < reaped,
             "{exit} before the reap at {reaped}"
         );
+        // Shown as a zombie from its exit until its parent's wait: one `reap`, by the parent.
+        assert_eq!(exit["zombie"], true, "{exit}");
+        let reaps: Vec<&Value> = of_kind(&run.events, "reap")
+            .into_iter()
+            .filter(|r| r["pid"] == zombie)
+            .collect();
+        assert_eq!(reaps.len(), 1, "{}", dump(&run.events));
+        assert_eq!(reaps[0]["by"], exit["ppid"]);
+        assert!(reaps[0]["t"].as_f64().unwrap() >= exit["t"].as_f64().unwrap());
         let worker_end = run.exit(run.worker())["t"].as_f64().unwrap();
         assert!(
             exit["t"].as_f64().unwrap() < worker_end,

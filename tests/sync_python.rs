@@ -175,6 +175,11 @@ fn barrier(method: &str) {
     );
     let object = wait_of(&snap, waiters[0])["object"].as_str().unwrap();
     assert!(object.contains("barrier, 2 waiting"), "{object}");
+    // The Python stack names what the futex wait means.
+    for w in &waiters {
+        let python = wait_of(&snap, *w)["python"].as_str().unwrap_or_default();
+        assert!(python.starts_with("Barrier.wait at "), "{python:?}");
+    }
     // The parent joins its first child.
     assert_eq!(kind_of(&snap, prog.root()), "child-wait");
     assert_eq!(wait_of(&snap, prog.root())["details"]["child"], waiters[0]);

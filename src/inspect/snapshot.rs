@@ -156,7 +156,12 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
     let sync = super::sync::scan_once(&pids);
     for p in &mut processes {
         if let Some(w) = sync.process(p.pid) {
-            p.blocked_on = Some(w.blocked_on.clone());
+            let mut blocked_on = w.blocked_on.clone();
+            // The Python stack names what the kernel-level wait means (`Barrier.wait at ...`).
+            if blocked_on.kind != crate::model::sync::WaitKind::Running {
+                blocked_on.python = p.python_wait.clone();
+            }
+            p.blocked_on = Some(blocked_on);
             p.thread_waits = w.threads.clone();
         }
     }

@@ -59,7 +59,7 @@ pub(super) fn start(
             // SAFETY: setting a signal to SIG_IGN installs no handler.
             let _ = unsafe { nix::sys::signal::signal(Signal::SIGTTOU, SigHandler::SigIgn) };
             let _ = std::fs::File::from(engine_pid_tx).write_all(&child.as_raw().to_ne_bytes());
-            watch(child, handled, terminal)
+            watch(child, guardian, handled, terminal)
         }
     }
 }
@@ -93,7 +93,7 @@ pub(super) fn forward_until_exit(child: Pid, handled: &SigSet) -> ExitStatus {
     }
 }
 
-fn watch(engine: Pid, handled: &SigSet, terminal: Option<Termios>) -> ! {
+fn watch(engine: Pid, guardian: Pid, handled: &SigSet, terminal: Option<Termios>) -> ! {
     let status = forward_until_exit(engine, handled);
     if let ExitStatus::Signaled { signal, .. } = status {
         restore_terminal(terminal.as_ref());
@@ -106,6 +106,10 @@ fn watch(engine: Pid, handled: &SigSet, terminal: Option<Termios>) -> ! {
             "forkscope: watchdog killed {killed} leftover process(es)"
         );
     }
+    // What the session created, in case the guardian died with the engine (SIGKILL of the
+    // job's process group): only the `--shm` segments of this session, and its socket.
+    super::shm::remove_created_segments();
+    super::session_files::remove_socket(guardian.as_raw());
     std::process::exit(exit_code(status))
 }
 
