@@ -306,16 +306,15 @@ impl Engine {
             // Before any exit is handled: a process's own pipes are read before its end.
             self.take_own_pipes();
             self.take_actions();
-            // Kernel events first: a reaped orphan's birth is then known.
-            self.service_kernel();
-            if !self.events.congested() {
-                // Exits before new output: a flood must not starve the reaping.
-                self.reap();
+            // One decision for the whole turn: reading may fill the channel again, and the
+            // reaping after it must still happen (a flood must not starve it).
+            let congested = self.events.congested();
+            if !congested {
                 self.captures.service(self.poll.registry(), &self.events);
             }
             self.hold_announced_steps();
             self.run_timers();
-            if self.step_phase() {
+            if self.step_phase(congested) {
                 break;
             }
         }
@@ -436,6 +435,8 @@ impl Engine {
     /// while the consumer keeps up: an exit waits for the output before it, and output waits
     /// for the consumer, so meanwhile the zombie stays (the consumer wakes us).
     fn reap(&mut self) {
+        // Kernel events first: a reaped orphan's birth is then known.
+        self.service_kernel();
         let (reaped, more) = if self.ptrace.is_some() {
             self.ptrace_reap()
         } else {

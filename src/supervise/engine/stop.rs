@@ -85,7 +85,13 @@ impl Engine {
     }
 
     /// Advances the stop state machine; true when the session is over.
-    pub(super) fn step_phase(&mut self) -> bool {
+    /// `congested`: the consumer lags, so exits wait (only kernel events are read).
+    pub(super) fn step_phase(&mut self, congested: bool) -> bool {
+        if congested {
+            self.service_kernel();
+        } else {
+            self.reap();
+        }
         let now = Instant::now();
         match self.phase {
             Phase::Running => {
