@@ -128,6 +128,12 @@ impl Hub {
         }
     }
 
+    /// Ends every subscription at the session's end: each subscriber still gets what is
+    /// queued for it (the `end` included), then its live queue closes.
+    pub fn close(&self) {
+        self.lock().subscribers.clear();
+    }
+
     /// Live subscribers (for tests and `status`).
     pub fn subscribers(&self) -> usize {
         self.lock().subscribers.len()

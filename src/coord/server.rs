@@ -55,6 +55,8 @@ struct Shared {
     uid: u32,
     clients: AtomicUsize,
     next_conn: AtomicU64,
+    /// Turns true at the session's end: connections stop reading and flush what they owe.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -132,6 +134,7 @@ pub fn run(
         uid: rustix::process::getuid().as_raw(),
         clients: AtomicUsize::new(0),
         next_conn: AtomicU64::new(1),
+        closing: tokio::sync::watch::Sender::new(false),
     });
     runtime.block_on(async move {
         let listener = match tokio::net::UnixListener::from_std(listener) {
@@ -143,7 +146,10 @@ pub fn run(
         };
         loop {
             tokio::select! {
-                () = shutdown.notified() => break,
+                () = shutdown.notified() => {
+                    flush_before_closing(&shared).await;
+                    break;
+                }
                 Some(event) = lifecycle.recv() => shared.on_lifecycle(&event),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
@@ -159,6 +165,20 @@ pub fn run(
         }
     });
 }
+
+/// At the session's end: subscriptions get what is queued for them (the `end` included) and
+/// every connection flushes its replies before the runtime goes, within `CLOSING_GRACE`.
+async fn flush_before_closing(shared: &Shared) {
+    shared.context.hub.close();
+    shared.closing.send_replace(true);
+    let deadline = tokio::time::Instant::now() + CLOSING_GRACE;
+    while shared.clients.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How long the end of a session waits for connections to flush.
+const CLOSING_GRACE: Duration = Duration::from_secs(2);
 
 /// One line read by [`next_line`].
 enum Line {
@@ -251,7 +271,13 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
         conn,
         pid: peer_pid,
     };
-    while let Ok(Some(line)) = next_line(&mut reader).await {
+    let mut closing = shared.closing.subscribe();
+    loop {
+        let next = tokio::select! {
+            next = next_line(&mut reader) => next,
+            _ = closing.wait_for(|closing| *closing) => break,
+        };
+        let Ok(Some(line)) = next else { break };
         let sent = match line {
             Line::TooLong => {
                 let err = ProtoError::TooLong;
@@ -275,6 +301,14 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
         coord.barriers.connection_closed(conn)
     };
     shared.emit_all(events);
+    if *closing.borrow() {
+        // Subscriptions end once their queues are drained (the hub is closed); barrier
+        // waits and the like are cut at the grace period.
+        let grace = tokio::time::Instant::now() + CLOSING_GRACE;
+        for task in &mut tasks {
+            let _ = tokio::time::timeout_at(grace, task).await;
+        }
+    }
     for task in &tasks {
         task.abort();
     }
