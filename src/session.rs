@@ -149,6 +149,7 @@ pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
         restart: args.supervision.restart.into(),
         stop_signal: args.supervision.stop_signal,
         io: default_io(&args.io),
+        policy: Default::default(),
     }
 }
 

@@ -7,11 +7,14 @@
 //! and a caret under it; nothing in here panics on any input (a property test feeds it
 //! random text). The binary turns a [`ConfigError`] into exit status 2.
 
+mod policy;
 mod raw;
 pub mod up;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policy;
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -370,6 +373,7 @@ impl Checker<'_> {
             }
         };
         let io = self.pool_io(&raw)?;
+        let policy = self.pool_policy(&raw)?;
         Ok(PoolSpec {
             name,
             size,
@@ -379,6 +383,7 @@ impl Checker<'_> {
             restart: raw.restart.map_or(RestartPolicy::Never, Into::into),
             stop_signal,
             io,
+            policy,
         })
     }
 
