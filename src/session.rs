@@ -71,6 +71,10 @@ pub fn run_pools(
         TrackArg::Ptrace => TrackMode::Ptrace,
     };
     let headless = options.output.view.headless;
+    // systemd `Type=notify` (with NOTIFY_SOCKET set): a service runs headless.
+    let notifier = headless
+        .then(|| crate::notify::ServiceNotifier::from_env(&pools))
+        .flatten();
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
@@ -97,7 +101,7 @@ pub fn run_pools(
         Err(err) => return Err(err).context("starting the engine"),
     };
     let status = if headless {
-        print_events(&engine, recorder, options.output.view.samples)
+        print_events(&engine, recorder, options.output.view.samples, notifier)
     } else {
         crate::ui::run(
             crate::ui::Source::Live(&engine),

@@ -73,6 +73,8 @@ pub struct StartOptions {
     pub gate: Option<std::sync::mpsc::Receiver<()>>,
     /// The soft open-files limit forkscope starts with.
     pub soft_nofile: Option<u64>,
+    /// Extra environment variables for forkscope.
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -117,8 +119,13 @@ impl Forkscope {
     }
 
     pub fn start_with(marker: &str, args: &[&str], options: StartOptions) -> Forkscope {
-        let StartOptions { gate, soft_nofile } = options;
+        let StartOptions {
+            gate,
+            soft_nofile,
+            env,
+        } = options;
         let mut command = Command::new(bin());
+        command.envs(env);
         as_users_run(&mut command)
             .args(args)
             .env(MARKER_VAR, marker)
