@@ -39,6 +39,8 @@ pub struct Readiness {
     ready_sent: bool,
     stopping: bool,
     last_status: Option<String>,
+    /// The earliest `start_secs` deadline of a running worker (kept by `poll`).
+    deadline: Option<Instant>,
 }
 
 impl Readiness {
@@ -53,6 +55,7 @@ impl Readiness {
             ready_sent: false,
             stopping: false,
             last_status: None,
+            deadline: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl Readiness {
             }
             EventBody::Stopping { .. } | EventBody::End { .. } if !self.stopping => {
                 self.stopping = true;
+                self.deadline = None;
                 out.push(Message::Stopping);
                 let why = match &event.body {
                     EventBody::Stopping { reason, .. } => reason.clone(),
@@ -136,16 +140,18 @@ impl Readiness {
             self.ready_sent = true;
             out.push(Message::Ready);
         }
+        self.deadline = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.pid.is_some() && !s.started)
+            .filter_map(|((pool, _), s)| self.pools.get(pool).map(|p| s.since + p.1))
+            .min();
         out
     }
 
     /// When a running worker reaches its `start_secs` next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.pid.is_some() && !s.started)
-            .filter_map(|((pool, _), s)| self.pools.get(pool).map(|p| s.since + p.1))
-            .min()
+        self.deadline
     }
 
     /// `web 2/2, worker 1/1 running` (and `starting:` until every worker is started).
@@ -213,7 +219,18 @@ impl ServiceNotifier {
 
     pub fn on_event(&mut self, event: &Event) {
         let now = Instant::now();
-        let messages = self.readiness.on_event(event, now);
+        // Output and samples change nothing here: only a start deadline may have passed
+        // (checked cheaply, since an output flood leaves no time for `tick`).
+        let messages = match event.body {
+            EventBody::Output { .. } | EventBody::Sample { .. } => {
+                if self.readiness.next_deadline().is_some_and(|at| now >= at) {
+                    self.readiness.poll(now)
+                } else {
+                    Vec::new()
+                }
+            }
+            _ => self.readiness.on_event(event, now),
+        };
         self.send(&messages);
         self.ping_if_due(now);
     }

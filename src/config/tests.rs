@@ -530,6 +530,9 @@ proptest::proptest! {
                 "layout = \"a:i64,b:u8[2]\"\n", "layout = \"a:u8[99999999999]\"\n", "size = \"4K\"\n",
                 "size = -1\n", "stop_timeout = 1e308\n", "sample_interval = inf\n",
                 "track = \"poll\"\n", "x = 1\n", "é\n", "[\n", "\"\n",
+                "start_secs = \"1e9h\"\n", "stop_timeout = \"-1s\"\n", "restart_window = \".s\"\n",
+                "backoff = { initial = \"0.0001ms\" }\n", "success_codes = [9999999999999]\n",
+                "max_restarts = 9223372036854775807\n", "stop_timeout = \"99999999999999999999h\"\n",
             ]),
             0..14,
         )

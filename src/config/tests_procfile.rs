@@ -146,3 +146,28 @@ fn bad_env_lines_are_located() {
     located(at("A=\"open\n"), 1, 3, "no closing \"");
     located(at("A=\"x\" y\n"), 1, 3, "after the closing quote");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Random text (and Procfile-shaped pieces) never panics either reader.
+    #[test]
+    fn random_procfiles_and_env_files_never_panic(
+        text in "\\PC{0,200}",
+        parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "web: x\n", ": x\n", "é: y\n", "a:\n", "# c\n", "\n", "\r\n", "A='x\n",
+                "export B=\"\\\n", "C=1 # c\n", "=\n", "é=1\n", "D=\"x\" y\n",
+            ]),
+            0..10,
+        ),
+    ) {
+        let env = BTreeMap::new();
+        for candidate in [text.clone(), parts.concat()] {
+            if let Err(ConfigError::At(l)) = procfile(&candidate, &env, 65000) {
+                proptest::prop_assert!(l.line >= 1 && l.col >= 1);
+            }
+            let _ = parse_env(Path::new(".env"), &candidate);
+        }
+    }
+}
