@@ -302,6 +302,15 @@ pub struct UpArgs {
     /// Output settings; each flag given overrides every pool's key.
     #[command(flatten)]
     pub io: IoArgs,
+    /// Run the processes of a Procfile (`NAME: command` lines) instead of a config file.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    pub procfile: Option<PathBuf>,
+    /// PORT of the Procfile's first process; each next one gets 100 more (default 5000).
+    #[arg(long, value_name = "N", requires = "procfile")]
+    pub port_base: Option<u16>,
+    /// Environment for the Procfile's processes (default: .env next to the Procfile, if any).
+    #[arg(long, value_name = "FILE", requires = "procfile")]
+    pub env_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,11 +1,13 @@
 //! The headless consumer: every event as one JSON line on stdout, and the recorder that
-//! writes the same lines to a file for `replay`.
+//! writes the same lines to a file for `replay`; under systemd it also feeds the
+//! [`ServiceNotifier`] (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use crate::model::{Action, Event, EventBody, printable};
+use crate::notify::ServiceNotifier;
 use crate::supervise::EngineHandle;
 
 /// Writes events as JSON lines to a file.
@@ -40,14 +42,34 @@ fn write_line(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// The next event; with a notifier, waking for its start deadlines and watchdog meanwhile.
+fn next_event(engine: &EngineHandle, notifier: Option<&mut ServiceNotifier>) -> Option<Event> {
+    let Some(notifier) = notifier else {
+        return engine.events.recv();
+    };
+    loop {
+        let wait = notifier.wait(std::time::Instant::now());
+        match engine.events.recv_timeout(wait) {
+            Ok(event) => return Some(event),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => notifier.tick(),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+        }
+    }
+}
+
 /// Prints every event until the engine's `end`; returns the session's exit status.
-pub fn print_events(engine: &EngineHandle, mut recorder: Option<Recorder>, samples: bool) -> i32 {
+pub fn print_events(
+    engine: &EngineHandle,
+    mut recorder: Option<Recorder>,
+    samples: bool,
+    mut notifier: Option<ServiceNotifier>,
+) -> i32 {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut status = 1;
     let mut stdout_broken = false;
     let mut line = Vec::with_capacity(1024);
-    while let Some(event) = engine.events.recv() {
+    while let Some(event) = next_event(engine, notifier.as_mut()) {
         if let Some(rec) = recorder.as_mut()
             && let Err(err) = rec.write(&event)
         {
@@ -73,9 +95,21 @@ pub fn print_events(engine: &EngineHandle, mut recorder: Option<Recorder>, sampl
                 engine.actions.send(Action::Quit);
             }
         }
-        if (end || engine.events.raw().is_empty()) && !stdout_broken && out.flush().is_err() {
+        // The service manager hears of a change only after stdout shows its event.
+        let notify = notifier.is_some()
+            && !matches!(
+                event.body,
+                EventBody::Output { .. } | EventBody::Sample { .. }
+            );
+        if (end || notify || engine.events.raw().is_empty())
+            && !stdout_broken
+            && out.flush().is_err()
+        {
             stdout_broken = true;
             engine.actions.send(Action::Quit);
+        }
+        if let Some(notifier) = notifier.as_mut() {
+            notifier.on_event(&event);
         }
         if end {
             break;

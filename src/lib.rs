@@ -12,6 +12,7 @@ pub mod demo;
 pub mod headless;
 pub mod inspect;
 pub mod model;
+pub mod notify;
 pub mod session;
 pub mod supervise;
 pub mod track;

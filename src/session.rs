@@ -95,6 +95,10 @@ pub fn run_pools(
             service.path().to_string_lossy().into_owned(),
         ));
     }
+    // systemd `Type=notify` (with NOTIFY_SOCKET set): a service runs headless.
+    let notifier = headless
+        .then(|| crate::notify::ServiceNotifier::from_env(&pools))
+        .flatten();
     let config = EngineConfig {
         pools,
         stop_timeout: Duration::from_secs_f64(options.supervision.stop_timeout),
@@ -133,7 +137,7 @@ pub fn run_pools(
         None => None,
     };
     let status = if headless {
-        print_events(&engine, recorder, options.output.view.samples)
+        print_events(&engine, recorder, options.output.view.samples, notifier)
     } else {
         crate::ui::run(
             crate::ui::Source::Live(&engine),
@@ -187,6 +191,7 @@ pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
         restart: args.supervision.restart.into(),
         stop_signal: args.supervision.stop_signal,
         io: default_io(&args.io),
+        policy: Default::default(),
     }
 }
 

@@ -171,6 +171,37 @@ const BAD: &[(&str, usize, usize, &str)] = &[
         "shell = true",
     ),
     ("[[pool]]\nname = \"w\"\ncommand = [\n", 3, 12, ""),
+    // Per-pool policy (issue 13).
+    (
+        "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\nstop_timeout = \"soon\"\n",
+        4,
+        16,
+        "not a duration",
+    ),
+    (
+        "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\nsuccess_codes = [0, 300]\n",
+        4,
+        21,
+        "0 to 255",
+    ),
+    (
+        "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\nbackoff = { initial = \"1s\", max = \"10ms\" }\n",
+        4,
+        35,
+        "shorter than backoff.initial",
+    ),
+    (
+        "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\nmax_restarts = -1\n",
+        4,
+        16,
+        "max_restarts must be",
+    ),
+    (
+        "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\nstart_secs = -1\n",
+        4,
+        14,
+        "start_secs must be",
+    ),
     ("# nothing\n", 1, 1, "no [[pool]]"),
 ];
 

@@ -7,11 +7,17 @@
 //! and a caret under it; nothing in here panics on any input (a property test feeds it
 //! random text). The binary turns a [`ConfigError`] into exit status 2.
 
+mod policy;
+pub mod procfile;
 mod raw;
 pub mod up;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policy;
+#[cfg(test)]
+mod tests_procfile;
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -123,6 +129,17 @@ pub fn check_pool_name(name: &str) -> Result<(), String> {
 /// Reads and validates the config at `path`. `explicit` says whether the person named the
 /// file (with `-f`); it only changes the hint of a missing file.
 pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+    let bytes = read_bounded(path, explicit)?;
+    let shown = path.display().to_string();
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    parse_bytes(&bytes, &shown, path, base)
+}
+
+/// The bytes of a config-like file (at most [`MAX_FILE`]), or why not.
+fn read_bounded(path: &Path, explicit: bool) -> Result<Vec<u8>, ConfigError> {
     let shown = path.display().to_string();
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -150,16 +167,10 @@ pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
         });
     }
     // Bounded by what is read, not by `stat`: a FIFO or /dev/zero has no size.
-    let bytes =
-        crate::bounded::read_at_most(path, MAX_FILE).map_err(|source| ConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    parse_bytes(&bytes, &shown, path, base)
+    crate::bounded::read_at_most(path, MAX_FILE).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })
 }
 
 /// Parses and validates config bytes; `shown` names the file in messages, `base` is the
@@ -170,14 +181,7 @@ pub fn parse_bytes(
     path: &Path,
     base: &Path,
 ) -> Result<Config, ConfigError> {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => {
-            let good = String::from_utf8_lossy(&bytes[..err.valid_up_to()]).into_owned();
-            let at = good.len();
-            return Err(locate(&good, shown, at..at, "the file is not valid UTF-8"));
-        }
-    };
+    let text = utf8_text(bytes, shown)?;
     let raw: RawConfig = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(err) => {
@@ -187,6 +191,15 @@ pub fn parse_bytes(
         }
     };
     Checker { text, shown, base }.config(raw, path)
+}
+
+/// The bytes as text, or an error located at the first byte that is not UTF-8.
+fn utf8_text<'a>(bytes: &'a [u8], shown: &str) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|err| {
+        let good = String::from_utf8_lossy(&bytes[..err.valid_up_to()]).into_owned();
+        let at = good.len();
+        locate(&good, shown, at..at, "the file is not valid UTF-8")
+    })
 }
 
 /// Validation of the parsed values, with the text at hand to locate errors.
@@ -370,6 +383,7 @@ impl Checker<'_> {
             }
         };
         let io = self.pool_io(&raw)?;
+        let policy = self.pool_policy(&raw)?;
         Ok(PoolSpec {
             name,
             size,
@@ -379,6 +393,7 @@ impl Checker<'_> {
             restart: raw.restart.map_or(RestartPolicy::Never, Into::into),
             stop_signal,
             io,
+            policy,
         })
     }
 

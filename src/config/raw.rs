@@ -41,6 +41,20 @@ pub struct RawPool {
     pub pty: bool,
     pub stdin: Option<Spanned<StdinArg>>,
     pub python_hooks: Option<bool>,
+    pub stop_timeout: Option<Spanned<DurationValue>>,
+    pub success_codes: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub backoff: Option<Spanned<RawBackoff>>,
+    pub max_restarts: Option<Spanned<i64>>,
+    pub restart_window: Option<Spanned<DurationValue>>,
+    pub start_secs: Option<Spanned<DurationValue>>,
+}
+
+/// A pool's `backoff = { initial = "100ms", max = "30s" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackoff {
+    pub initial: Option<Spanned<DurationValue>>,
+    pub max: Option<Spanned<DurationValue>>,
 }
 
 /// `[shm]`: `[[shm.segment]]` and `[[shm.layout]]`.
@@ -155,5 +169,63 @@ impl<'de> Deserialize<'de> for SizeValue {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// A duration: seconds as a number (`2`, `0.5`) or a string with a unit (`"100ms"`, `"30s"`,
+/// `"5m"`, `"1h"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurationValue {
+    Seconds(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("seconds as a number, or a string like \"100ms\", \"30s\", \"5m\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                Ok(DurationValue::Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationValue, E> {
+                Ok(DurationValue::Seconds(v as f64))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl DurationValue {
+    /// Seconds, or `None` for a string that is not a number with a known unit.
+    pub fn seconds(&self) -> Option<f64> {
+        match self {
+            DurationValue::Seconds(s) => Some(*s),
+            DurationValue::Text(text) => {
+                let text = text.trim();
+                let split = text
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .unwrap_or(text.len());
+                let (number, unit) = text.split_at(split);
+                let number: f64 = number.parse().ok()?;
+                let scale = match unit.trim() {
+                    "ms" => 0.001,
+                    "s" | "" => 1.0,
+                    "m" => 60.0,
+                    "h" => 3600.0,
+                    _ => return None,
+                };
+                Some(number * scale)
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::*;
 use crate::cli::{Cli, Command, RestartArg, UpArgs};
 use clap::Parser;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     parse_bytes(
         text.as_bytes(),
         "test.toml",
@@ -31,7 +31,7 @@ fn error(text: &str) -> (usize, usize, String) {
 }
 
 #[track_caller]
-fn assert_error(text: &str, line: usize, col: usize, needle: &str) {
+pub(super) fn assert_error(text: &str, line: usize, col: usize, needle: &str) {
     let (l, c, message) = error(text);
     assert_eq!((l, c), (line, col), "{message}");
     assert!(
@@ -40,7 +40,7 @@ fn assert_error(text: &str, line: usize, col: usize, needle: &str) {
     );
 }
 
-const POOL: &str = "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\n";
+pub(super) const POOL: &str = "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\n";
 
 #[test]
 fn full_config() {
@@ -137,10 +137,10 @@ fn unknown_keys() {
         "unknown field `wokers`",
     );
     assert_error(
-        &format!("{POOL}stop_timeout = 2\n"),
+        &format!("{POOL}start_sec = 2\n"),
         4,
         1,
-        "unknown field `stop_timeout`",
+        "unknown field `start_sec`",
     );
     assert_error("[shm]\nsegments = []\n", 2, 1, "unknown field `segments`");
     assert_error(
@@ -530,6 +530,9 @@ proptest::proptest! {
                 "layout = \"a:i64,b:u8[2]\"\n", "layout = \"a:u8[99999999999]\"\n", "size = \"4K\"\n",
                 "size = -1\n", "stop_timeout = 1e308\n", "sample_interval = inf\n",
                 "track = \"poll\"\n", "x = 1\n", "é\n", "[\n", "\"\n",
+                "start_secs = \"1e9h\"\n", "stop_timeout = \"-1s\"\n", "restart_window = \".s\"\n",
+                "backoff = { initial = \"0.0001ms\" }\n", "success_codes = [9999999999999]\n",
+                "max_restarts = 9223372036854775807\n", "stop_timeout = \"99999999999999999999h\"\n",
             ]),
             0..14,
         )

@@ -2,9 +2,11 @@
 //! Flags given on the command line win over the file: `--stop-timeout`, `--sample-interval`
 //! and `--track` replace the session-wide keys; `--restart` and `--stop-signal` replace every
 //! pool's value; `--shm NAME:SIZE` adds a segment (or resizes the file's segment NAME).
+//! `--procfile` reads a Procfile (and its `.env`) instead of the config file.
 
 use std::path::Path;
 
+use super::procfile::{DEFAULT_PORT_BASE, ProcfileSource};
 use super::{Config, ConfigError, DEFAULT_FILE, Located, load};
 use crate::cli::{OutputArgs, RestartArg, SupervisionArgs, TrackArg, UpArgs};
 use crate::inspect::shm::decode::rules::FormatRule;
@@ -26,8 +28,17 @@ pub struct UpPlan {
     pub title: String,
 }
 
-/// Loads the config `up` names (or `./forkscope.toml`) and merges the command line into it.
+/// Loads the config `up` names (or `./forkscope.toml`, or the `--procfile`) and merges the
+/// command line into it.
 pub fn plan(args: &UpArgs) -> Result<UpPlan, ConfigError> {
+    if let Some(procfile) = &args.procfile {
+        let config = super::procfile::load(&ProcfileSource {
+            procfile,
+            env_file: args.env_file.as_deref(),
+            port_base: args.port_base.unwrap_or(DEFAULT_PORT_BASE),
+        })?;
+        return merge(config, args);
+    }
     let (path, explicit) = match &args.file {
         Some(p) => (p.as_path(), true),
         None => (Path::new(DEFAULT_FILE), false),

@@ -101,5 +101,6 @@ pub fn pool(demo: &Demo, stop_signal: i32, pace: f64) -> std::io::Result<PoolSpe
         restart: demo.restart,
         stop_signal,
         io: Default::default(),
+        policy: Default::default(),
     })
 }

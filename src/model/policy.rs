@@ -1,9 +1,13 @@
 //! Restart policy: whether, and after how long, an ended worker is started again.
 //!
 //! A pure state machine per worker: exponential backoff from 100 ms doubling to 30 s, reset
-//! after 10 s of uptime, and a crash-loop limit after which the worker is marked failed.
+//! after 10 s of uptime, and a crash-loop limit after which the worker is marked failed. Each
+//! pool's [`PoolPolicy`] (config `[[pool]]` keys) adjusts it: its own backoff, exit codes that
+//! are not failures, a limit of restarts within a window, and a minimum uptime for a start to
+//! count (`start_secs`).
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,12 +35,57 @@ impl RestartPolicy {
         }
     }
 
-    fn wants_restart(self, status: ExitStatus) -> bool {
+    fn wants_restart(self, failed: bool) -> bool {
         match self {
             RestartPolicy::Never => false,
-            RestartPolicy::OnFailure => !status.success(),
+            RestartPolicy::OnFailure => failed,
             RestartPolicy::Always => true,
         }
+    }
+}
+
+/// At most `max_restarts` restarts within any `window` (config `max_restarts`,
+/// `restart_window`); the next one marks the worker failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartLimit {
+    pub max_restarts: u32,
+    pub window: Duration,
+}
+
+/// A pool's supervision policy besides `restart` and `stop_signal`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolPolicy {
+    /// Time between this pool's stop signal and SIGKILL; `None`: the session's.
+    pub stop_timeout: Option<Duration>,
+    /// Exit codes that are not failures (`[0]` unless the config says).
+    pub success_codes: Vec<i32>,
+    pub backoff: Backoff,
+    pub restart_limit: Option<RestartLimit>,
+    /// A run shorter than this is a failed start, whatever its exit status.
+    pub start_secs: Duration,
+}
+
+impl Default for PoolPolicy {
+    fn default() -> Self {
+        PoolPolicy {
+            stop_timeout: None,
+            success_codes: vec![0],
+            backoff: Backoff::default(),
+            restart_limit: None,
+            start_secs: Duration::ZERO,
+        }
+    }
+}
+
+impl PoolPolicy {
+    /// Whether `status` is a success for this pool (a listed exit code; a signal never is).
+    pub fn is_success(&self, status: ExitStatus) -> bool {
+        matches!(status, ExitStatus::Exited(code) if self.success_codes.contains(&code))
+    }
+
+    /// Whether a run of `uptime` ended before it counted as started.
+    pub fn is_failed_start(&self, uptime: Duration) -> bool {
+        uptime < self.start_secs
     }
 }
 
@@ -73,27 +122,57 @@ pub enum Decision {
     Failed { reason: String },
 }
 
-/// Per-worker memory of the current crash loop.
+/// Per-worker memory of the current crash loop and of recent restarts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RestartTracker {
     streak: u32,
     next_delay: Option<Duration>,
+    /// When recent restarts were decided (only kept with a [`RestartLimit`]).
+    recent: VecDeque<Instant>,
 }
 
 impl RestartTracker {
-    /// Decides after an exit (or a spawn failure, with zero uptime).
+    /// Decides after an exit (or a spawn failure, with zero uptime) at `now`.
     pub fn on_exit(
         &mut self,
         policy: RestartPolicy,
         status: ExitStatus,
         uptime: Duration,
-        backoff: &Backoff,
+        now: Instant,
+        pool: &PoolPolicy,
     ) -> Decision {
-        if !policy.wants_restart(status) {
-            return Decision::Done;
+        let failed_start = pool.is_failed_start(uptime);
+        if !policy.wants_restart(failed_start || !pool.is_success(status)) {
+            return if failed_start {
+                Decision::Failed {
+                    reason: failed_start_reason(uptime, pool.start_secs),
+                }
+            } else {
+                Decision::Done
+            };
         }
+        let backoff = &pool.backoff;
         if uptime >= backoff.reset_after {
-            *self = RestartTracker::default();
+            self.streak = 0;
+            self.next_delay = None;
+        }
+        if let Some(limit) = pool.restart_limit {
+            while self
+                .recent
+                .front()
+                .is_some_and(|at| now.saturating_duration_since(*at) >= limit.window)
+            {
+                self.recent.pop_front();
+            }
+            if self.recent.len() >= limit.max_restarts as usize {
+                return Decision::Failed {
+                    reason: format!(
+                        "max_restarts: {} restarts within {:?} already",
+                        self.recent.len(),
+                        limit.window
+                    ),
+                };
+            }
         }
         if self.streak >= backoff.crash_loop_limit {
             return Decision::Failed {
@@ -105,6 +184,9 @@ impl RestartTracker {
             };
         }
         self.streak += 1;
+        if pool.restart_limit.is_some() {
+            self.recent.push_back(now);
+        }
         let delay = self.next_delay.unwrap_or(backoff.initial);
         self.next_delay = Some((delay * 2).min(backoff.max));
         Decision::Restart {
@@ -112,6 +194,14 @@ impl RestartTracker {
             attempt: self.streak,
         }
     }
+}
+
+fn failed_start_reason(uptime: Duration, start_secs: Duration) -> String {
+    format!(
+        "failed start: ended after {:.2}s, before start_secs ({:.2}s)",
+        uptime.as_secs_f64(),
+        start_secs.as_secs_f64()
+    )
 }
 
 #[cfg(test)]
@@ -124,39 +214,77 @@ mod tests {
         ExitStatus::Exited(1)
     }
 
+    /// `on_exit` at a fixed instant (the window tests move time themselves).
+    fn decide(
+        tracker: &mut RestartTracker,
+        policy: RestartPolicy,
+        status: ExitStatus,
+        uptime: Duration,
+        pool: &PoolPolicy,
+    ) -> Decision {
+        tracker.on_exit(policy, status, uptime, Instant::now(), pool)
+    }
+
     #[test]
     fn never_and_on_failure() {
-        let backoff = Backoff::default();
+        let pool = PoolPolicy::default();
         let mut tracker = RestartTracker::default();
         assert_eq!(
-            tracker.on_exit(RestartPolicy::Never, fail(), QUICK, &backoff),
+            decide(&mut tracker, RestartPolicy::Never, fail(), QUICK, &pool),
             Decision::Done
         );
         assert_eq!(
-            tracker.on_exit(
+            decide(
+                &mut tracker,
                 RestartPolicy::OnFailure,
                 ExitStatus::Exited(0),
                 QUICK,
-                &backoff
+                &pool
             ),
             Decision::Done
         );
         assert!(matches!(
-            tracker.on_exit(RestartPolicy::OnFailure, fail(), QUICK, &backoff),
+            decide(&mut tracker, RestartPolicy::OnFailure, fail(), QUICK, &pool),
             Decision::Restart { .. }
         ));
     }
 
     #[test]
+    fn success_codes_are_not_failures() {
+        let pool = PoolPolicy {
+            success_codes: vec![0, 3],
+            ..PoolPolicy::default()
+        };
+        let mut tracker = RestartTracker::default();
+        let mut after_exit = |code| {
+            let status = ExitStatus::Exited(code);
+            decide(&mut tracker, RestartPolicy::OnFailure, status, QUICK, &pool)
+        };
+        assert_eq!(after_exit(3), Decision::Done);
+        assert_eq!(after_exit(0), Decision::Done);
+        assert!(matches!(after_exit(4), Decision::Restart { .. }));
+        let killed = ExitStatus::Signaled {
+            signal: 15,
+            core_dumped: false,
+        };
+        assert!(!pool.is_success(killed));
+        assert!(PoolPolicy::default().is_success(ExitStatus::Exited(0)));
+        assert!(!PoolPolicy::default().is_success(ExitStatus::Exited(3)));
+    }
+
+    #[test]
     fn backoff_doubles_caps_and_fails() {
-        let backoff = Backoff {
-            crash_loop_limit: 12,
-            ..Backoff::default()
+        let pool = PoolPolicy {
+            backoff: Backoff {
+                crash_loop_limit: 12,
+                ..Backoff::default()
+            },
+            ..PoolPolicy::default()
         };
         let mut tracker = RestartTracker::default();
         let mut delays = Vec::new();
         for _ in 0..12 {
-            match tracker.on_exit(RestartPolicy::Always, fail(), QUICK, &backoff) {
+            match decide(&mut tracker, RestartPolicy::Always, fail(), QUICK, &pool) {
                 Decision::Restart { delay, .. } => delays.push(delay.as_millis()),
                 other => panic!("unexpected {other:?}"),
             }
@@ -168,23 +296,46 @@ mod tests {
             ]
         );
         assert!(matches!(
-            tracker.on_exit(RestartPolicy::Always, fail(), QUICK, &backoff),
+            decide(&mut tracker, RestartPolicy::Always, fail(), QUICK, &pool),
             Decision::Failed { .. }
         ));
     }
 
     #[test]
-    fn long_uptime_resets_the_loop() {
-        let backoff = Backoff::default();
+    fn a_pool_backoff_replaces_the_schedule() {
+        let pool = PoolPolicy {
+            backoff: Backoff {
+                initial: Duration::from_millis(30),
+                max: Duration::from_millis(100),
+                ..Backoff::default()
+            },
+            ..PoolPolicy::default()
+        };
         let mut tracker = RestartTracker::default();
-        for _ in 0..backoff.crash_loop_limit {
-            tracker.on_exit(RestartPolicy::Always, fail(), QUICK, &backoff);
+        let delays: Vec<u128> = (0..4)
+            .map(
+                |_| match decide(&mut tracker, RestartPolicy::Always, fail(), QUICK, &pool) {
+                    Decision::Restart { delay, .. } => delay.as_millis(),
+                    other => panic!("unexpected {other:?}"),
+                },
+            )
+            .collect();
+        assert_eq!(delays, vec![30, 60, 100, 100]);
+    }
+
+    #[test]
+    fn long_uptime_resets_the_loop() {
+        let pool = PoolPolicy::default();
+        let mut tracker = RestartTracker::default();
+        for _ in 0..pool.backoff.crash_loop_limit {
+            decide(&mut tracker, RestartPolicy::Always, fail(), QUICK, &pool);
         }
-        let after_long_run = tracker.on_exit(
+        let after_long_run = decide(
+            &mut tracker,
             RestartPolicy::Always,
             fail(),
             Duration::from_secs(11),
-            &backoff,
+            &pool,
         );
         assert_eq!(
             after_long_run,
@@ -192,6 +343,88 @@ mod tests {
                 delay: Duration::from_millis(100),
                 attempt: 1
             }
+        );
+    }
+
+    #[test]
+    fn max_restarts_within_the_window_then_failed() {
+        let pool = PoolPolicy {
+            restart_limit: Some(RestartLimit {
+                max_restarts: 3,
+                window: Duration::from_secs(60),
+            }),
+            ..PoolPolicy::default()
+        };
+        // Long runs: the crash-loop rule never fires, only the window limit.
+        let long = Duration::from_secs(20);
+        let start = Instant::now();
+        let mut tracker = RestartTracker::default();
+        for minute_tenth in 0..3 {
+            let now = start + Duration::from_secs(10 * minute_tenth);
+            assert!(matches!(
+                tracker.on_exit(RestartPolicy::Always, fail(), long, now, &pool),
+                Decision::Restart { .. }
+            ));
+        }
+        let fourth = start + Duration::from_secs(40);
+        assert!(matches!(
+            tracker.on_exit(RestartPolicy::Always, fail(), long, fourth, &pool),
+            Decision::Failed { reason } if reason.contains("max_restarts")
+        ));
+    }
+
+    #[test]
+    fn restarts_older_than_the_window_are_forgotten() {
+        let pool = PoolPolicy {
+            restart_limit: Some(RestartLimit {
+                max_restarts: 2,
+                window: Duration::from_secs(30),
+            }),
+            ..PoolPolicy::default()
+        };
+        let long = Duration::from_secs(20);
+        let start = Instant::now();
+        let mut tracker = RestartTracker::default();
+        for at in [0, 20, 50, 70, 90] {
+            // At 50 the restart at 0 has left the window, at 70 the one at 20, ...
+            let now = start + Duration::from_secs(at);
+            assert!(
+                matches!(
+                    tracker.on_exit(RestartPolicy::Always, fail(), long, now, &pool),
+                    Decision::Restart { .. }
+                ),
+                "restart at {at}s"
+            );
+        }
+        let crowded = start + Duration::from_secs(95);
+        assert!(matches!(
+            tracker.on_exit(RestartPolicy::Always, fail(), long, crowded, &pool),
+            Decision::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn an_exit_before_start_secs_is_a_failed_start() {
+        let pool = PoolPolicy {
+            start_secs: Duration::from_secs(2),
+            ..PoolPolicy::default()
+        };
+        let mut tracker = RestartTracker::default();
+        let clean = ExitStatus::Exited(0);
+        let early = Duration::from_secs(1);
+        // Even exit 0: with `never` the worker is failed, with `on-failure` it is restarted.
+        assert!(matches!(
+            decide(&mut tracker, RestartPolicy::Never, clean, early, &pool),
+            Decision::Failed { reason } if reason.contains("start_secs")
+        ));
+        assert!(matches!(
+            decide(&mut tracker, RestartPolicy::OnFailure, clean, early, &pool),
+            Decision::Restart { .. }
+        ));
+        let late = Duration::from_secs(3);
+        assert_eq!(
+            decide(&mut tracker, RestartPolicy::OnFailure, clean, late, &pool),
+            Decision::Done
         );
     }
 }

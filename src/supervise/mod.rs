@@ -21,7 +21,7 @@ pub mod worker_io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::policy::{Backoff, RestartPolicy};
+use crate::model::policy::{PoolPolicy, RestartPolicy};
 
 pub use channel::{ActionTx, EventRx};
 pub use engine::{EngineHandle, start};
@@ -39,19 +39,20 @@ pub struct PoolSpec {
     pub stop_signal: i32,
     /// Buffering hints, pipes or a pty, stdin, Python hooks.
     pub io: worker_io::WorkerIo,
+    /// Per-pool stop timeout, success codes, backoff, restart limit, start_secs.
+    pub policy: PoolPolicy,
 }
 
 /// Everything the engine needs to run a session.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub pools: Vec<PoolSpec>,
-    /// Time between the stop signal and SIGKILL.
+    /// Time between the stop signal and SIGKILL, for pools without their own.
     pub stop_timeout: Duration,
     /// End the session once every worker has ended for good (`run --headless`).
     pub exit_when_done: bool,
     /// `/proc` sampling and polling interval.
     pub sample_interval: Duration,
-    pub backoff: Backoff,
     /// Extra environment for every worker (the `--shm` names today).
     pub extra_env: Vec<(String, String)>,
     /// Where descendants' lifecycle facts come from (`--track`).
@@ -71,7 +72,6 @@ impl Default for EngineConfig {
             stop_timeout: Duration::from_secs(5),
             exit_when_done: true,
             sample_interval: Duration::from_secs(1),
-            backoff: Backoff::default(),
             extra_env: Vec::new(),
             track: crate::track::TrackMode::default(),
             steps: None,

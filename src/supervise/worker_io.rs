@@ -271,6 +271,7 @@ mod tests {
                 stdin: StdinMode::Pty,
                 ..WorkerIo::default()
             },
+            policy: Default::default(),
         }];
         assert!(matches!(
             resolve(&mut pools),

@@ -188,6 +188,8 @@ struct Pool {
     spec: super::PoolSpec,
     target: u32,
     workers: BTreeMap<u32, Worker>,
+    /// While stopping: when this pool's workers still running get SIGKILL.
+    kill_at: Option<Instant>,
 }
 
 /// (pool index, worker index)
@@ -218,6 +220,8 @@ pub(crate) struct Engine {
     stop_signalled: HashSet<(i32, u64)>,
     /// Identities already sent SIGKILL in this stop.
     kill_signalled: HashSet<(i32, u64)>,
+    /// The longest stop timeout of the pools being stopped (the whole-tree sweep's).
+    stop_timeout_in_force: Duration,
     /// Children changed since orphans were last looked for.
     orphans_dirty: bool,
     /// Wall-clock time of the event clock's zero.
@@ -246,6 +250,7 @@ impl Engine {
                 spec: spec.clone(),
                 target: spec.size,
                 workers: BTreeMap::new(),
+                kill_at: None,
             })
             .collect();
         Engine {
@@ -268,6 +273,7 @@ impl Engine {
             more_to_reap: false,
             stop_signalled: HashSet::new(),
             kill_signalled: HashSet::new(),
+            stop_timeout_in_force: Duration::ZERO,
             orphans_dirty: false,
             started_unix: 0.0,
             next_zombie_check: Instant::now(),
@@ -408,6 +414,9 @@ impl Engine {
             }
         }
         if let Some(at) = self.phase.deadline() {
+            next = next.min(at);
+        }
+        if let Some(at) = self.pools.iter().filter_map(|p| p.kill_at).min() {
             next = next.min(at);
         }
         if let Some(at) = self.gate.as_ref().and_then(|g| g.deadline()) {

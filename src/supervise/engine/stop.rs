@@ -2,6 +2,8 @@
 //! worker shields them, SIGKILL for everything that remains of the tree at the stop timeout
 //! (setsid escapees included, found by walking `/proc` from the engine down), and the end
 //! once no child is left (with a subreaper, no child left means no descendant left).
+//! Each pool may have its own stop timeout: at it, that pool's workers and their descendants
+//! get SIGKILL; the sweep of the whole tree comes at the longest timeout of the pools.
 
 use std::time::{Duration, Instant};
 
@@ -62,9 +64,27 @@ impl Engine {
             pid: Some(self.me),
             reason,
         });
+        let now = Instant::now();
+        let session_timeout = self.config.stop_timeout;
+        let mut longest = Duration::ZERO;
+        for pool in &mut self.pools {
+            let timeout = pool.spec.policy.stop_timeout.unwrap_or(session_timeout);
+            let running = pool
+                .workers
+                .values()
+                .any(|w| w.state == WorkerState::Running);
+            pool.kill_at = running.then(|| now + timeout);
+            if running {
+                longest = longest.max(timeout);
+            }
+        }
+        if longest == Duration::ZERO {
+            longest = session_timeout;
+        }
         self.phase = Phase::Stopping {
-            deadline: Instant::now() + self.config.stop_timeout,
+            deadline: now + longest,
         };
+        self.stop_timeout_in_force = longest;
         self.stop_signalled.clear();
         self.kill_signalled.clear();
         for pool in &self.pools {
@@ -116,12 +136,13 @@ impl Engine {
                 if self.orphans_dirty && !self.any_worker_running() {
                     self.signal_orphans();
                 }
+                self.kill_overdue_pools(now);
                 if now >= deadline {
                     self.notice(
                         "warning",
                         format!(
                             "stop timeout ({:.1}s) reached: SIGKILL for what remains of the tree",
-                            self.config.stop_timeout.as_secs_f64()
+                            self.stop_timeout_in_force.as_secs_f64()
                         ),
                     );
                     self.phase = Phase::Killing {
@@ -157,8 +178,56 @@ impl Engine {
         false
     }
 
+    /// SIGKILL for the workers (and their descendants) of each pool whose own stop timeout
+    /// has passed; the rest of the tree waits for the session's deadline.
+    fn kill_overdue_pools(&mut self, now: Instant) {
+        let mut targets = Vec::new();
+        for pool in &mut self.pools {
+            if pool.kill_at.is_none_or(|at| now < at) {
+                continue;
+            }
+            pool.kill_at = None;
+            let running: Vec<(i32, Option<u64>)> = pool
+                .workers
+                .values()
+                .filter(|w| w.state == WorkerState::Running)
+                .filter_map(|w| w.pid.map(|pid| (pid, w.start_time)))
+                .collect();
+            if !running.is_empty() {
+                let timeout = pool
+                    .spec
+                    .policy
+                    .stop_timeout
+                    .unwrap_or(self.config.stop_timeout);
+                targets.push((pool.spec.name.clone(), timeout, running));
+            }
+        }
+        for (name, timeout, running) in targets {
+            self.notice(
+                "warning",
+                format!(
+                    "pool {name:?}: stop timeout ({:.1}s) reached: SIGKILL for its workers",
+                    timeout.as_secs_f64()
+                ),
+            );
+            for (pid, start_time) in running {
+                // Descendants first, while they still hang below the worker.
+                self.kill_below(pid);
+                let Some(start) = start_time else { continue };
+                if self.kill_signalled.insert((pid, start)) {
+                    let result = Pidfd::open_verified(pid, Some(start))
+                        .and_then(|fd| fd.send(libc::SIGKILL));
+                    self.emit_signal(pid, libc::SIGKILL, SignalReason::Escalation, result);
+                }
+            }
+        }
+    }
+
     /// Nothing is left running: back to idle, or the end when quitting.
     fn settle(&mut self) -> bool {
+        for pool in &mut self.pools {
+            pool.kill_at = None;
+        }
         self.phase = Phase::Running;
         self.quit || (self.all_workers_settled() && self.config.exit_when_done)
     }
@@ -191,7 +260,12 @@ impl Engine {
 
     /// SIGKILL for every live descendant not yet sent one.
     fn kill_round(&mut self) {
-        match signal_descendants(self.me, libc::SIGKILL, &mut self.kill_signalled) {
+        self.kill_below(self.me);
+    }
+
+    /// SIGKILL for every live descendant of `root` not yet sent one (reason `escalation`).
+    fn kill_below(&mut self, root: i32) {
+        match signal_descendants(root, libc::SIGKILL, &mut self.kill_signalled) {
             Ok(sent) => {
                 for target in sent {
                     self.emit_signal(
@@ -202,7 +276,7 @@ impl Engine {
                     );
                 }
             }
-            Err(err) => tracing::warn!("scanning /proc for the kill sweep failed: {err}"),
+            Err(err) => tracing::warn!("scanning /proc below {root} for SIGKILL failed: {err}"),
         }
     }
 

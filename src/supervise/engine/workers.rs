@@ -123,9 +123,8 @@ impl Engine {
 
     /// Applies the pool's restart policy to a worker that ended (or failed to start).
     fn decide(&mut self, (pool, index): WorkerRef, status: ExitStatus, pid: Option<i32>) {
-        let policy = self.pools[pool].spec.restart;
-        let name = self.pools[pool].spec.name.clone();
-        let backoff = self.config.backoff;
+        let spec = &self.pools[pool].spec;
+        let (policy, name, pool_policy) = (spec.restart, spec.name.clone(), spec.policy.clone());
         let quit = self.quit;
         let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
             return;
@@ -135,7 +134,11 @@ impl Engine {
             return;
         }
         let uptime = worker.started.elapsed();
-        match worker.tracker.on_exit(policy, status, uptime, &backoff) {
+        let now = Instant::now();
+        match worker
+            .tracker
+            .on_exit(policy, status, uptime, now, &pool_policy)
+        {
             Decision::Restart { delay, attempt } => {
                 worker.state = WorkerState::Waiting(Instant::now() + delay);
                 self.events.emit(EventBody::Restart {
@@ -199,13 +202,14 @@ impl Engine {
         })
     }
 
-    /// 0 when every worker's last run was `exit 0`, else 1.
+    /// 0 when every worker's last run was a success (`exit 0`, or a code in the pool's
+    /// `success_codes`) and none failed (a failed start included), else 1.
     pub(super) fn final_status(&self) -> i32 {
         let all_ok = self.pools.iter().all(|pool| {
             pool.workers.values().all(|w| {
                 !w.spawn_failed
                     && w.state != WorkerState::Failed
-                    && w.last == Some(ExitStatus::Exited(0))
+                    && w.last.is_some_and(|s| pool.spec.policy.is_success(s))
             })
         });
         if all_ok { 0 } else { 1 }
