@@ -141,3 +141,77 @@ pub fn probe(pids: &[i32]) -> Listening {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real process, killed and reaped on drop.
+    struct Child(std::process::Child);
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn identity(child: &Child) -> (i32, u64) {
+        let pid = child.0.id() as i32;
+        let stat = crate::inspect::proc::read_stat(pid).expect("stat");
+        (pid, stat.start_time)
+    }
+
+    #[test]
+    fn a_stack_without_a_worker_frame_is_read_a_bounded_number_of_times() {
+        // The interpreter itself, not a pyenv shim's shell.
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3");
+        let interpreter = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let python = Child(
+            std::process::Command::new(interpreter)
+                .args(["-c", "import time; time.sleep(60)"])
+                .spawn()
+                .expect("python"),
+        );
+        let sleeper = Child(
+            std::process::Command::new("sleep")
+                .arg("60")
+                .spawn()
+                .expect("sleep"),
+        );
+        let procs = [identity(&python), identity(&sleeper)];
+        // Wait (10 s at most) until its stack can be read: past the interpreter's start.
+        let mut reader = StackReader::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while reader.read_identity(procs[0].0, procs[0].1).is_err() {
+            assert!(std::time::Instant::now() < deadline, "no stack");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut hints = StackHints::default();
+        for read in 1..STACK_READS {
+            assert!(hints.hints(&procs).is_empty());
+            let verdict = hints.verdicts.get(&procs[0]).copied();
+            assert!(
+                matches!(verdict, Some(Verdict::Pending(n)) if n == read),
+                "{verdict:?}"
+            );
+        }
+        for _ in 0..2 {
+            assert!(hints.hints(&procs).is_empty());
+        }
+        for key in &procs {
+            assert!(
+                matches!(hints.verdicts.get(key), Some(Verdict::Final(None))),
+                "{key:?}: {:?}",
+                hints.verdicts.get(key)
+            );
+        }
+        // Settled verdicts keep no spy; forgotten processes drop their verdicts.
+        assert_eq!(hints.reader.cached(), 0);
+        hints.hints(&procs[..1]);
+        assert_eq!(hints.verdicts.len(), 1);
+    }
+}
