@@ -1,5 +1,6 @@
 //! `forkscope inspect PID --json` labels Python multiprocessing's helpers: the resource
-//! tracker, the forkserver, spawn children, fork children and the `Manager` server, and
+//! tracker, the forkserver, spawn children, fork children, the `Manager` server, the workers
+//! of `multiprocessing.Pool` and of `ProcessPoolExecutor` (by their Python stacks), and
 //! joblib's loky workers and resource tracker (joblib: `pip install joblib`, as `.ci/run` does).
 
 mod lifecycle_support;
@@ -12,11 +13,15 @@ use std::time::{Duration, Instant};
 use lifecycle_support::python;
 use serde_json::Value;
 
+/// A Manager, a Pool(2), a ProcessPoolExecutor(2) and one plain Process child.
 const PROGRAM: &str = r#"
-import multiprocessing as mp, sys
+import concurrent.futures as cf, multiprocessing as mp, sys, time
 
 def work(x):
     return x
+
+def idle(stop):
+    stop.wait(60)
 
 if __name__ == "__main__":
     mp.set_start_method(sys.argv[1])
@@ -24,8 +29,18 @@ if __name__ == "__main__":
     shared = manager.dict()
     pool = mp.Pool(2)
     pool.map(work, range(4))
+    executor = cf.ProcessPoolExecutor(2)
+    # Two tasks at once: under spawn and forkserver the executor starts workers on demand.
+    for f in [executor.submit(time.sleep, 0.5) for _ in range(2)]:
+        f.result()
+    stop = mp.Event()
+    plain = mp.Process(target=idle, args=(stop,))
+    plain.start()
     print("ready", manager._process.pid, flush=True)
     sys.stdin.readline()
+    stop.set()
+    plain.join()
+    executor.shutdown()
     pool.terminate()
     manager.shutdown()
 "#;
@@ -46,13 +61,23 @@ if __name__ == "__main__":
     get_reusable_executor().shutdown(wait=True)
 "#;
 
+/// Inspects until two `pool-worker`s and two `executor-worker`s show (a worker's stack is
+/// read once it runs its worker loop; 30 s deadline), or returns the last snapshot.
 fn snapshot(method: &str) -> (Vec<Value>, i64) {
-    snapshot_of(PROGRAM, method)
+    snapshot_until(PROGRAM, method, |procs| {
+        let roles = roles(procs);
+        let count = |role: &str| roles.iter().filter(|r| *r == role).count();
+        count("pool-worker") == 2 && count("executor-worker") == 2
+    })
 }
 
-/// Runs `program ARG` until it prints `ready N`, takes `inspect --json` of it, lets it end;
-/// returns the processes and N.
 fn snapshot_of(program: &str, arg: &str) -> (Vec<Value>, i64) {
+    snapshot_until(program, arg, |_| true)
+}
+
+/// Runs `program ARG` until it prints `ready N`, takes `inspect --json` of it until `done`
+/// says the snapshot is complete (30 s at most), lets it end; returns the processes and N.
+fn snapshot_until(program: &str, arg: &str, done: impl Fn(&[Value]) -> bool) -> (Vec<Value>, i64) {
     // A file, not `-c`: spawn and forkserver children import the main module by path.
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("roles.py");
@@ -75,10 +100,21 @@ fn snapshot_of(program: &str, arg: &str) -> (Vec<Value>, i64) {
         .strip_prefix("ready ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("program said {ready:?}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["inspect", &root.to_string(), "--json"])
-        .output()
-        .expect("inspect");
+    let inspect = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
+            .args(["inspect", &root.to_string(), "--json"])
+            .output()
+            .expect("inspect");
+        assert_eq!(out.status.code(), Some(0));
+        let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+        json["processes"].as_array().expect("processes").clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut procs = inspect();
+    while !done(&procs) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        procs = inspect();
+    }
     // Let the program end by itself, then check its children went too.
     let mut stdin = child.stdin.take().expect("stdin");
     let _ = stdin.write_all(b"\n");
@@ -92,9 +128,6 @@ fn snapshot_of(program: &str, arg: &str) -> (Vec<Value>, i64) {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success());
-    assert_eq!(out.status.code(), Some(0));
-    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let procs = json["processes"].as_array().expect("processes").clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     for p in &procs {
         let pid = p["pid"].as_i64().unwrap_or(0);
@@ -154,9 +187,10 @@ fn inspect_labels_spawn_helpers() {
     assert_eq!(role_of(&procs, manager), "manager-server", "{procs:?}");
     assert_eq!(
         roles.iter().filter(|r| *r == "spawn-child").count(),
-        2,
+        1,
         "{roles:?}"
     );
+    assert_pool_workers(&roles);
     assert_eq!(roles.iter().filter(|r| *r == "resource-tracker").count(), 1);
 }
 
@@ -167,9 +201,18 @@ fn inspect_labels_fork_children() {
     assert_eq!(role_of(&procs, manager), "manager-server", "{procs:?}");
     assert_eq!(
         roles.iter().filter(|r| *r == "fork-child").count(),
-        2,
+        1,
         "{roles:?}"
     );
+    assert_pool_workers(&roles);
+}
+
+/// Two `Pool` workers and two `ProcessPoolExecutor` workers.
+fn assert_pool_workers(roles: &[String]) {
+    for role in ["pool-worker", "executor-worker"] {
+        let count = roles.iter().filter(|r| *r == role).count();
+        assert_eq!(count, 2, "{role}: {roles:?}");
+    }
 }
 
 #[test]
@@ -184,9 +227,10 @@ fn inspect_labels_forkserver_and_its_children() {
     assert_eq!(role_of(&procs, manager), "manager-server", "{procs:?}");
     assert_eq!(
         roles.iter().filter(|r| *r == "forkserver-child").count(),
-        2,
+        1,
         "{roles:?}"
     );
+    assert_pool_workers(&roles);
 }
 
 #[test]

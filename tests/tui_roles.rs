@@ -1,6 +1,8 @@
 //! Roles and endings the TUI tells: it names roles with the same function as `inspect` (a
 //! multiprocessing `Manager` server is `manager-server` in the tree, found by the socket it
-//! listens on, read off the render path, not `fork-child`), and a Python forkserver that
+//! listens on, read off the render path, not `fork-child`; `Pool` and `ProcessPoolExecutor`
+//! workers are `pool-worker` / `executor-worker`, by their Python stacks, read off the render
+//! path too), and a Python forkserver that
 //! forkscope's own cleanup SIGTERMs is "stopped by forkscope", not a failure of the program.
 
 mod common;
@@ -27,19 +29,7 @@ if __name__ == "__main__":
 #[test]
 fn the_tree_names_the_manager_server() {
     let tmux = Tmux::start(160, 30);
-    let script = tmux.path("manager.py");
-    std::fs::write(&script, PROGRAM).expect("script");
-    let flag = tmux.path("go");
-    let record = tmux.path("rec.jsonl");
-    tmux.type_line(&format!(
-        "{bin} run --record {rec} -- {py} {script} {flag}; echo EXIT:$?",
-        bin = forkscope(),
-        rec = record.display(),
-        py = python(),
-        script = script.display(),
-        flag = flag.display(),
-    ));
-    let ready = wait_recorded(&record, "output", 1, 60);
+    let (ready, flag) = run_until_ready(&tmux, "manager.py", PROGRAM);
     let manager = ready[0]["line"]
         .as_str()
         .and_then(|l| l.strip_prefix("ready "))
@@ -52,6 +42,75 @@ fn the_tree_names_the_manager_server() {
     assert!(!screen.contains("(fork-child)"), "{screen}");
     std::fs::write(&flag, b"").expect("flag");
     quit(&tmux);
+}
+
+/// A Pool(2) and a ProcessPoolExecutor(2) under fork; says `ready POOL_PIDS EXECUTOR_PIDS`
+/// (comma-separated) and waits (at most 60 s) for the flag file.
+const POOLS: &str = r#"
+import concurrent.futures as cf, multiprocessing as mp, os, sys, time
+def work(x):
+    return x
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    pool = mp.Pool(2)
+    pool.map(work, range(4))
+    executor = cf.ProcessPoolExecutor(2)
+    executor.submit(work, 1).result()
+    pool_pids = ",".join(str(p.pid) for p in pool._pool)
+    executor_pids = ",".join(str(pid) for pid in executor._processes)
+    print("ready", pool_pids, executor_pids, flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    executor.shutdown()
+    pool.terminate()
+"#;
+
+#[test]
+fn the_tree_names_pool_and_executor_workers() {
+    let tmux = Tmux::start(160, 30);
+    let (ready, flag) = run_until_ready(&tmux, "pools.py", POOLS);
+    let line = ready[0]["line"].as_str().unwrap_or("").to_string();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "program said {line:?}");
+    let pids = |field: &str| -> Vec<String> { field.split(',').map(str::to_string).collect() };
+    let (pool, executor) = (pids(fields[1]), pids(fields[2]));
+    assert_eq!((pool.len(), executor.len()), (2, 2), "{line:?}");
+    let shows = |screen: &str, pid: &str, role: &str| {
+        screen.lines().any(|l| l.contains(pid) && l.contains(role))
+    };
+    // The role probe reads each worker's stack about once a second.
+    let screen = tmux.wait_screen("the workers' roles", 30, |s| {
+        pool.iter().all(|pid| shows(s, pid, "(pool-worker)"))
+            && executor
+                .iter()
+                .all(|pid| shows(s, pid, "(executor-worker)"))
+    });
+    assert!(!screen.contains("(fork-child)"), "{screen}");
+    std::fs::write(&flag, b"").expect("flag");
+    quit(&tmux);
+}
+
+/// Runs `program FLAG` under forkscope in `tmux` until it prints its first line; returns the
+/// recorded output event and the flag file that lets it end.
+fn run_until_ready(
+    tmux: &Tmux,
+    name: &str,
+    program: &str,
+) -> (Vec<serde_json::Value>, std::path::PathBuf) {
+    let script = tmux.path(name);
+    std::fs::write(&script, program).expect("script");
+    let flag = tmux.path("go");
+    let record = tmux.path("rec.jsonl");
+    tmux.type_line(&format!(
+        "{bin} run --record {rec} -- {py} {script} {flag}; echo EXIT:$?",
+        bin = forkscope(),
+        rec = record.display(),
+        py = python(),
+        script = script.display(),
+        flag = flag.display(),
+    ));
+    (wait_recorded(&record, "output", 1, 60), flag)
 }
 
 /// Runs one child under the forkserver start method and ends; the forkserver is left for

@@ -110,6 +110,7 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
         .into_iter()
         .map(|stat: ProcStat| {
             let argv = argvs.get(&stat.pid).cloned().unwrap_or_default();
+            let python = stack_reader.read_process(stat.pid, stat.start_time);
             let role = if stat.pid == root {
                 ProcRole::Root
             } else {
@@ -121,9 +122,9 @@ pub fn take(root: i32) -> anyhow::Result<Snapshot> {
                     is_worker: parent_argv.is_some_and(|p| is_forkscope(p) && p != argv),
                     execed: None,
                     listening: &listening,
+                    stack_hint: python.stacks.as_deref().ok().and_then(roles::stack_hint),
                 })
             };
-            let python = stack_reader.read_process(stat.pid, stat.start_time);
             let (python_threads, python_error) = python_fields(python.stacks);
             ProcessEntry {
                 python_threads,

@@ -21,15 +21,17 @@
 //!   `-c 'from [joblib.externals.]loky.backend.resource_tracker import main; main(FD, ...)'`
 //!   (checked with joblib 1.6 under CPython 3.11)
 //!
-//! Not told apart (said plainly, since a wrong label is worse than a general one): workers
-//! of `multiprocessing.Pool` and of `ProcessPoolExecutor` look exactly like other `Process`
-//! children from outside on CPython up to 3.13: the same argv (the parent's under fork,
-//! `spawn_main` under spawn), the same kinds of queue pipes, no process or thread names. They
-//! keep `fork-child` / `spawn-child`; naming them needs their Python stacks.
+//! - `multiprocessing.Pool` worker / `ProcessPoolExecutor` worker: from outside they look
+//!   like any other `Process` child (same argv, same pipes, no names), so they are told apart
+//!   by their Python stacks: a Pool worker has the frame `worker` in `multiprocessing/pool.py`,
+//!   an executor worker `_process_worker` in `concurrent/futures/process.py` (checked with
+//!   CPython 3.11). Without a stack (not Python, unreadable, still starting) they keep
+//!   `fork-child` / `spawn-child` / `forkserver-child`.
 
 use serde::{Deserialize, Serialize};
 
 use super::TrackSource;
+use super::pystack::ThreadStack;
 use super::state::{ProcId, Role, State};
 
 /// What a process is.
@@ -51,6 +53,10 @@ pub enum ProcRole {
     LokyWorker,
     /// loky's own resource tracker.
     LokyResourceTracker,
+    /// A worker of `multiprocessing.Pool`.
+    PoolWorker,
+    /// A worker of `concurrent.futures.ProcessPoolExecutor`.
+    ExecutorWorker,
     /// None of the above (a program exec'd by a descendant).
     Process,
 }
@@ -70,6 +76,8 @@ impl ProcRole {
             ProcRole::Shell => "shell",
             ProcRole::LokyWorker => "loky-worker",
             ProcRole::LokyResourceTracker => "loky-resource-tracker",
+            ProcRole::PoolWorker => "pool-worker",
+            ProcRole::ExecutorWorker => "executor-worker",
             ProcRole::Process => "process",
         }
     }
@@ -87,6 +95,43 @@ pub struct RoleInput<'a> {
     pub execed: Option<bool>,
     /// Paths of the Unix sockets it listens on (empty when unknown).
     pub listening: &'a [String],
+    /// What its Python stack says it is, from [`stack_hint`] (`None` when unknown).
+    pub stack_hint: Option<StackHint>,
+}
+
+/// The worker kind a Python stack shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StackHint {
+    PoolWorker,
+    ExecutorWorker,
+}
+
+impl StackHint {
+    fn role(self) -> ProcRole {
+        match self {
+            StackHint::PoolWorker => ProcRole::PoolWorker,
+            StackHint::ExecutorWorker => ProcRole::ExecutorWorker,
+        }
+    }
+}
+
+/// The worker kind shown by any frame of any thread: `worker` in `multiprocessing/pool.py`
+/// or `_process_worker` in `concurrent/futures/process.py`.
+pub fn stack_hint(threads: &[ThreadStack]) -> Option<StackHint> {
+    threads
+        .iter()
+        .flat_map(|t| &t.frames)
+        .find_map(|f| frame_hint(&f.function, &f.file))
+}
+
+fn frame_hint(function: &str, file: &str) -> Option<StackHint> {
+    match function {
+        "worker" if file.ends_with("multiprocessing/pool.py") => Some(StackHint::PoolWorker),
+        "_process_worker" if file.ends_with("concurrent/futures/process.py") => {
+            Some(StackHint::ExecutorWorker)
+        }
+        _ => None,
+    }
 }
 
 /// The code after `-c`, if any.
@@ -172,6 +217,8 @@ pub fn classify(input: &RoleInput<'_>) -> ProcRole {
         // Before the argv tests: the forkserver's children carry the forkserver's argv.
         return if listens {
             ProcRole::ManagerServer
+        } else if let Some(hint) = input.stack_hint {
+            hint.role()
         } else if input.parent_argv.is_some_and(is_forkserver) {
             ProcRole::ForkserverChild
         } else {
@@ -193,6 +240,8 @@ pub fn classify(input: &RoleInput<'_>) -> ProcRole {
     if is_spawn_child(argv) {
         return if listens {
             ProcRole::ManagerServer
+        } else if let Some(hint) = input.stack_hint {
+            hint.role()
         } else {
             ProcRole::SpawnChild
         };
@@ -206,8 +255,13 @@ pub fn classify(input: &RoleInput<'_>) -> ProcRole {
 /// The role of a process of the TUI's state, by the same [`classify`] as `inspect`. Whether
 /// it exec'd is known only when its birth came from an exact source (engine, kernel, ptrace);
 /// `listening` (the Unix sockets it listens on, read off the render path) is what makes a
-/// `Manager` server one.
-pub fn role_in_state(state: &State, id: ProcId, listening: &[String]) -> ProcRole {
+/// `Manager` server one, `stack_hint` (from its Python stack) a Pool or executor worker.
+pub fn role_in_state(
+    state: &State,
+    id: ProcId,
+    listening: &[String],
+    stack_hint: Option<StackHint>,
+) -> ProcRole {
     let Some(proc) = state.procs.get(&id) else {
         return ProcRole::Process;
     };
@@ -222,6 +276,7 @@ pub fn role_in_state(state: &State, id: ProcId, listening: &[String]) -> ProcRol
         is_worker: matches!(proc.role, Role::Worker { .. }),
         execed: exact.then_some(!proc.execs.is_empty()),
         listening,
+        stack_hint,
     })
 }
 
@@ -419,7 +474,7 @@ mod tests {
                 },
             ),
         );
-        let role = |pid| role_in_state(&state, state.find_pid(pid).unwrap().id, &[]);
+        let role = |pid| role_in_state(&state, state.find_pid(pid).unwrap().id, &[], None);
         assert_eq!(role(10), ProcRole::Worker);
         // The fork child shows its parent's argv until it execs.
         assert_eq!(state.find_pid(11).unwrap().argv, py);
@@ -428,7 +483,10 @@ mod tests {
         // What makes a Manager server one in the TUI: the socket it listens on.
         let id = state.find_pid(11).unwrap().id;
         let sockets = v(&["/tmp/pymp-k2j3h4g5/listener-abc123de"]);
-        assert_eq!(role_in_state(&state, id, &sockets), ProcRole::ManagerServer);
+        assert_eq!(
+            role_in_state(&state, id, &sockets, None),
+            ProcRole::ManagerServer
+        );
     }
 
     #[test]
@@ -465,3 +523,7 @@ mod tests {
         assert_eq!(ProcRole::LokyWorker.label(), "loky-worker");
     }
 }
+
+#[cfg(test)]
+#[path = "roles_stack_tests.rs"]
+mod stack_tests;

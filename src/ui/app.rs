@@ -33,7 +33,7 @@ pub enum Msg {
     /// A fresh reading of the tree's shared memory (from the watcher thread).
     Shm(Box<ShmSnapshot>),
     /// Which processes listen on multiprocessing sockets (from the role probe thread).
-    Listening(crate::inspect::role_probe::Listening),
+    RoleEvidence(crate::inspect::role_probe::RoleEvidence),
     /// A fresh reading of the selected process's Python stacks (from the stack reader).
     PyStack(Box<ProcessStacks>),
     /// A fresh scan of what the tree waits on (from the sync watcher thread).
@@ -177,8 +177,9 @@ pub struct App {
     pub shm: ShmState,
     /// Decoder rules (the config's `[[shm.layout]]`) for the shared-memory view.
     pub shm_rules: std::sync::Arc<[crate::inspect::shm::decode::rules::FormatRule]>,
-    /// The latest role-probe answer: pid → multiprocessing sockets it listens on.
-    pub listening: crate::inspect::role_probe::Listening,
+    /// The latest role-probe answer: the multiprocessing sockets each process listens on and
+    /// what its Python stack says it is.
+    pub role_evidence: crate::inspect::role_probe::RoleEvidence,
     /// `e` hid the lesson panel.
     pub lesson_hidden: bool,
     /// The latest Python stacks read for the selected process.
@@ -209,7 +210,7 @@ impl App {
             replay: None,
             shm: ShmState::default(),
             shm_rules: std::sync::Arc::from(Vec::new()),
-            listening: Default::default(),
+            role_evidence: Default::default(),
             lesson_hidden: false,
             pystack: None,
             sync: SyncState::default(),
@@ -222,12 +223,18 @@ impl App {
         &self,
         proc: &crate::model::state::ProcessView,
     ) -> crate::model::roles::ProcRole {
-        let listening = self.listening.get(&proc.pid).map_or(&[][..], Vec::as_slice);
-        crate::model::roles::role_in_state(&self.state, proc.id, listening)
+        let evidence = &self.role_evidence;
+        let listening = evidence
+            .listening
+            .get(&proc.pid)
+            .map_or(&[][..], Vec::as_slice);
+        let hint = evidence.stack_hints.get(&proc.pid).copied();
+        crate::model::roles::role_in_state(&self.state, proc.id, listening, hint)
     }
 
-    /// The live descendants whose role could depend on the sockets they listen on.
-    pub fn role_probe_pids(&self) -> Vec<i32> {
+    /// The live descendants (pid, start time) whose role could depend on the sockets they
+    /// listen on or on their Python stack.
+    pub fn role_probe_procs(&self) -> Vec<(i32, u64)> {
         use crate::model::roles::ProcRole;
         self.state
             .procs
@@ -235,11 +242,11 @@ impl App {
             .filter(|p| p.is_alive() && matches!(p.role, crate::model::state::Role::Descendant))
             .filter(|p| {
                 matches!(
-                    crate::model::roles::role_in_state(&self.state, p.id, &[]),
-                    ProcRole::ForkChild | ProcRole::SpawnChild
+                    crate::model::roles::role_in_state(&self.state, p.id, &[], None),
+                    ProcRole::ForkChild | ProcRole::SpawnChild | ProcRole::ForkserverChild
                 )
             })
-            .map(|p| p.pid)
+            .filter_map(|p| Some((p.pid, p.start_time?)))
             .collect()
     }
 
@@ -315,8 +322,8 @@ impl App {
                 self.replay = Some(status);
                 Vec::new()
             }
-            Msg::Listening(listening) => {
-                self.listening = listening;
+            Msg::RoleEvidence(evidence) => {
+                self.role_evidence = evidence;
                 Vec::new()
             }
             Msg::PyStack(stacks) => {

@@ -217,13 +217,13 @@ pub fn run(
             && last_probe.is_none_or(|t| t.elapsed() >= ROLE_PROBE_EVERY)
         {
             last_probe = Some(Instant::now());
-            let pids = app.role_probe_pids();
-            if pids.is_empty() {
-                if !app.listening.is_empty() {
-                    app.update(Msg::Listening(Default::default()));
+            let procs = app.role_probe_procs();
+            if procs.is_empty() {
+                if app.role_evidence != Default::default() {
+                    app.update(Msg::RoleEvidence(Default::default()));
                 }
             } else {
-                probe.ask(pids);
+                probe.ask(procs);
             }
         }
         let answers = role_probe.as_ref().map_or(&no_answers, |p| p.answers());
@@ -307,9 +307,9 @@ pub fn run(
                 }
             }
             recv(answers) -> received => {
-                if let Ok(listening) = received {
-                    dirty |= app.listening != listening;
-                    app.update(Msg::Listening(listening));
+                if let Ok(evidence) = received {
+                    dirty |= app.role_evidence != evidence;
+                    app.update(Msg::RoleEvidence(evidence));
                 }
             }
             recv(stack_reports) -> received => {

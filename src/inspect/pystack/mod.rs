@@ -238,6 +238,11 @@ impl StackReader {
         self.spies.retain(|&key, _| key == (pid, start_time));
     }
 
+    /// Drops the spy of `(pid, start_time)`, if one is kept.
+    pub fn forget(&mut self, pid: i32, start_time: u64) {
+        self.spies.remove(&(pid, start_time));
+    }
+
     /// Drops the spies of processes that ended (or whose pid now names another process).
     pub fn forget_ended(&mut self) {
         self.spies.retain(|&(pid, start_time), _| {
