@@ -289,44 +289,24 @@ pub struct ShmShowArgs {
 // The vocabulary lives below this file, once (the config file reads the same types with
 // serde); clap learns the spellings here, in the same order as the listed possible values.
 
-impl ValueEnum for RestartPolicy {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[
-            RestartPolicy::Never,
-            RestartPolicy::OnFailure,
-            RestartPolicy::Always,
-        ]
-    }
+/// Implements clap's `ValueEnum` for a vocabulary type with an `as_str` spelling.
+macro_rules! value_enum_by_as_str {
+    ($type:ty: $($variant:expr),+ $(,)?) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($variant),+]
+            }
 
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.as_str()))
-    }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.as_str()))
+            }
+        }
+    };
 }
 
-impl ValueEnum for TrackMode {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[
-            TrackMode::Auto,
-            TrackMode::Kernel,
-            TrackMode::Ptrace,
-            TrackMode::Poll,
-        ]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.as_str()))
-    }
-}
-
-impl ValueEnum for StdinMode {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[StdinMode::Null, StdinMode::Pty]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(PossibleValue::new(self.as_str()))
-    }
-}
+value_enum_by_as_str!(RestartPolicy: RestartPolicy::Never, RestartPolicy::OnFailure, RestartPolicy::Always);
+value_enum_by_as_str!(TrackMode: TrackMode::Auto, TrackMode::Kernel, TrackMode::Ptrace, TrackMode::Poll);
+value_enum_by_as_str!(StdinMode: StdinMode::Null, StdinMode::Pty);
 
 fn parse_signal(text: &str) -> Result<i32, String> {
     crate::model::signals::signal_number(text)
