@@ -371,6 +371,27 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+impl ShmCommand {
+    /// What `inspect::shm::command` runs (it knows nothing of clap).
+    pub fn request(&self) -> crate::inspect::shm::command::ShmRequest {
+        use crate::inspect::shm::command::{LsRequest, ShmRequest, ShowRequest};
+        match self {
+            ShmCommand::Ls(args) => ShmRequest::Ls(LsRequest {
+                pid: args.pid,
+                json: args.json,
+            }),
+            ShmCommand::Show(args) => ShmRequest::Show(ShowRequest {
+                segment: args.segment.clone(),
+                pid: args.pid,
+                format: args.format.clone(),
+                config: args.config.clone(),
+                max_bytes: args.max_bytes,
+                json: args.json,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
