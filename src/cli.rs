@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::policy::RestartPolicy;
+use crate::supervise::worker_io::StdinMode;
+use crate::track::TrackMode;
 
 /// forkscope: launch, supervise and explain multiprocess programs.
 #[derive(Debug, Parser)]
@@ -182,14 +185,14 @@ pub struct SupervisionArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = non_negative_seconds)]
     pub stop_timeout: f64,
     /// When to start an ended worker again.
-    #[arg(long, value_enum, default_value_t = RestartArg::Never)]
-    pub restart: RestartArg,
+    #[arg(long, value_enum, default_value_t = RestartPolicy::Never)]
+    pub restart: RestartPolicy,
     /// The polite stop signal (name or number).
     #[arg(long, value_name = "SIGNAL", default_value = "SIGTERM", value_parser = parse_signal)]
     pub stop_signal: i32,
     /// Where fork/exec/exit facts of descendants come from.
-    #[arg(long, value_enum, default_value_t = TrackArg::Auto)]
-    pub track: TrackArg,
+    #[arg(long, value_enum, default_value_t = TrackMode::Auto)]
+    pub track: TrackMode,
     /// Create a shared-memory segment /dev/shm/forkscope-<PID>-NAME of SIZE bytes (K/M/G
     /// suffixes) before the workers start; they get its name in FORKSCOPE_SHM_<NAME>.
     /// Removed when forkscope ends. Repeatable.
@@ -217,7 +220,7 @@ pub struct IoArgs {
     pub pty: bool,
     /// The workers' stdin: `null` (/dev/null) or `pty` (the worker's pty; needs --pty).
     #[arg(long, value_enum, value_name = "null|pty")]
-    pub stdin: Option<StdinArg>,
+    pub stdin: Option<StdinMode>,
     /// No Python bootstrap: lines of a Python worker's children are filed under the worker.
     #[arg(long)]
     pub no_python_hooks: bool,
@@ -237,7 +240,7 @@ impl IoArgs {
             io.pty = true;
         }
         if let Some(stdin) = self.stdin {
-            io.stdin = stdin.into();
+            io.stdin = stdin;
         }
         if self.no_python_hooks {
             io.python_hooks = false;
@@ -280,13 +283,13 @@ pub struct UpArgs {
     pub stop_timeout: Option<f64>,
     /// Restart policy of every pool (overrides each pool's `restart`).
     #[arg(long, value_enum)]
-    pub restart: Option<RestartArg>,
+    pub restart: Option<RestartPolicy>,
     /// Stop signal of every pool (overrides each pool's `stop_signal`).
     #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
     pub stop_signal: Option<i32>,
     /// Where fork/exec/exit facts come from (overrides `track`).
     #[arg(long, value_enum)]
-    pub track: Option<TrackArg>,
+    pub track: Option<TrackMode>,
     /// Another shared-memory segment to create (as `run --shm`); a NAME also in the file
     /// takes this SIZE. Repeatable.
     #[arg(long = "shm", value_name = "NAME:SIZE", value_parser = crate::supervise::shm::parse_spec)]
@@ -405,68 +408,27 @@ pub struct ShmShowArgs {
     pub json: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RestartArg {
-    Never,
-    OnFailure,
-    Always,
-}
+// The vocabulary lives below this file, once (the config file reads the same types with
+// serde); clap learns the spellings here, in the same order as the listed possible values.
 
-impl From<RestartArg> for RestartPolicy {
-    fn from(arg: RestartArg) -> Self {
-        match arg {
-            RestartArg::Never => RestartPolicy::Never,
-            RestartArg::OnFailure => RestartPolicy::OnFailure,
-            RestartArg::Always => RestartPolicy::Always,
+/// Implements clap's `ValueEnum` for a vocabulary type with an `as_str` spelling.
+macro_rules! value_enum_by_as_str {
+    ($type:ty: $($variant:expr),+ $(,)?) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($variant),+]
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(PossibleValue::new(self.as_str()))
+            }
         }
-    }
+    };
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TrackArg {
-    Auto,
-    Kernel,
-    Ptrace,
-    Poll,
-}
-
-/// `--stdin` and a pool's `stdin`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StdinArg {
-    Null,
-    Pty,
-}
-
-impl From<StdinArg> for crate::supervise::worker_io::StdinMode {
-    fn from(arg: StdinArg) -> Self {
-        match arg {
-            StdinArg::Null => Self::Null,
-            StdinArg::Pty => Self::Pty,
-        }
-    }
-}
-
-/// A pool's `buffering` key (`--buffered` and `--line-buffered` on the command line).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BufferingArg {
-    Live,
-    Buffered,
-    LineBuffered,
-}
-
-impl From<BufferingArg> for crate::supervise::worker_io::Buffering {
-    fn from(arg: BufferingArg) -> Self {
-        match arg {
-            BufferingArg::Live => Self::Live,
-            BufferingArg::Buffered => Self::Buffered,
-            BufferingArg::LineBuffered => Self::LineBuffered { libstdbuf: None },
-        }
-    }
-}
+value_enum_by_as_str!(RestartPolicy: RestartPolicy::Never, RestartPolicy::OnFailure, RestartPolicy::Always);
+value_enum_by_as_str!(TrackMode: TrackMode::Auto, TrackMode::Kernel, TrackMode::Ptrace, TrackMode::Poll);
+value_enum_by_as_str!(StdinMode: StdinMode::Null, StdinMode::Pty);
 
 fn parse_signal(text: &str) -> Result<i32, String> {
     crate::model::signals::signal_number(text)
@@ -531,6 +493,27 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+impl ShmCommand {
+    /// What `inspect::shm::command` runs (it knows nothing of clap).
+    pub fn request(&self) -> crate::inspect::shm::command::ShmRequest {
+        use crate::inspect::shm::command::{LsRequest, ShmRequest, ShowRequest};
+        match self {
+            ShmCommand::Ls(args) => ShmRequest::Ls(LsRequest {
+                pid: args.pid,
+                json: args.json,
+            }),
+            ShmCommand::Show(args) => ShmRequest::Show(ShowRequest {
+                segment: args.segment.clone(),
+                pid: args.pid,
+                format: args.format.clone(),
+                config: args.config.clone(),
+                max_bytes: args.max_bytes,
+                json: args.json,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,7 +539,7 @@ mod tests {
             panic!("not run")
         };
         assert_eq!(run.workers, 4);
-        assert_eq!(run.supervision.restart, RestartArg::OnFailure);
+        assert_eq!(run.supervision.restart, RestartPolicy::OnFailure);
         assert_eq!(run.command, vec!["python3", "-c", "print(1)"]);
     }
 

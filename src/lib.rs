@@ -4,16 +4,22 @@
 //! the views render is a pure function of the events; user intentions are
 //! [`model::Action`]s carried out by the supervisor, never by the UI.
 
+// Modules that need no `unsafe` forbid it (docs/ARCHITECTURE.md, "Dependencies").
+#[forbid(unsafe_code)]
 pub mod bounded;
+#[forbid(unsafe_code)]
 pub mod cli;
+#[forbid(unsafe_code)]
 pub mod config;
 pub mod coord;
 pub mod demo;
 pub mod headless;
 pub mod inspect;
+#[forbid(unsafe_code)]
 pub mod model;
 pub mod notify;
 pub mod session;
 pub mod supervise;
 pub mod track;
+#[forbid(unsafe_code)]
 pub mod ui;

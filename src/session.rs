@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{OutputArgs, SupervisionArgs, TrackArg};
+use crate::cli::{OutputArgs, SupervisionArgs};
 use crate::headless::{Recorder, print_events};
 use crate::model::printable;
 use crate::supervise::{self, EngineConfig, PoolSpec};
-use crate::track::TrackMode;
 
 /// Everything a session needs besides its pools.
 pub struct SessionOptions<'a> {
@@ -72,12 +71,7 @@ pub fn run_pools(
         eprintln!("forkscope: {err}");
         return Ok(2);
     }
-    let track = match options.supervision.track {
-        TrackArg::Auto => TrackMode::Auto,
-        TrackArg::Kernel => TrackMode::Kernel,
-        TrackArg::Poll => TrackMode::Poll,
-        TrackArg::Ptrace => TrackMode::Ptrace,
-    };
+    let track = options.supervision.track;
     let headless = options.output.view.headless;
     // Bound before the workers start, so one that connects at once waits in the backlog.
     let service =
@@ -188,7 +182,7 @@ pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
         argv: args.command.clone(),
         env: Vec::new(),
         cwd: None,
-        restart: args.supervision.restart.into(),
+        restart: args.supervision.restart,
         stop_signal: args.supervision.stop_signal,
         io: default_io(&args.io),
         policy: Default::default(),

@@ -16,10 +16,17 @@ struct Program {
     pids: Vec<i32>,
     /// Linked semaphore names seen while inspecting (spawn keeps them linked).
     seen_names: BTreeSet<String>,
+    /// One program at a time: primitives are grouped by consecutive tmpfs inode numbers,
+    /// which two programs creating semaphores at the same moment would interleave (the
+    /// grouping then says `guess`; these tests assert the exact grouping).
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Program {
     fn start(script: &str, method: &str) -> Program {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let py = Py::start(script, &[method]);
         let line = py.expect("pids");
         let pids = line
@@ -31,6 +38,7 @@ impl Program {
             py: Some(py),
             pids,
             seen_names: BTreeSet::new(),
+            _serial: serial,
         }
     }
 

@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use crate::cli::{StdinArg, TrackArg};
 use crate::inspect::shm::decode::{Format, layout, rules::FormatRule};
 use crate::model::policy::RestartPolicy;
 use crate::supervise::PoolSpec;
 use crate::supervise::shm::{ShmSpec, parse_spec};
 use crate::supervise::worker_io::{Buffering, StdinMode, WorkerIo};
+use crate::track::TrackMode;
 use raw::{CommandValue, RawConfig, RawPool, SignalValue, SizeValue};
 
 /// The default config file name (looked up in the current directory).
@@ -50,7 +50,7 @@ pub struct Config {
     pub stop_timeout: Option<f64>,
     /// Seconds between `/proc` samples.
     pub sample_interval: Option<f64>,
-    pub track: Option<TrackArg>,
+    pub track: Option<TrackMode>,
     /// The pools, in file order (cwd resolved against the file's directory).
     pub pools: Vec<PoolSpec>,
     /// `[[shm.segment]]`: segments to create, as `--shm NAME:SIZE`.
@@ -390,7 +390,7 @@ impl Checker<'_> {
             argv,
             env,
             cwd,
-            restart: raw.restart.map_or(RestartPolicy::Never, Into::into),
+            restart: raw.restart.unwrap_or(RestartPolicy::Never),
             stop_signal,
             io,
             policy,
@@ -401,10 +401,10 @@ impl Checker<'_> {
     fn pool_io(&self, raw: &RawPool) -> Result<WorkerIo, ConfigError> {
         let stdin = match &raw.stdin {
             None => StdinMode::Null,
-            Some(stdin) if *stdin.get_ref() == StdinArg::Pty && !raw.pty => {
+            Some(stdin) if *stdin.get_ref() == StdinMode::Pty && !raw.pty => {
                 return Err(self.err(stdin.span(), "stdin = \"pty\" needs pty = true"));
             }
-            Some(stdin) => (*stdin.get_ref()).into(),
+            Some(stdin) => *stdin.get_ref(),
         };
         Ok(WorkerIo {
             buffering: raw.buffering.map_or(Buffering::Live, Into::into),

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde::de::{self, SeqAccess, Visitor};
 use toml::Spanned;
 
-use crate::cli::{BufferingArg, RestartArg, StdinArg, TrackArg};
+use crate::model::policy::RestartPolicy;
+use crate::supervise::worker_io::{BufferingChoice, StdinMode};
+use crate::track::TrackMode;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -16,7 +18,7 @@ use crate::cli::{BufferingArg, RestartArg, StdinArg, TrackArg};
 pub struct RawConfig {
     pub stop_timeout: Option<Spanned<f64>>,
     pub sample_interval: Option<Spanned<f64>>,
-    pub track: Option<TrackArg>,
+    pub track: Option<TrackMode>,
     #[serde(default)]
     pub pool: Vec<RawPool>,
     #[serde(default)]
@@ -32,14 +34,14 @@ pub struct RawPool {
     #[serde(default)]
     pub shell: bool,
     pub workers: Option<Spanned<i64>>,
-    pub restart: Option<RestartArg>,
+    pub restart: Option<RestartPolicy>,
     pub stop_signal: Option<Spanned<SignalValue>>,
     pub env: Option<Spanned<BTreeMap<String, String>>>,
     pub cwd: Option<Spanned<String>>,
-    pub buffering: Option<BufferingArg>,
+    pub buffering: Option<BufferingChoice>,
     #[serde(default)]
     pub pty: bool,
-    pub stdin: Option<Spanned<StdinArg>>,
+    pub stdin: Option<Spanned<StdinMode>>,
     pub python_hooks: Option<bool>,
     pub stop_timeout: Option<Spanned<DurationValue>>,
     pub success_codes: Option<Spanned<Vec<Spanned<i64>>>>,

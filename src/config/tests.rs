@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::up::merge;
 use super::*;
-use crate::cli::{Cli, Command, RestartArg, UpArgs};
+use crate::cli::{Cli, Command, UpArgs};
 use clap::Parser;
 
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -81,7 +81,7 @@ layout = "count:i64, flags:u8[16]"
     .expect("valid");
     assert_eq!(config.stop_timeout, Some(2.0));
     assert_eq!(config.sample_interval, Some(0.25));
-    assert_eq!(config.track, Some(TrackArg::Poll));
+    assert_eq!(config.track, Some(TrackMode::Poll));
     let web = &config.pools[0];
     assert_eq!(web.name, "web");
     assert_eq!(web.size, 3);
@@ -437,7 +437,7 @@ fn up_merges_the_command_line_over_the_file() {
     let plan = merge(parse(&text).expect("valid"), &up_args(&[])).expect("plan");
     assert_eq!(plan.supervision.stop_timeout, 2.0);
     assert_eq!(plan.output.sample_interval, 0.5);
-    assert_eq!(plan.supervision.track, TrackArg::Poll);
+    assert_eq!(plan.supervision.track, TrackMode::Poll);
     assert_eq!(plan.pools[0].restart, RestartPolicy::Always);
     assert_eq!(plan.supervision.shm.len(), 1);
 
@@ -461,10 +461,10 @@ fn up_merges_the_command_line_over_the_file() {
     let plan = merge(parse(&text).expect("valid"), &args).expect("plan");
     assert_eq!(plan.supervision.stop_timeout, 7.0);
     assert_eq!(plan.output.sample_interval, 3.0);
-    assert_eq!(plan.supervision.track, TrackArg::Kernel);
+    assert_eq!(plan.supervision.track, TrackMode::Kernel);
     assert_eq!(plan.pools[0].restart, RestartPolicy::Never);
     assert_eq!(plan.pools[0].stop_signal, libc::SIGKILL);
-    assert_eq!(plan.supervision.restart, RestartArg::Never);
+    assert_eq!(plan.supervision.restart, RestartPolicy::Never);
     let sizes: Vec<(String, u64)> = plan
         .supervision
         .shm
@@ -480,7 +480,7 @@ fn up_defaults_and_needs_a_pool() {
     let plan = merge(parse(POOL).expect("valid"), &up_args(&[])).expect("plan");
     assert_eq!(plan.supervision.stop_timeout, 5.0);
     assert_eq!(plan.output.sample_interval, 1.0);
-    assert_eq!(plan.supervision.track, TrackArg::Auto);
+    assert_eq!(plan.supervision.track, TrackMode::Auto);
     let err = merge(parse("").expect("valid"), &up_args(&[])).unwrap_err();
     let located = err.located().expect("located");
     assert_eq!((located.line, located.col), (1, 1));

@@ -8,10 +8,12 @@ use std::path::Path;
 
 use super::procfile::{DEFAULT_PORT_BASE, ProcfileSource};
 use super::{Config, ConfigError, DEFAULT_FILE, Located, load};
-use crate::cli::{OutputArgs, RestartArg, SupervisionArgs, TrackArg, UpArgs};
+use crate::cli::{OutputArgs, SupervisionArgs, UpArgs};
 use crate::inspect::shm::decode::rules::FormatRule;
+use crate::model::policy::RestartPolicy;
 use crate::supervise::PoolSpec;
 use crate::supervise::shm::ShmSpec;
+use crate::track::TrackMode;
 
 /// Defaults where neither the file nor the command line says (as `run`'s).
 const DEFAULT_STOP_TIMEOUT: f64 = 5.0;
@@ -63,7 +65,7 @@ pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
     let mut pools = config.pools;
     for pool in &mut pools {
         if let Some(restart) = args.restart {
-            pool.restart = restart.into();
+            pool.restart = restart;
         }
         if let Some(signal) = args.stop_signal {
             pool.stop_signal = signal;
@@ -83,9 +85,9 @@ pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
             .or(config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
         // Per pool (already in `pools`); kept here only because the struct has them.
-        restart: args.restart.unwrap_or(RestartArg::Never),
+        restart: args.restart.unwrap_or(RestartPolicy::Never),
         stop_signal: args.stop_signal.unwrap_or(libc::SIGTERM),
-        track: args.track.or(config.track).unwrap_or(TrackArg::Auto),
+        track: args.track.or(config.track).unwrap_or(TrackMode::Auto),
         shm,
         no_guardian: args.no_guardian,
     };

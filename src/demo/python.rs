@@ -162,8 +162,7 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
             let meta = std::fs::symlink_metadata(dir)?;
-            // SAFETY: getuid has no preconditions.
-            let me = unsafe { libc::getuid() };
+            let me = rustix::process::getuid().as_raw();
             if meta.is_dir() && meta.uid() == me && meta.mode() & 0o022 == 0 {
                 Ok(())
             } else {

@@ -157,18 +157,20 @@ pub fn descendants(root: i32) -> io::Result<Vec<ProcStat>> {
     Ok(descendants_in(&scan_all()?, root))
 }
 
-/// Clock ticks per second (`_SC_CLK_TCK`).
+/// Clock ticks per second (`_SC_CLK_TCK`, from the auxiliary vector).
 pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as u64 } else { 100 }
+    match rustix::param::clock_ticks_per_second() {
+        0 => 100,
+        ticks => ticks,
+    }
 }
 
 /// Bytes per page.
 pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as u64 } else { 4096 }
+    match rustix::param::page_size() {
+        0 => 4096,
+        size => size as u64,
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! its `/proc` entry first (a zombie still has one) so that even an orphan that lived a
 //! millisecond is reported with its name and start time.
 
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use rustix::process::{Pid, WaitOptions, waitpid};
+
 use crate::inspect::proc::{ProcStat, read_stat};
 use crate::model::ExitStatus;
 
@@ -25,17 +28,16 @@ pub fn reap_exited() -> (Vec<Reaped>, bool) {
             return (reaped, false);
         };
         let stat = read_stat(pid).ok();
-        let mut raw = 0;
-        // SAFETY: waitpid on a specific child with WNOHANG; `raw` is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG) };
-        if rc == pid {
-            reaped.push(Reaped {
-                pid,
-                status: ExitStatus::from_wait_status(raw),
-                stat,
-            });
-        } else {
+        let Some(child) = Pid::from_raw(pid) else {
             return (reaped, false);
+        };
+        match waitpid(Some(child), WaitOptions::NOHANG) {
+            Ok(Some((reaped_pid, status))) if reaped_pid == child => reaped.push(Reaped {
+                pid,
+                status: ExitStatus::from_wait_status(status.as_raw()),
+                stat,
+            }),
+            _ => return (reaped, false),
         }
     }
     (reaped, true)
@@ -54,22 +56,14 @@ pub enum Peek {
 
 /// Looks at the children without reaping any.
 pub fn peek() -> Peek {
-    // SAFETY: WNOWAIT|WNOHANG only inspects; siginfo_t is plain data.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let rc = libc::waitid(
-            libc::P_ALL,
-            0,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        if rc == -1 {
-            // ECHILD; EINTR cannot happen with WNOHANG.
-            return Peek::NoChildren;
-        }
-        match info.si_pid() {
-            0 => Peek::Running,
-            pid => Peek::Exited(pid),
-        }
+    // nix, not rustix: rustix's `WaitIdStatus` does not say which child it is about.
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::All, flags) {
+        // ECHILD; EINTR cannot happen with WNOHANG.
+        Err(_) => Peek::NoChildren,
+        Ok(status) => match status.pid() {
+            None => Peek::Running,
+            Some(pid) => Peek::Exited(pid.as_raw()),
+        },
     }
 }

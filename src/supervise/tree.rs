@@ -53,13 +53,9 @@ pub fn has_children() -> bool {
 
 /// Makes the calling process a child subreaper: orphaned descendants come back to it.
 pub fn become_subreaper() -> std::io::Result<()> {
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a plain integer.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    // Any non-zero value turns it on; the own pid is the one at hand.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    Ok(())
 }
 
 /// Whether `pid` is a live descendant of `ancestor` (its parent chain in `/proc` reaches it).

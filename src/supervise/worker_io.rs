@@ -18,14 +18,45 @@ pub enum Buffering {
     LineBuffered { libstdbuf: Option<PathBuf> },
 }
 
-/// What a worker's stdin is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// A pool's `buffering` key in the config file (`--buffered` and `--line-buffered` on the
+/// command line); [`Buffering`] once libstdbuf is looked up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BufferingChoice {
+    Live,
+    Buffered,
+    LineBuffered,
+}
+
+impl From<BufferingChoice> for Buffering {
+    fn from(choice: BufferingChoice) -> Self {
+        match choice {
+            BufferingChoice::Live => Self::Live,
+            BufferingChoice::Buffered => Self::Buffered,
+            BufferingChoice::LineBuffered => Self::LineBuffered { libstdbuf: None },
+        }
+    }
+}
+
+/// What a worker's stdin is (`--stdin`, a pool's `stdin`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StdinMode {
     /// `/dev/null`: reading gives end of file at once.
     #[default]
     Null,
     /// The worker's pseudo-terminal (with `pty`): reading waits, as nothing is ever typed.
     Pty,
+}
+
+impl StdinMode {
+    /// The spelling of `--stdin` and of a pool's `stdin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StdinMode::Null => "null",
+            StdinMode::Pty => "pty",
+        }
+    }
 }
 
 /// A pool's output settings.

@@ -11,16 +11,29 @@ pub mod netlink;
 pub mod poll;
 pub mod zombies;
 
-/// Which lifecycle source the engine should use (`--track`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Which lifecycle source the engine should use (`--track`, the config's `track`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TrackMode {
     /// Kernel process events when subscribing works, else `/proc` polling.
     #[default]
     Auto,
     /// Kernel process events or nothing: starting fails if they are unavailable.
     Kernel,
-    /// `/proc` polling only.
-    Poll,
     /// ptrace: workers are traced from their exec, descendants followed automatically.
     Ptrace,
+    /// `/proc` polling only.
+    Poll,
+}
+
+impl TrackMode {
+    /// The spelling of `--track` and of the config's `track`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackMode::Auto => "auto",
+            TrackMode::Kernel => "kernel",
+            TrackMode::Ptrace => "ptrace",
+            TrackMode::Poll => "poll",
+        }
+    }
 }

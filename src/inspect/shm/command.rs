@@ -5,13 +5,13 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use super::decode::{self, hex};
 use super::discover::{Scope, discover, discover_reporting, find};
 use super::read::read_segment;
-use crate::cli::{ShmCommand, ShmLsArgs, ShmShowArgs};
 use crate::model::printable;
 use crate::model::shm::{Decoded, Segment};
 
@@ -22,13 +22,41 @@ macro_rules! outln {
     }};
 }
 
+/// A `shm` subcommand as the command line asks for it (`cli.rs` builds it from its flags).
+#[derive(Clone, Debug)]
+pub enum ShmRequest {
+    Ls(LsRequest),
+    Show(ShowRequest),
+}
+
+/// `shm ls`.
+#[derive(Clone, Debug)]
+pub struct LsRequest {
+    /// Only segments the tree under this pid maps or holds (`None`: the whole system).
+    pub pid: Option<i32>,
+    pub json: bool,
+}
+
+/// `shm show`.
+#[derive(Clone, Debug)]
+pub struct ShowRequest {
+    /// A name or an inode.
+    pub segment: String,
+    pub pid: Option<i32>,
+    pub format: decode::Format,
+    /// The config file whose layout rules apply (`None`: ./forkscope.toml if it exists).
+    pub config: Option<PathBuf>,
+    pub max_bytes: u64,
+    pub json: bool,
+}
+
 /// Runs a `shm` subcommand; returns the exit status. Output is written at the end in one
 /// go; a closed pipe (`| head`) is not an error.
-pub fn run(command: &ShmCommand) -> anyhow::Result<i32> {
+pub fn run(request: &ShmRequest) -> anyhow::Result<i32> {
     let mut out = String::new();
-    let (code, json) = match command {
-        ShmCommand::Ls(args) => (ls(args, &mut out)?, args.json),
-        ShmCommand::Show(args) => (show(args, &mut out)?, args.json),
+    let (code, json) = match request {
+        ShmRequest::Ls(args) => (ls(args, &mut out)?, args.json),
+        ShmRequest::Show(args) => (show(args, &mut out)?, args.json),
     };
     // Names and contents come from other processes: nothing reaches the terminal raw.
     let out = if json {
@@ -87,7 +115,7 @@ pub fn summaries(segments: &[Segment]) -> Vec<Summary> {
     segments.iter().map(Summary::from).collect()
 }
 
-fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
+fn ls(args: &LsRequest, out: &mut String) -> anyhow::Result<i32> {
     let scope = match scope(args.pid) {
         Ok(s) => s,
         Err(e) => {
@@ -146,7 +174,7 @@ fn ls(args: &ShmLsArgs, out: &mut String) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn show(args: &ShmShowArgs, out: &mut String) -> anyhow::Result<i32> {
+fn show(args: &ShowRequest, out: &mut String) -> anyhow::Result<i32> {
     // The config's layouts matter only for `--as auto`; a named file is checked regardless.
     let rules = if args.format == decode::Format::Auto || args.config.is_some() {
         match crate::config::layout_rules(args.config.as_deref()) {
