@@ -1,6 +1,7 @@
 //! The Python helper (`run --python-helper`, `import forkscope`): watched `Value`, `Array`,
 //! `Barrier` and `Event` show their true values as a fork or spawn child changes them, and
-//! the helper's hosted barrier meets a `forkscope barrier wait` from the test.
+//! the helper's hosted barrier meets a `forkscope barrier wait` from the test; `watched`
+//! events carry the changes.
 
 mod common;
 
@@ -74,8 +75,13 @@ fn watched_values_follow_the_program(method: &str) {
     let out = sockets.run(&["inspect", &fs.engine_pid().to_string(), "--json"]);
     let inspect: Value = serde_json::from_slice(&out.stdout).expect("inspect json");
     assert_eq!(watched(&inspect, "counter"), 7, "{inspect}");
+    // The program holds these values until the next meeting, so the periodic `watched`
+    // events (every 200 ms) must carry them; 30 s is the margin on a loaded machine.
+    watched_event(&fs, "counter", &Value::from(7));
+    watched_event(&fs, "samples", &serde_json::json!([0.0, 0.0, 1.25]));
     meet(&sockets, &fs);
     meet(&sockets, &fs);
+    watched_event(&fs, "counter", &Value::from(8));
     let second = status(&sockets);
     assert_eq!(watched(&second, "counter"), 8, "{second}");
     assert_eq!(watched(&second, "ready")["set"], false);
@@ -90,6 +96,37 @@ fn watched_values_follow_the_program(method: &str) {
             .any(|e| e["label"] == "child waiting")
     );
     assert!(lines_of_all(&events).iter().any(|l| l == "done 0"));
+    // `watched` events carry changes only: never the same value twice in a row per name.
+    // (A read racing the program's exit may add an unreadable one at the end.)
+    let counter: Vec<(&Value, &Value)> = of_kind(&events, "watched")
+        .into_iter()
+        .filter(|e| e["name"] == "counter")
+        .map(|e| (&e["value"], &e["error"]))
+        .collect();
+    assert!(counter.windows(2).all(|w| w[0] != w[1]), "{counter:?}");
+    let values: Vec<&Value> = counter.iter().map(|(v, _)| *v).collect();
+    assert!(
+        values
+            .windows(2)
+            .any(|w| w == [&Value::from(7), &Value::from(8)]),
+        "{values:?}"
+    );
+    let first = of_kind(&events, "watched")
+        .into_iter()
+        .find(|e| e["name"] == "counter")
+        .expect("a watched event for counter");
+    assert_eq!(
+        (&first["object"], &first["typecode"]),
+        (&Value::from("value"), &Value::from("i")),
+        "{first}"
+    );
+}
+
+/// Waits for a `watched` event saying `name` holds `value`.
+fn watched_event(fs: &Forkscope, name: &str, value: &Value) {
+    fs.wait_event(&format!("watched {name} = {value}"), secs(30.0), |e| {
+        kind(e) == "watched" && e["name"] == name && &e["value"] == value
+    });
 }
 
 fn lines_of_all(events: &[Value]) -> Vec<String> {

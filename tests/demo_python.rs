@@ -63,8 +63,9 @@ impl Run {
     }
 
     /// Where the first stdout line containing `needle` (or the step titled `needle`) is in
-    /// the stream of the worker's stdout pipe. Every process of a Python demo writes whole
-    /// lines into that one pipe, so this order is the order the lines were written in.
+    /// the stream of the worker's stdout pipe. Run with `--no-python-hooks`, every process of
+    /// a Python demo writes whole lines into that one pipe, so this order is the order the
+    /// lines were written in (with the hooks, each child has a pipe of its own).
     fn written_at(&self, needle: &str) -> usize {
         self.events
             .iter()
@@ -222,7 +223,8 @@ fn pool_matches_the_serial_results() {
 
 #[test]
 fn queue_consumes_every_item_once_and_pills_end_the_consumers() {
-    let run = run_demo("queue", &[]);
+    // One shared pipe: `written_at` compares lines of different processes.
+    let run = run_demo("queue", &["--no-python-hooks"]);
     run.assert_steps(&[
         "Producers and consumers",
         "Blocked in get()",
@@ -263,7 +265,10 @@ fn queue_consumes_every_item_once_and_pills_end_the_consumers() {
 
 #[test]
 fn pipe_pipeline_sums_and_the_hang_ends_on_eof() {
-    let run = run_demo("pipe", &[]);
+    // One shared pipe for every process of the demo, so the order of lines is the order they
+    // were written (with the Python hooks each child has its own pipe, and lines of different
+    // pipes read in one turn of the engine are in no particular order).
+    let run = run_demo("pipe", &["--no-python-hooks"]);
     run.assert_steps(&["A pipeline", "A hang", "EOF ends the hang"]);
     assert!(
         run.lines()

@@ -148,6 +148,7 @@ fn is_lifecycle(body: &EventBody) -> bool {
             | EventBody::Sample { .. }
             | EventBody::Barrier { .. }
             | EventBody::Mark { .. }
+            | EventBody::Watched { .. }
     )
 }
 

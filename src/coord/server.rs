@@ -28,6 +28,8 @@ pub const MAX_CLIENTS: usize = 4096;
 const OUT_QUEUE: usize = 1024;
 /// Watched objects kept per session.
 const MAX_WATCHES: usize = 1024;
+/// How often watched objects are read for `watched` events.
+const WATCH_PERIOD: Duration = Duration::from_millis(200);
 
 /// What the service was started with.
 pub struct Context {
@@ -45,6 +47,8 @@ struct Coord {
     fold: StatusFold,
     barriers: Barriers,
     watches: Vec<Watched>,
+    /// The last `watched` event emitted per name: (pid, value, error).
+    published: std::collections::HashMap<String, (i32, Value, Option<String>)>,
     /// Each connection's party lineage, read from `/proc` at its first barrier wait.
     lineages: std::collections::HashMap<u64, Vec<i32>>,
 }
@@ -144,12 +148,15 @@ pub fn run(
                 return;
             }
         };
+        let mut watch_ticks = tokio::time::interval(WATCH_PERIOD);
+        watch_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = shutdown.notified() => {
                     flush_before_closing(&shared).await;
                     break;
                 }
+                _ = watch_ticks.tick() => publish_watched(&shared),
                 Some(event) = lifecycle.recv() => shared.on_lifecycle(&event),
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
@@ -474,6 +481,37 @@ fn watched_now(shared: &Shared) -> Vec<Watched> {
         }
     }
     watches
+}
+
+/// Emits a `watched` event for each watched object whose value (or error) changed since
+/// the last one emitted for its name.
+fn publish_watched(shared: &Shared) {
+    let now = watched_now(shared);
+    let mut coord = shared.lock();
+    coord
+        .published
+        .retain(|name, _| now.iter().any(|w| &w.spec.name == name));
+    let mut events = Vec::new();
+    for watched in now {
+        let current = (watched.pid, watched.value, watched.error);
+        if coord.published.get(&watched.spec.name) == Some(&current) {
+            continue;
+        }
+        let spec = watched.spec;
+        events.push(EventBody::Watched {
+            pid: current.0,
+            name: spec.name.clone(),
+            object: spec.kind,
+            typecode: spec.typecode,
+            length: spec.length,
+            parties: spec.parties,
+            value: current.1.clone(),
+            error: current.2.clone(),
+        });
+        coord.published.insert(spec.name, current);
+    }
+    drop(coord);
+    shared.emit_all(events);
 }
 
 /// The `status` document: the fold, barriers, watched objects (read now), subscribers.

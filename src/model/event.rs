@@ -311,6 +311,30 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<u32>,
     },
+    /// A value a program named with `forkscope.watch(obj, "name")` changed (or was first
+    /// read): the control service reads watched objects a few times a second and emits
+    /// this only when the value (or its error) differs from the last one emitted.
+    Watched {
+        /// The registering process.
+        pid: i32,
+        name: String,
+        /// `value`, `array`, `barrier`, `lock`, `rlock`, `semaphore`, `event`, `condition`,
+        /// `queue`, `shared_memory`, `shareable_list`.
+        object: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        typecode: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        length: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parties: Option<u32>,
+        /// The decoded value (a number, a list, or an object for primitives); null when
+        /// unreadable.
+        #[serde(default)]
+        value: serde_json::Value,
+        /// Why the value could not be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The last event: nothing of the tree is left running.
     End {
         pid: Option<i32>,
@@ -360,7 +384,8 @@ impl EventBody {
             | EventBody::Reap { pid, .. }
             | EventBody::Reparent { pid, .. }
             | EventBody::Step { pid, .. }
-            | EventBody::StepRelease { pid, .. } => Some(*pid),
+            | EventBody::StepRelease { pid, .. }
+            | EventBody::Watched { pid, .. } => Some(*pid),
             EventBody::SpawnFailed { pid, .. }
             | EventBody::Restart { pid, .. }
             | EventBody::WorkerFailed { pid, .. }

@@ -5,6 +5,7 @@ pub mod action;
 pub mod event;
 pub mod exit;
 pub mod lesson;
+pub mod named;
 pub mod output;
 pub mod policy;
 pub mod printable;

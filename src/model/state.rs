@@ -225,6 +225,10 @@ pub struct State {
     pub notices: VecDeque<(f64, String, String)>,
     /// Barrier steps and program marks, newest last (bounded), for the timeline.
     pub instants: VecDeque<Instant>,
+    /// Hosted barriers by name, folded from `barrier` events.
+    pub hosted_barriers: BTreeMap<String, super::named::HostedBarrier>,
+    /// Objects named with `forkscope.watch`, by name, with their last values.
+    pub watched: BTreeMap<String, super::named::WatchedObject>,
     pub stopping: Option<String>,
     pub ended: Option<i32>,
     /// Lines of scrollback kept per process.
@@ -609,6 +613,8 @@ pub fn update(state: &mut State, event: &Event) {
             name,
             step,
             generation,
+            parties,
+            waiting,
             reason,
             ..
         } => {
@@ -616,6 +622,18 @@ pub fn update(state: &mut State, event: &Event) {
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
+            super::named::fold_barrier(
+                &mut state.hosted_barriers,
+                super::named::BarrierStepFacts {
+                    pid: *pid,
+                    name,
+                    step: *step,
+                    generation: *generation,
+                    parties: *parties,
+                    waiting: *waiting,
+                    reason: reason.as_deref(),
+                },
+            );
             let label = format!("barrier {name} {} #{generation}{why}", step.as_str());
             state.push_instant(Instant {
                 t,
@@ -625,6 +643,28 @@ pub fn update(state: &mut State, event: &Event) {
                 barrier: Some(name.clone()),
             });
         }
+        EventBody::Watched {
+            pid,
+            name,
+            object,
+            typecode,
+            length,
+            parties,
+            value,
+            error,
+        } => super::named::fold_watched(
+            &mut state.watched,
+            super::named::WatchedObject {
+                name: name.clone(),
+                pid: *pid,
+                object: object.clone(),
+                typecode: typecode.clone(),
+                length: *length,
+                parties: *parties,
+                value: value.clone(),
+                error: error.clone(),
+            },
+        ),
         EventBody::Mark { pid, label, .. } => state.push_instant(Instant {
             t,
             pid: *pid,

@@ -1,5 +1,6 @@
 //! Unit tests of the state model.
 use super::*;
+use crate::model::BarrierStep;
 
 fn ev(t: f64, body: EventBody) -> Event {
     Event { t, body }
@@ -316,4 +317,51 @@ fn an_exit_naming_another_parent_marks_the_adoption() {
     update(&mut state, &exit_of(0.5, 11, 1, false));
     let orphan = state.find_pid(11).unwrap();
     assert_eq!((orphan.ppid, orphan.adopted_from), (1, Some(10)));
+}
+
+#[test]
+fn barrier_and_watched_events_fold_into_named_objects_after_a_json_round_trip() {
+    let barrier =
+        |pid: Option<i32>, step: BarrierStep, generation: u64, waiting: u32| EventBody::Barrier {
+            pid,
+            name: "start".into(),
+            step,
+            generation,
+            parties: 2,
+            waiting,
+            pool: None,
+            worker: None,
+            reason: None,
+        };
+    let recorded = [
+        barrier(Some(7), BarrierStep::Arrive, 0, 1),
+        barrier(Some(8), BarrierStep::Arrive, 0, 2),
+        barrier(None, BarrierStep::Pass, 0, 0),
+        barrier(Some(8), BarrierStep::Arrive, 1, 1),
+        EventBody::Watched {
+            pid: 7,
+            name: "counter".into(),
+            object: "value".into(),
+            typecode: Some("i".into()),
+            length: None,
+            parties: None,
+            value: serde_json::json!(42),
+            error: None,
+        },
+    ];
+    let mut state = State::new(10);
+    for (i, body) in recorded.into_iter().enumerate() {
+        // As a recording replays it: through its JSON line.
+        let line = serde_json::to_string(&ev(i as f64, body)).unwrap();
+        update(&mut state, &serde_json::from_str(&line).unwrap());
+    }
+    let start = &state.hosted_barriers["start"];
+    assert_eq!((start.waiting, start.generation), (1, 1));
+    assert_eq!(start.waiting_pids, vec![8]);
+    assert_eq!(start.state_words(), "filling");
+    let counter = &state.watched["counter"];
+    assert_eq!(
+        counter.type_words() + &counter.value_words(),
+        "Value('i') = 42"
+    );
 }

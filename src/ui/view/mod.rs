@@ -3,6 +3,7 @@
 
 mod detail;
 pub(crate) mod lesson;
+mod named;
 mod output;
 mod overlay;
 mod pystack;
@@ -171,6 +172,10 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_shm(app: &App, frame: &mut Frame, area: Rect) {
+    let named_height = named::panel_height(&app.state, area);
+    let [named_area, area] =
+        Layout::vertical([Constraint::Length(named_height), Constraint::Fill(1)]).areas(area);
+    named::render_panel(&app.state, app.theme, frame, named_area);
     let Some(snapshot) = &app.shm.snapshot else {
         let waiting = Paragraph::new("reading the shared memory of the supervised tree…")
             .block(ratatui::widgets::Block::bordered().title(" shared memory · m back "));

@@ -1,6 +1,7 @@
 //! The Sync view (`w`): deadlocks and barriers that cannot fill first, then barriers, the
 //! multiprocessing primitives, semaphores, channels between processes, and every process's
-//! wait. Renders the sync watcher's last full report; reads nothing itself.
+//! wait, after the hosted barriers and watched primitives ([`super::named`]). Renders the
+//! sync watcher's last full report and the model; reads nothing itself.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -179,12 +180,11 @@ pub fn lines(report: &SyncReport, theme: Theme) -> Vec<Line<'static>> {
 
 pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(" who waits for what · w back · j/k scroll ");
-    let Some(report) = &app.sync.full else {
-        let waiting = Paragraph::new("scanning the waits of the supervised tree…").block(block);
-        frame.render_widget(waiting, area);
-        return;
-    };
-    let all = lines(report, app.theme);
+    let mut all = super::named::sync_lines(&app.state, app.theme);
+    match &app.sync.full {
+        Some(report) => all.extend(lines(report, app.theme)),
+        None => all.push(Line::from("scanning the waits of the supervised tree…")),
+    }
     let scroll = app.sync.scroll.min(all.len().saturating_sub(1));
     let shown: Vec<Line> = all.into_iter().skip(scroll).collect();
     frame.render_widget(Paragraph::new(shown).block(block), area);

@@ -137,7 +137,7 @@ pub(crate) fn sample_app() -> App {
     app
 }
 
-fn draw(app: &App, width: u16, height: u16) -> String {
+pub(crate) fn draw(app: &App, width: u16, height: u16) -> String {
     draw_with_areas(app, width, height).0
 }
 
