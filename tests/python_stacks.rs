@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// Two barrier waiters, a sleeper (the missing party) and a queue consumer.
 const PROGRAM: &str = r#"
-import multiprocessing as mp, sys, time
+import multiprocessing as mp, signal, sys, time
 
 def waiter(barrier):
     barrier.wait()  # LINE:waiter
@@ -29,13 +29,16 @@ def consumer(queue):
     queue.get()  # LINE:consumer
 
 if __name__ == "__main__":
+    # SIGTERM ends the program normally: the daemonic children are terminated and the
+    # semaphores it created are unlinked (a SIGKILL would leave them in /dev/shm).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     mp.set_start_method(sys.argv[1])
     barrier = mp.Barrier(3)
     queue = mp.Queue()
-    children = [mp.Process(target=waiter, args=(barrier,)),
-                mp.Process(target=waiter, args=(barrier,)),
-                mp.Process(target=sleeper),
-                mp.Process(target=consumer, args=(queue,))]
+    children = [mp.Process(target=waiter, args=(barrier,), daemon=True),
+                mp.Process(target=waiter, args=(barrier,), daemon=True),
+                mp.Process(target=sleeper, daemon=True),
+                mp.Process(target=consumer, args=(queue,), daemon=True)]
     for child in children:
         child.start()
     print(" ".join(str(c.pid) for c in children), flush=True)
@@ -195,6 +198,21 @@ fn stacks_are_read(method: &str) {
             .any(|(f, file, _)| f == "Queue.get" && file == "queues.py"),
         "{consumer:?}"
     );
+    end_program(&mut child);
+}
+
+/// SIGTERM, which the program turns into a normal exit that unlinks its semaphores; SIGKILL
+/// if it has not ended within 20 s.
+fn end_program(child: &mut Child) {
+    // SAFETY: kill(2) of the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = child.kill();
     let _ = child.wait();
 }
