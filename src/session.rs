@@ -35,6 +35,9 @@ pub fn prepare(
     supervision: &SupervisionArgs,
     headless: bool,
 ) -> anyhow::Result<supervise::shm::OwnedSegments> {
+    // From here a stop signal waits for a handler (the guardian's, the engine's) instead of
+    // killing a process that has none yet.
+    supervise::engine::hold_stop_signals();
     if let Err(err) = supervise::spawn::raise_fd_limit() {
         tracing::warn!("cannot raise the open-files limit: {err}");
     }

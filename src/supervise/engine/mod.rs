@@ -76,6 +76,8 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT])?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    // Handled from here on: a stop signal that came during start-up is delivered now.
+    release_stop_signals();
     let mut config = config;
     let hooks = start_python_hooks(&mut config, me, &waker);
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
@@ -136,6 +138,41 @@ fn start_python_hooks(
             None
         }
     }
+}
+
+/// The stop signals the engine handles (and `hold_stop_signals` holds until it does).
+fn stop_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::Signal;
+    let mut set = nix::sys::signal::SigSet::empty();
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(signal);
+    }
+    set
+}
+
+/// Blocks the stop signals in the calling thread (and the threads it starts) until
+/// [`start`] handles them: a SIGTERM during start-up then stops the session normally, with
+/// its `end`, instead of killing the process before it has a handler. Call it while the
+/// process is single-threaded.
+pub fn hold_stop_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&stop_signals()),
+        None,
+    );
+}
+
+fn release_stop_signals() {
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&stop_signals()),
+        None,
+    );
 }
 
 /// Where a worker stands.
