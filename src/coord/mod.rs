@@ -8,6 +8,7 @@ pub mod barrier;
 pub mod client;
 pub mod ctl;
 pub mod hub;
+mod line_reader;
 pub mod protocol;
 pub mod python;
 mod server;

@@ -2,6 +2,7 @@
 //! first), request dispatch, subscriptions and barrier waits. Idle connections are parked
 //! tasks; a request line is read into a bounded buffer and a longer one is skipped unread.
 
+use super::line_reader::{Line, next_line};
 use std::os::unix::net::UnixListener as StdListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,13 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::barrier::{Barriers, Outcome, Party};
 use super::hub::{Hub, SharedEvent};
-use super::protocol::{self, MAX_LINE, Op, ProtoError, reply_err, reply_ok};
+use super::protocol::{self, Op, ProtoError, reply_err, reply_ok};
 use super::status::StatusFold;
 use super::watch::{self, Watched};
 use crate::model::{EventBody, ExitStatus};
@@ -186,45 +187,6 @@ async fn flush_before_closing(shared: &Shared) {
 
 /// How long the end of a session waits for connections to flush.
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
-
-/// One line read by [`next_line`].
-enum Line {
-    Complete(Vec<u8>),
-    TooLong,
-}
-
-/// Reads one line of at most `MAX_LINE` bytes; a longer one is consumed without keeping
-/// it. `None` at the end of the stream (a partial last line is dropped).
-async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Line>> {
-    let mut line = Vec::new();
-    let mut too_long = false;
-    loop {
-        let buf = reader.fill_buf().await?;
-        if buf.is_empty() {
-            return Ok(None);
-        }
-        let (take, done) = match memchr::memchr(b'\n', buf) {
-            Some(at) => (at, true),
-            None => (buf.len(), false),
-        };
-        if !too_long {
-            if line.len() + take > MAX_LINE {
-                too_long = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(&buf[..take]);
-            }
-        }
-        reader.consume(take + usize::from(done));
-        if done {
-            return Ok(Some(if too_long {
-                Line::TooLong
-            } else {
-                Line::Complete(line)
-            }));
-        }
-    }
-}
 
 /// Decrements the client count when a connection ends.
 struct ClientSlot<'a>(&'a AtomicUsize);

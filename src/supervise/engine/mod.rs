@@ -5,6 +5,7 @@
 mod actions;
 mod ptrace;
 mod shared_pipes;
+mod signals;
 mod stop;
 mod tracking;
 mod workers;
@@ -37,6 +38,8 @@ use tracking::{KernelSource, NETLINK};
 /// a `reap` is seen at most this late (or one sample interval, if shorter).
 const ZOMBIE_CHECK_EVERY: Duration = Duration::from_millis(250);
 
+pub use signals::hold_stop_signals;
+use signals::release_stop_signals;
 pub(crate) use stop::Phase;
 
 const SIGNALS: Token = Token(0);
@@ -138,41 +141,6 @@ fn start_python_hooks(
             None
         }
     }
-}
-
-/// The stop signals the engine handles (and `hold_stop_signals` holds until it does).
-fn stop_signals() -> nix::sys::signal::SigSet {
-    use nix::sys::signal::Signal;
-    let mut set = nix::sys::signal::SigSet::empty();
-    for signal in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-    ] {
-        set.add(signal);
-    }
-    set
-}
-
-/// Blocks the stop signals in the calling thread (and the threads it starts) until
-/// [`start`] handles them: a SIGTERM during start-up then stops the session normally, with
-/// its `end`, instead of killing the process before it has a handler. Call it while the
-/// process is single-threaded.
-pub fn hold_stop_signals() {
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_BLOCK,
-        Some(&stop_signals()),
-        None,
-    );
-}
-
-fn release_stop_signals() {
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
-        Some(&stop_signals()),
-        None,
-    );
 }
 
 /// Where a worker stands.
