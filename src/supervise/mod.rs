@@ -7,6 +7,7 @@ pub mod channel;
 pub mod engine;
 pub mod guardian;
 pub mod lines;
+pub mod os;
 pub mod pidfd;
 pub mod python_hooks;
 pub mod reap;

@@ -10,7 +10,7 @@ use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use crate::inspect::proc::read_stat;
 
 /// Why a signal was not delivered, named as the errno a person would search for.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignalError {
     #[error("ESRCH: process already gone")]
     Gone,
@@ -20,6 +20,8 @@ pub enum SignalError {
     Reused { pid: i32, expected: u64, found: u64 },
     #[error("invalid signal {0}")]
     BadSignal(i32),
+    #[error("EINTR: interrupted by a signal handler")]
+    Interrupted,
     #[error("{0}")]
     Other(String),
 }
@@ -29,6 +31,7 @@ impl SignalError {
         match errno {
             rustix::io::Errno::SRCH => SignalError::Gone,
             rustix::io::Errno::PERM => SignalError::NotPermitted,
+            rustix::io::Errno::INTR => SignalError::Interrupted,
             rustix::io::Errno::INVAL => SignalError::Other("EINVAL".into()),
             other => SignalError::Other(format!("{other}")),
         }

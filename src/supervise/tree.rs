@@ -23,6 +23,18 @@ pub fn signal_descendants(
     signo: i32,
     done: &mut HashSet<(i32, u64)>,
 ) -> std::io::Result<Vec<TreeSignal>> {
+    Ok(signal_each(descendants(root)?, done, |pid, start_time| {
+        Pidfd::open_verified(pid, Some(start_time)).and_then(|fd| fd.send(signo))
+    }))
+}
+
+/// Calls `send` for every live (non-zombie) process of `tree` not already in `done`, adding
+/// each one it tried to `done`.
+pub fn signal_each(
+    tree: Vec<ProcStat>,
+    done: &mut HashSet<(i32, u64)>,
+    mut send: impl FnMut(i32, u64) -> Result<(), SignalError>,
+) -> Vec<TreeSignal> {
     let mut sent = Vec::new();
     for ProcStat {
         pid,
@@ -30,12 +42,12 @@ pub fn signal_descendants(
         start_time,
         state,
         ..
-    } in descendants(root)?
+    } in tree
     {
         if state == 'Z' || state == 'X' || !done.insert((pid, start_time)) {
             continue;
         }
-        let result = Pidfd::open_verified(pid, Some(start_time)).and_then(|fd| fd.send(signo));
+        let result = send(pid, start_time);
         sent.push(TreeSignal {
             pid,
             ppid,
@@ -43,7 +55,7 @@ pub fn signal_descendants(
             result,
         });
     }
-    Ok(sent)
+    sent
 }
 
 /// Whether the calling process has any child left, running or zombie.
@@ -60,9 +72,18 @@ pub fn become_subreaper() -> std::io::Result<()> {
 
 /// Whether `pid` is a live descendant of `ancestor` (its parent chain in `/proc` reaches it).
 pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    descends_from_with(pid, ancestor, crate::inspect::proc::read_stat)
+}
+
+/// [`descends_from`], with the stats read by `read_stat`.
+pub fn descends_from_with(
+    pid: i32,
+    ancestor: i32,
+    read_stat: impl Fn(i32) -> std::io::Result<ProcStat>,
+) -> bool {
     let mut current = pid;
     for _ in 0..4096 {
-        match crate::inspect::proc::read_stat(current) {
+        match read_stat(current) {
             Ok(stat) if stat.ppid == ancestor => return true,
             Ok(stat) if stat.ppid > 1 => current = stat.ppid,
             _ => return false,

@@ -5,7 +5,8 @@ use super::{Engine, Worker, WorkerState};
 use crate::model::lesson::StepReleaser;
 use crate::model::signals::signal_name;
 use crate::model::{Action, Delivery, EventBody, SignalReason};
-use crate::supervise::pidfd::{Pidfd, SignalError};
+use crate::supervise::os::Target;
+use crate::supervise::pidfd::SignalError;
 use crate::supervise::steps::Released;
 
 /// The largest pool a `scale` action may ask for.
@@ -72,17 +73,18 @@ impl Engine {
     fn user_signal(&mut self, pid: i32, signo: i32, start_time: Option<u64>) {
         let result = if let Some(&(pool, index)) = self.by_pid.get(&pid) {
             let worker = &self.pools[pool].workers[&index];
-            match (&worker.pidfd, start_time, worker.start_time) {
+            let pidfd = worker.pidfd.as_ref();
+            match (worker.pid, start_time, worker.start_time) {
                 (_, Some(asked), Some(real)) if asked != real => Err(SignalError::Reused {
                     pid,
                     expected: asked,
                     found: real,
                 }),
-                (Some(pidfd), _, _) => pidfd.send(signo),
+                (Some(pid), _, _) => self.os.signal(Target::Child { pid, pidfd }, signo),
                 (None, _, _) => Err(SignalError::Gone),
             }
         } else if self.in_tree(pid) {
-            Pidfd::open_verified(pid, start_time).and_then(|fd| fd.send(signo))
+            self.os.signal(Target::Verified { pid, start_time }, signo)
         } else {
             Err(SignalError::Other(
                 "not a live process of the supervised tree".into(),

@@ -3,10 +3,14 @@
 //! stop escalation computed into the poll timeout. Nothing here busy-waits.
 
 mod actions;
+#[cfg(test)]
+mod fake_os;
 mod ptrace;
 mod shared_pipes;
 mod signals;
 mod stop;
+#[cfg(test)]
+mod tests;
 mod tracking;
 mod workers;
 
@@ -24,8 +28,9 @@ use signal_hook_mio::v1_0::Signals;
 use super::EngineConfig;
 use super::capture::Captures;
 use super::channel::{ActionTx, EventRx, EventTx, channels};
+use super::os::{Os, RealOs};
 use super::python_hooks::{self, HooksServer};
-use super::reap::{Reaped, reap_exited};
+use super::reap::Reaped;
 use super::tree::become_subreaper;
 use crate::model::policy::RestartTracker;
 use crate::model::signals::signal_name;
@@ -92,6 +97,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
         config.extra_env.push(gate.env());
     }
     let mut engine = Engine::new(config, poll, signals, events_tx, actions_rx, me);
+    engine.os = Box::new(RealOs);
     engine.captures.steps.held = gate.is_some();
     engine.gate = gate;
     engine.hooks = hooks;
@@ -202,6 +208,8 @@ type WorkerRef = (usize, u32);
 
 pub(crate) struct Engine {
     config: EngineConfig,
+    /// Spawning, reaping, signalling, `/proc` reads: the real OS, or a fake in tests.
+    os: Box<dyn Os>,
     me: i32,
     poll: Poll,
     signals: Signals,
@@ -261,6 +269,7 @@ impl Engine {
         Engine {
             next_sample: Instant::now() + config.sample_interval,
             config,
+            os: Box::new(RealOs),
             me,
             poll,
             signals,
@@ -289,12 +298,7 @@ impl Engine {
 
     fn run(mut self) {
         self.emit_session();
-        for pool in 0..self.pools.len() {
-            for index in 0..self.pools[pool].target {
-                self.pools[pool].workers.insert(index, Worker::new());
-                self.start_worker((pool, index));
-            }
-        }
+        self.start_pools();
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = self.next_timeout();
@@ -350,6 +354,16 @@ impl Engine {
         });
     }
 
+    /// Starts every pool's workers.
+    fn start_pools(&mut self) {
+        for pool in 0..self.pools.len() {
+            for index in 0..self.pools[pool].target {
+                self.pools[pool].workers.insert(index, Worker::new());
+                self.start_worker((pool, index));
+            }
+        }
+    }
+
     /// Captures the pipes Python processes handed over, each under its own pid.
     fn take_own_pipes(&mut self) {
         let Some(hooks) = &self.hooks else { return };
@@ -403,7 +417,7 @@ impl Engine {
         if self.kernel_pending() || ((self.more_to_reap || self.captures.has_hot()) && !congested) {
             return Duration::ZERO;
         }
-        let now = Instant::now();
+        let now = self.os.now();
         let mut next = self.next_sample;
         if let Some(at) = self.tracking_deadline() {
             next = next.min(at);
@@ -454,7 +468,15 @@ impl Engine {
         let (reaped, more) = if self.ptrace.is_some() {
             self.ptrace_reap()
         } else {
-            reap_exited()
+            match self.os.reap() {
+                Ok(reaped) => reaped,
+                // Interrupted: the next turn (at once) tries again.
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => (Vec::new(), true),
+                Err(err) => {
+                    tracing::warn!("reaping failed: {err}");
+                    (Vec::new(), false)
+                }
+            }
         };
         self.more_to_reap = more;
         if reaped
@@ -534,7 +556,7 @@ impl Engine {
     }
 
     fn run_timers(&mut self) {
-        let now = Instant::now();
+        let now = self.os.now();
         let due: Vec<WorkerRef> = self
             .pools
             .iter()

@@ -8,11 +8,10 @@
 use std::time::{Duration, Instant};
 
 use super::{Engine, WorkerState};
-use crate::inspect::proc::descendants;
 use crate::model::signals::signal_name;
 use crate::model::{Delivery, EventBody, SignalReason};
-use crate::supervise::pidfd::Pidfd;
-use crate::supervise::tree::{has_children, signal_descendants};
+use crate::supervise::os::Target;
+use crate::supervise::tree::signal_each;
 
 /// Time between SIGKILL sweeps of the tree (new forks of dying processes are caught here).
 const KILL_ROUND: Duration = Duration::from_millis(50);
@@ -64,7 +63,7 @@ impl Engine {
             pid: Some(self.me),
             reason,
         });
-        let now = Instant::now();
+        let now = self.os.now();
         let session_timeout = self.config.stop_timeout;
         let mut longest = Duration::ZERO;
         for pool in &mut self.pools {
@@ -112,14 +111,14 @@ impl Engine {
         } else {
             self.reap();
         }
-        let now = Instant::now();
+        let now = self.os.now();
         match self.phase {
             Phase::Running => {
                 if self.quit {
-                    return !has_children();
+                    return !self.os.has_children();
                 }
                 if self.all_workers_settled() {
-                    if has_children() {
+                    if self.os.has_children() {
                         self.begin_stop(
                             "every worker ended; stopping leftover descendants".into(),
                             false,
@@ -130,7 +129,7 @@ impl Engine {
                 }
             }
             Phase::Stopping { deadline } => {
-                if !has_children() {
+                if !self.os.has_children() {
                     return self.settle();
                 }
                 if self.orphans_dirty && !self.any_worker_running() {
@@ -155,7 +154,7 @@ impl Engine {
                 next_round,
                 give_up,
             } => {
-                if !has_children() {
+                if !self.os.has_children() {
                     return self.settle();
                 }
                 // Zombies left for a lagging consumer are not survivors of SIGKILL.
@@ -215,8 +214,11 @@ impl Engine {
                 self.kill_below(pid);
                 let Some(start) = start_time else { continue };
                 if self.kill_signalled.insert((pid, start)) {
-                    let result = Pidfd::open_verified(pid, Some(start))
-                        .and_then(|fd| fd.send(libc::SIGKILL));
+                    let target = Target::Verified {
+                        pid,
+                        start_time: Some(start),
+                    };
+                    let result = self.os.signal(target, libc::SIGKILL);
                     self.emit_signal(pid, libc::SIGKILL, SignalReason::Escalation, result);
                 }
             }
@@ -235,7 +237,7 @@ impl Engine {
     /// The stop signal for children of the engine that are not workers (orphans).
     fn signal_orphans(&mut self) {
         self.orphans_dirty = false;
-        let Ok(tree) = descendants(self.me) else {
+        let Ok(tree) = self.os.descendants(self.me) else {
             return;
         };
         for stat in tree {
@@ -247,15 +249,20 @@ impl Engine {
                 continue;
             }
             let signo = libc::SIGTERM;
-            let result =
-                Pidfd::open_verified(stat.pid, Some(stat.start_time)).and_then(|fd| fd.send(signo));
+            let target = Target::Verified {
+                pid: stat.pid,
+                start_time: Some(stat.start_time),
+            };
+            let result = self.os.signal(target, signo);
             self.emit_signal(stat.pid, signo, SignalReason::Leftover, result);
         }
     }
 
     /// Whether some descendant is still running (not a zombie waiting to be reaped).
     fn live_descendants(&self) -> bool {
-        descendants(self.me).map_or(true, |tree| tree.iter().any(|stat| stat.state != 'Z'))
+        self.os
+            .descendants(self.me)
+            .map_or(true, |tree| tree.iter().any(|stat| stat.state != 'Z'))
     }
 
     /// SIGKILL for every live descendant not yet sent one.
@@ -265,7 +272,14 @@ impl Engine {
 
     /// SIGKILL for every live descendant of `root` not yet sent one (reason `escalation`).
     fn kill_below(&mut self, root: i32) {
-        match signal_descendants(root, libc::SIGKILL, &mut self.kill_signalled) {
+        let os = &self.os;
+        let walked = os.descendants(root).map(|tree| {
+            signal_each(tree, &mut self.kill_signalled, |pid, start_time| {
+                let start_time = Some(start_time);
+                os.signal(Target::Verified { pid, start_time }, libc::SIGKILL)
+            })
+        });
+        match walked {
             Ok(sent) => {
                 for target in sent {
                     self.emit_signal(
@@ -300,6 +314,6 @@ impl Engine {
 
     /// Whether `pid` is a live descendant of the engine (never signal outside the tree).
     pub(super) fn in_tree(&self, pid: i32) -> bool {
-        crate::supervise::tree::descends_from(pid, self.me)
+        self.os.descends_from(pid, self.me)
     }
 }

@@ -1,13 +1,11 @@
 //! Worker lifecycle inside the engine: starting, exits, restart decisions, the final status.
 
-use std::time::Instant;
-
 use super::{Engine, Worker, WorkerRef, WorkerState};
 use crate::model::Stream;
 use crate::model::policy::Decision;
 use crate::model::signals::signal_name;
 use crate::model::{Delivery, EventBody, ExitStatus, SignalReason};
-use crate::supervise::spawn::spawn_worker;
+use crate::supervise::os::{SpawnRequest, Target};
 
 impl Engine {
     /// Starts (or restarts) one worker slot; failures become `spawn_failed` events.
@@ -17,23 +15,24 @@ impl Engine {
         };
         let size = self.pools[pool].target;
         let trace = self.ptrace.is_some();
-        let result = spawn_worker(
-            &spec,
+        let result = self.os.spawn(&SpawnRequest {
+            spec: &spec,
             index,
             size,
-            &self.config.extra_env,
+            extra_env: &self.config.extra_env,
             trace,
-            &self.config.io,
-        );
+            io: &self.config.io,
+        });
+        let now = self.os.now();
         let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
             return;
         };
         match result {
             Ok(spawned) => {
                 worker.pid = Some(spawned.pid);
-                worker.pidfd = Some(spawned.pidfd);
+                worker.pidfd = spawned.pidfd;
                 worker.start_time = spawned.start_time;
-                worker.started = Instant::now();
+                worker.started = now;
                 worker.state = WorkerState::Running;
                 worker.spawn_failed = false;
                 let restarts = worker.restarts;
@@ -54,7 +53,7 @@ impl Engine {
                 let registry = self.poll.registry();
                 let pty = spawned.pty;
                 let pipes = [
-                    Some((Stream::Stdout, spawned.stdout)),
+                    spawned.stdout.map(|fd| (Stream::Stdout, fd)),
                     spawned.stderr.map(|fd| (Stream::Stderr, fd)),
                 ];
                 for (stream, fd) in pipes.into_iter().flatten() {
@@ -133,14 +132,14 @@ impl Engine {
             worker.state = WorkerState::Ended;
             return;
         }
-        let uptime = worker.started.elapsed();
-        let now = Instant::now();
+        let now = self.os.now();
+        let uptime = now.saturating_duration_since(worker.started);
         match worker
             .tracker
             .on_exit(policy, status, uptime, now, &pool_policy)
         {
             Decision::Restart { delay, attempt } => {
-                worker.state = WorkerState::Waiting(Instant::now() + delay);
+                worker.state = WorkerState::Waiting(now + delay);
                 self.events.emit(EventBody::Restart {
                     pid,
                     pool: name,
@@ -170,10 +169,11 @@ impl Engine {
 
     /// Sends `signo` to a running worker through its pidfd and reports it.
     pub(super) fn signal_worker(&self, worker: &Worker, signo: i32, reason: SignalReason) {
-        let (Some(pid), Some(pidfd)) = (worker.pid, worker.pidfd.as_ref()) else {
+        let Some(pid) = worker.pid else {
             return;
         };
-        let result = match pidfd.send(signo) {
+        let pidfd = worker.pidfd.as_ref();
+        let result = match self.os.signal(Target::Child { pid, pidfd }, signo) {
             Ok(()) => Delivery::Sent,
             Err(err) => Delivery::Failed(err.to_string()),
         };
