@@ -1,6 +1,6 @@
 //! Reaping: orphans re-parented to forkscope (a child subreaper) are reaped and reported with
 //! their exact status, even by the hundred; a fork-happy worker is handled without a panic
-//! or a leak; an idle forkscope does not spin.
+//! or a leak; an idle forkscope does not spin; a real-time signal's victim is reaped too.
 
 mod common;
 
@@ -60,6 +60,23 @@ done"#,
     // Nothing was stopped: the orphans ended on their own.
     assert!(of_kind(&events, "signal").is_empty(), "{}", dump(&events));
     let _ = engine;
+}
+
+#[test]
+fn a_worker_killed_by_a_real_time_signal_is_reaped() {
+    // Signal 34 is SIGRTMIN with glibc. nix's `waitid` cannot decode a real-time signal: a
+    // peek through it took this zombie for no child at all, so it was never reaped and the
+    // session never ended.
+    let dir = tempfile::tempdir().unwrap();
+    let worker = script(dir.path(), "rt.sh", "kill -34 $$");
+    let m = marker("rtsignal");
+    let mut fs = Forkscope::start(&m, &["run", "--headless", "--", worker.to_str().unwrap()]);
+    let (code, events) = fs.finish_clean(secs(8.0));
+    assert_eq!(code, 1, "{}", dump(&events));
+    let pid = spawned_pids(&events)[0];
+    let exit = exit_of(&events, pid).expect("the worker's exit");
+    assert_eq!(exit["shell_status"], 128 + 34, "{exit}");
+    assert_eq!(exit["source"], "engine");
 }
 
 /// Exit events of processes that were not workers, reaped by the engine.

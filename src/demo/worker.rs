@@ -45,22 +45,30 @@ fn say(text: &str) {
 
 /// Forks; the child runs `child` and `_exit`s with its result. Returns the child's pid.
 fn fork_child(child: impl FnOnce() -> i32) -> i32 {
+    use nix::unistd::{ForkResult, fork};
     // SAFETY: demo workers are single-threaded processes.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let code = child();
-        let _ = std::io::stdout().flush();
-        // SAFETY: _exit ends the child without running the parent's destructors twice.
-        unsafe { libc::_exit(code) };
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let code = child();
+            let _ = std::io::stdout().flush();
+            // Neither destructors nor the parent's stack unwind run here (nix has no `_exit`).
+            std::process::exit(code)
+        }
+        Ok(ForkResult::Parent { child }) => child.as_raw(),
+        Err(_) => -1,
     }
-    pid
 }
 
 fn wait_for(pid: i32) -> ExitStatus {
-    let mut raw = 0;
-    // SAFETY: waiting for our own child with a valid out-pointer.
-    unsafe { libc::waitpid(pid, &mut raw, 0) };
-    ExitStatus::from_wait_status(raw)
+    use nix::sys::wait::{WaitStatus, waitpid};
+    match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(WaitStatus::Exited(_, code)) => ExitStatus::Exited(code),
+        Ok(WaitStatus::Signaled(_, signal, core_dumped)) => ExitStatus::Signaled {
+            signal: signal as i32,
+            core_dumped,
+        },
+        _ => ExitStatus::Unknown,
+    }
 }
 
 fn me() -> i32 {
@@ -132,8 +140,7 @@ fn exits_and_signals(round: u32) {
         }),
         fork_child(|| {
             say(&format!("  child {}: sending myself SIGTERM", me()));
-            // SAFETY: raising a signal in our own process.
-            unsafe { libc::raise(libc::SIGTERM) };
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM);
             0
         }),
     ];
@@ -155,17 +162,13 @@ fn exits_and_signals(round: u32) {
 
 fn segfault(round: u32) {
     let pid = fork_child(|| {
+        use nix::sys::resource::{Resource, setrlimit};
+        use nix::sys::signal::{SigHandler, Signal, raise, signal};
         // No core file in the user's directory.
-        let limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: plain libc calls on our own process.
-        unsafe {
-            libc::setrlimit(libc::RLIMIT_CORE, &limit);
-            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-            libc::raise(libc::SIGSEGV);
-        }
+        let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+        // SAFETY: the default action, no handler code.
+        let _ = unsafe { signal(Signal::SIGSEGV, SigHandler::SigDfl) };
+        let _ = raise(Signal::SIGSEGV);
         0
     });
     let status = wait_for(pid);
@@ -179,8 +182,7 @@ fn orphan(round: u32) {
     let middle = fork_child(|| {
         let grandchild = fork_child(|| {
             sleep(Duration::from_millis(300));
-            // SAFETY: getppid has no preconditions.
-            let parent = unsafe { libc::getppid() };
+            let parent = nix::unistd::getppid();
             say(&format!(
                 "  orphan {}: my parent died; I was re-parented to pid {parent} (forkscope, a subreaper); exiting 3",
                 me()
@@ -216,8 +218,9 @@ fn zombie(round: u32) {
 
 fn ignore_term() -> i32 {
     let pid = fork_child(|| {
-        // SAFETY: ignoring SIGTERM in our own process.
-        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        // SAFETY: ignoring, no handler code.
+        let _ = unsafe { signal(Signal::SIGTERM, SigHandler::SigIgn) };
         say(&format!(
             "  child {}: I ignore SIGTERM; only SIGKILL can stop me",
             me()

@@ -23,8 +23,8 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::termios::Termios;
 use nix::unistd::{ForkResult, Pid, fork, getpgrp, getpid};
+use rustix::termios::Termios;
 
 use super::tree::become_subreaper;
 use super::watchdog::{
@@ -70,7 +70,7 @@ pub fn split(options: GuardOptions) -> std::io::Result<()> {
     let mut previous = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled), Some(&mut previous))?;
     let saved_terminal = if options.tui {
-        nix::sys::termios::tcgetattr(std::io::stdin()).ok()
+        rustix::termios::tcgetattr(std::io::stdin()).ok()
     } else {
         None
     };
@@ -158,13 +158,12 @@ fn guard(
 fn wait_engine(engine: Pid, handled: &SigSet, stop_timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + stop_timeout + ENGINE_GRACE;
     loop {
-        let mut raw = 0;
-        // SAFETY: waitpid on one pid with WNOHANG; `raw` is a valid out-pointer.
-        match unsafe { libc::waitpid(engine.as_raw(), &mut raw, libc::WNOHANG) } {
-            0 => {}
-            pid if pid == engine.as_raw() => return Some(ExitStatus::from_wait_status(raw)),
+        let pid = rustix::process::Pid::from_raw(engine.as_raw())?;
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG) {
+            Ok(None) => {}
+            Ok(Some((_, status))) => return Some(ExitStatus::from_wait_status(status.as_raw())),
             // Not our child: it ended (reaped by the watchdog) before the watchdog died.
-            _ => return None,
+            Err(_) => return None,
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -2,7 +2,6 @@
 //! its `/proc` entry first (a zombie still has one) so that even an orphan that lived a
 //! millisecond is reported with its name and start time.
 
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
 use rustix::process::{Pid, WaitOptions, waitpid};
 
 use crate::inspect::proc::{ProcStat, read_stat};
@@ -56,14 +55,53 @@ pub enum Peek {
 
 /// Looks at the children without reaping any.
 pub fn peek() -> Peek {
-    // nix, not rustix: rustix's `WaitIdStatus` does not say which child it is about.
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    match waitid(Id::All, flags) {
+    match peek_with(libc::WEXITED) {
+        Peeked::Changed { pid, .. } => Peek::Exited(pid),
+        Peeked::Unchanged => Peek::Running,
+        Peeked::NoChildren => Peek::NoChildren,
+    }
+}
+
+/// What `waitid(P_ALL, flags|WNOHANG|WNOWAIT)` says: which child changed state (it is not
+/// consumed), with the `si_code` (`CLD_EXITED`, `CLD_KILLED`, `CLD_TRAPPED`...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Peeked {
+    Changed {
+        pid: i32,
+        code: i32,
+    },
+    /// Children exist; none changed state.
+    Unchanged,
+    NoChildren,
+}
+
+/// Peeks at the children's state changes selected by `flags` (`WEXITED`, `WSTOPPED`,
+/// `__WALL`).
+///
+/// Raw libc, because neither crate says which child it is about for every status: nix's
+/// `waitid` decodes the status into its `Signal` enum and fails for a real-time signal (a
+/// worker killed by SIGRTMIN would look like no child at all, and never be reaped), and
+/// rustix's `WaitIdStatus` has no pid.
+pub(crate) fn peek_with(flags: libc::c_int) -> Peeked {
+    // SAFETY: siginfo_t is plain data that waitid fills in; WNOWAIT consumes nothing.
+    let (rc, info) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let flags = flags | libc::WNOHANG | libc::WNOWAIT;
+        let rc = libc::waitid(libc::P_ALL, 0, &mut info, flags);
+        (rc, info)
+    };
+    if rc != 0 {
         // ECHILD; EINTR cannot happen with WNOHANG.
-        Err(_) => Peek::NoChildren,
-        Ok(status) => match status.pid() {
-            None => Peek::Running,
-            Some(pid) => Peek::Exited(pid.as_raw()),
-        },
+        return Peeked::NoChildren;
+    }
+    // SAFETY: filled in by a successful waitid (a zero pid: no child changed state).
+    let pid = unsafe { info.si_pid() };
+    if pid <= 0 {
+        Peeked::Unchanged
+    } else {
+        Peeked::Changed {
+            pid,
+            code: info.si_code,
+        }
     }
 }

@@ -10,8 +10,8 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
-use nix::sys::termios::Termios;
 use nix::unistd::{ForkResult, Pid, fork, getpid, getppid, setpgid};
+use rustix::termios::Termios;
 
 use super::tree::{become_subreaper, signal_descendants};
 use crate::model::ExitStatus;
@@ -66,8 +66,7 @@ pub(super) fn start(
 
 /// SIGTERM when `parent` dies (PR_SET_PDEATHSIG), checked against the fork race.
 fn die_with_parent(parent: Pid) -> std::io::Result<()> {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
     if getppid() != parent {
         // The parent died before PDEATHSIG was armed.
         nix::sys::signal::raise(Signal::SIGTERM)?;
@@ -132,6 +131,8 @@ pub(super) fn exit_code(status: ExitStatus) -> i32 {
 
 /// Waits up to `timeout` for one of the blocked signals in `set`.
 pub(super) fn wait_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
+    // Raw libc: nix has no `sigtimedwait`, and rustix's (`runtime::kernel_sigtimedwait`) is
+    // an unsafe internal of its own runtime, not meant for programs on libc.
     let timeout = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
@@ -145,14 +146,12 @@ pub(super) fn wait_signal(set: &SigSet, timeout: Duration) -> Option<Signal> {
 pub(super) fn reap_until(target: Pid) -> Option<ExitStatus> {
     let mut found = None;
     loop {
-        let mut raw = 0;
-        // SAFETY: plain waitpid with a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
-        if pid <= 0 {
+        let Ok(Some((pid, status))) = rustix::process::wait(rustix::process::WaitOptions::NOHANG)
+        else {
             return found;
-        }
-        if pid == target.as_raw() {
-            found = Some(ExitStatus::from_wait_status(raw));
+        };
+        if pid.as_raw_nonzero().get() == target.as_raw() {
+            found = Some(ExitStatus::from_wait_status(status.as_raw()));
         }
     }
 }
@@ -174,8 +173,11 @@ pub(super) fn kill_everything_left() -> usize {
 /// shows the cursor and stops mouse reporting.
 pub(super) fn restore_terminal(saved: Option<&Termios>) {
     let Some(saved) = saved else { return };
-    let _ =
-        nix::sys::termios::tcsetattr(std::io::stdin(), nix::sys::termios::SetArg::TCSANOW, saved);
+    let _ = rustix::termios::tcsetattr(
+        std::io::stdin(),
+        rustix::termios::OptionalActions::Now,
+        saved,
+    );
     let mut out = std::io::stdout();
     let _ = out
         .write_all(b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?25h\x1b[?1049l");

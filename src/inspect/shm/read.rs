@@ -173,17 +173,19 @@ mod tests {
         assert_eq!(seg.size, 18);
         assert_eq!(read_segment(&seg, 1024).unwrap(), b"hello shared world");
         // Through memory only: pretend the fd is not there, map it instead.
+        use rustix::mm::{MapFlags, ProtFlags, mmap, munmap};
+        // SAFETY: a new read-only shared mapping of our own memfd, unmapped below.
         let map = unsafe {
-            libc::mmap(
+            mmap(
                 std::ptr::null_mut(),
                 4096,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&file),
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                &file,
                 0,
             )
-        };
-        assert_ne!(map, libc::MAP_FAILED);
+        }
+        .unwrap();
         let segs = discover(&Scope::Pids(vec![me]));
         let mut seg = find(&segs, "memfd:forkscope-read-test").unwrap().clone();
         for a in &mut seg.attachments {
@@ -191,6 +193,7 @@ mod tests {
         }
         assert!(!seg.attachments[0].mappings.is_empty());
         assert_eq!(read_segment(&seg, 1024).unwrap(), b"hello shared world");
-        unsafe { libc::munmap(map, 4096) };
+        // SAFETY: the mapping made above, not used after this.
+        unsafe { munmap(map, 4096) }.unwrap();
     }
 }

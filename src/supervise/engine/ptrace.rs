@@ -18,10 +18,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use nix::sys::ptrace::{self, Options};
+
 use super::Engine;
 use crate::inspect::proc::{read_cmdline, read_stat};
 use crate::model::{EventBody, ExitStatus, TrackSource};
-use crate::supervise::reap::{BATCH, Reaped};
+use crate::supervise::reap::{BATCH, Peeked, Reaped, peek_with};
 use crate::track::kernel::LiveProc;
 use crate::track::zombies::{ZombieSet, adopted_children};
 
@@ -98,12 +100,22 @@ impl Tracer {
     }
 }
 
-const OPTIONS: libc::c_int = libc::PTRACE_O_TRACEFORK
-    | libc::PTRACE_O_TRACEVFORK
-    | libc::PTRACE_O_TRACECLONE
-    | libc::PTRACE_O_TRACEEXEC
-    | libc::PTRACE_O_EXITKILL;
+fn options() -> Options {
+    Options::PTRACE_O_TRACEFORK
+        | Options::PTRACE_O_TRACEVFORK
+        | Options::PTRACE_O_TRACECLONE
+        | Options::PTRACE_O_TRACEEXEC
+        | Options::PTRACE_O_EXITKILL
+}
 
+fn task(pid: i32) -> nix::unistd::Pid {
+    nix::unistd::Pid::from_raw(pid)
+}
+
+/// Resumes a stopped tracee, delivering `signal` (0: none).
+///
+/// Raw libc: nix's `ptrace::cont` takes its `Signal` enum, which has no real-time signals
+/// (a tracee's SIGRTMIN would be lost), and rustix has no ptrace.
 fn resume(pid: i32, signal: i32) {
     // SAFETY: PTRACE_CONT on a tracee of this thread, stopped; errors (it died) are harmless.
     unsafe {
@@ -117,32 +129,26 @@ fn resume(pid: i32, signal: i32) {
 }
 
 fn event_message(pid: i32) -> Option<i32> {
-    let mut message: libc::c_ulong = 0;
-    // SAFETY: GETEVENTMSG writes one c_ulong.
-    let rc = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETEVENTMSG,
-            pid,
-            std::ptr::null_mut::<libc::c_void>(),
-            &mut message as *mut libc::c_ulong,
-        )
-    };
-    (rc == 0).then_some(message as i32)
+    ptrace::getevent(task(pid))
+        .ok()
+        .map(|message| message as i32)
 }
 
 /// A group-stop (as opposed to a signal-delivery-stop): GETSIGINFO fails with EINVAL.
 fn is_group_stop(pid: i32) -> bool {
-    // SAFETY: siginfo_t is plain data; GETSIGINFO writes one.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETSIGINFO,
-            pid,
-            std::ptr::null_mut::<libc::c_void>(),
-            &mut info as *mut libc::siginfo_t,
-        )
-    };
-    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL)
+    ptrace::getsiginfo(task(pid)) == Err(nix::errno::Errno::EINVAL)
+}
+
+/// Consumes the state change of task `pid` just peeked at; its raw wait status.
+fn consume(pid: i32) -> Option<i32> {
+    use rustix::process::{Pid, WaitOptions, waitpid};
+    // rustix has no `__WALL` (tracees that are threads need it); it passes the bits on to
+    // wait4 as they are.
+    let all = WaitOptions::from_bits_retain(libc::__WALL as u32);
+    match waitpid(Pid::from_raw(pid), WaitOptions::NOHANG | all) {
+        Ok(Some((task, status))) if task.as_raw_nonzero().get() == pid => Some(status.as_raw()),
+        _ => None,
+    }
 }
 
 /// The thread-group id of a live task, from `/proc/TID/status`.
@@ -191,30 +197,18 @@ impl Engine {
     pub(super) fn ptrace_reap(&mut self) -> (Vec<Reaped>, bool) {
         let mut reaped = Vec::new();
         for _ in 0..BATCH * 4 {
-            // SAFETY: inspect only (WNOWAIT); siginfo_t is plain data.
-            let (pid, code) = unsafe {
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                let rc = libc::waitid(
-                    libc::P_ALL,
-                    0,
-                    &mut info,
-                    libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
-                );
-                if rc != 0 || info.si_pid() <= 0 {
-                    return (reaped, false);
-                }
-                (info.si_pid(), info.si_code)
+            let Peeked::Changed { pid, code } =
+                peek_with(libc::WEXITED | libc::WSTOPPED | libc::__WALL)
+            else {
+                return (reaped, false);
             };
             let exited = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
             let stat = if exited { read_stat(pid).ok() } else { None };
-            let mut raw = 0;
-            // SAFETY: consumes the state just peeked at, for this one task.
-            let rc = unsafe { libc::waitpid(pid, &mut raw, libc::WNOHANG | libc::__WALL) };
-            if rc != pid {
+            let Some(raw) = consume(pid) else {
                 // Not consumable (e.g. a stop this wait does not take): leave it for now
                 // rather than peek at it again and again.
                 return (reaped, false);
-            }
+            };
             if libc::WIFSTOPPED(raw) {
                 self.on_ptrace_stop(pid, raw);
             } else if (libc::WIFEXITED(raw) || libc::WIFSIGNALED(raw))
@@ -331,15 +325,7 @@ impl Engine {
         }
         if signal == libc::SIGTRAP && tracer.awaiting_options.remove(&pid) {
             // A worker at its first exec: from now on, follow everything it starts.
-            // SAFETY: SETOPTIONS on our stopped tracee.
-            unsafe {
-                libc::ptrace(
-                    libc::PTRACE_SETOPTIONS,
-                    pid,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    OPTIONS as libc::c_long as *mut libc::c_void,
-                )
-            };
+            let _ = ptrace::setoptions(task(pid), options());
             tracer.processes.insert(pid, me);
             resume(pid, 0);
             return;

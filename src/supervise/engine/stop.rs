@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Engine, WorkerState};
+use crate::inspect::proc::ProcStat;
 use crate::model::signals::signal_name;
 use crate::model::{Delivery, EventBody, SignalReason};
 use crate::supervise::os::Target;
@@ -210,10 +211,14 @@ impl Engine {
                 ),
             );
             for (pid, start_time) in running {
-                // Descendants first, while they still hang below the worker.
-                self.kill_below(pid);
-                let Some(start) = start_time else { continue };
-                if self.kill_signalled.insert((pid, start)) {
+                // The descendants are found while they still hang below the worker, and
+                // killed after it: killed first, they could let the worker end on its own
+                // (a shell's `wait` returning) before its SIGKILL, and its exit would not
+                // say what forkscope did. Their identities hold after re-parenting.
+                let below = self.os.descendants(pid);
+                if let Some(start) = start_time
+                    && self.kill_signalled.insert((pid, start))
+                {
                     let target = Target::Verified {
                         pid,
                         start_time: Some(start),
@@ -221,6 +226,7 @@ impl Engine {
                     let result = self.os.signal(target, libc::SIGKILL);
                     self.emit_signal(pid, libc::SIGKILL, SignalReason::Escalation, result);
                 }
+                self.kill_walked(pid, below);
             }
         }
     }
@@ -272,8 +278,14 @@ impl Engine {
 
     /// SIGKILL for every live descendant of `root` not yet sent one (reason `escalation`).
     fn kill_below(&mut self, root: i32) {
+        let walked = self.os.descendants(root);
+        self.kill_walked(root, walked);
+    }
+
+    /// SIGKILL for every live process of `walked` (the tree below `root`) not yet sent one.
+    fn kill_walked(&mut self, root: i32, walked: std::io::Result<Vec<ProcStat>>) {
         let os = &self.os;
-        let walked = os.descendants(root).map(|tree| {
+        let walked = walked.map(|tree| {
             signal_each(tree, &mut self.kill_signalled, |pid, start_time| {
                 let start_time = Some(start_time);
                 os.signal(Target::Verified { pid, start_time }, libc::SIGKILL)

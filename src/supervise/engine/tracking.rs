@@ -94,12 +94,7 @@ struct KernelClock {
 
 impl KernelClock {
     fn read() -> KernelClock {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
         KernelClock {
             mono_ns: (ts.tv_sec as u64)
                 .saturating_mul(1_000_000_000)
@@ -444,13 +439,14 @@ impl Engine {
                 }
                 return;
             }
-            let mut pfd = libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&kernel.connector),
-                events: libc::POLLIN,
-                revents: 0,
+            use rustix::event::{PollFd, PollFlags, Timespec, poll};
+            let mut fds = [PollFd::new(&kernel.connector, PollFlags::IN)];
+            let ten_ms = Timespec {
+                tv_sec: 0,
+                tv_nsec: 10_000_000,
             };
-            // SAFETY: one valid pollfd; a short bounded wait for the socket.
-            unsafe { libc::poll(&mut pfd, 1, 10) };
+            // A short bounded wait for the socket; an error or EINTR only ends it early.
+            let _ = poll(&mut fds, Some(&ten_ms));
         }
     }
 }
