@@ -1,7 +1,7 @@
 //! What each `--track` source says about itself and what it can see: the session event
 //! names the active source; poll sees a long-lived grandchild but not its exit status, nor a
 //! grandchild shorter than its interval (its documented blind spot), which kernel and
-//! ptrace see.
+//! ptrace see (real-time signals included).
 
 mod lifecycle_support;
 
@@ -170,4 +170,25 @@ fn ptrace_does_not_leave_a_self_stopped_program_hanging() {
     );
     assert_eq!(run.status, 0, "stderr: {}", run.stderr);
     assert_eq!(run.stdout_lines(), vec!["resumed"]);
+}
+
+/// A real-time signal sent to a tracee reaches it (nix's `ptrace::cont` could not pass it
+/// on: its `Signal` has no real-time signals; hence the raw `PTRACE_CONT`), and its death by
+/// one is reaped (nix's `waitid` fails to decode it; hence the raw peek).
+#[test]
+fn ptrace_delivers_real_time_signals() {
+    if !lifecycle_support::ptrace_available() {
+        return;
+    }
+    let run = run(
+        "ptrace",
+        &[],
+        &["sh", "-c", "kill -34 $$; echo survived"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(run.status, 1, "stderr: {}", run.stderr);
+    assert!(run.stdout_lines().is_empty(), "{:?}", run.stdout_lines());
+    let exits = run.exits_of(run.worker_pid());
+    assert_eq!(exits.len(), 1, "{:?}", run.events);
+    assert_eq!(exits[0]["signo"], 34, "{:?}", run.events);
 }
