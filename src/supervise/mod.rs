@@ -6,6 +6,7 @@ pub mod capture;
 pub mod channel;
 pub mod engine;
 pub mod guardian;
+pub mod launch;
 pub mod lines;
 pub mod pidfd;
 pub mod python_hooks;
@@ -15,6 +16,7 @@ pub mod shm;
 pub mod spawn;
 pub mod steps;
 pub mod tree;
+pub mod wakeup;
 mod watchdog;
 pub mod worker_io;
 

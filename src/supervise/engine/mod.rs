@@ -10,7 +10,7 @@ mod stop;
 mod tracking;
 mod workers;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -146,6 +146,8 @@ fn start_python_hooks(
 /// Where a worker stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WorkerState {
+    /// Queued for its first start (`Engine::starting`).
+    Starting,
     Running,
     /// Will be started again at this instant.
     Waiting(Instant),
@@ -237,6 +239,9 @@ pub(crate) struct Engine {
     gate: Option<super::steps::StepGate>,
     /// Where Python processes hand over pipes of their own.
     hooks: Option<HooksServer>,
+    /// Workers not started yet: started a few at a time between turns of the loop, so
+    /// exits and signals are not held up by the start of a big pool.
+    starting: VecDeque<WorkerRef>,
 }
 
 impl Engine {
@@ -284,15 +289,21 @@ impl Engine {
             next_zombie_check: Instant::now(),
             gate: None,
             hooks: None,
+            starting: VecDeque::new(),
         }
     }
 
     fn run(mut self) {
+        if let Err(err) = super::wakeup::prefer_wakeups() {
+            tracing::debug!("no short scheduler slice for the engine: {err}");
+        }
         self.emit_session();
         for pool in 0..self.pools.len() {
             for index in 0..self.pools[pool].target {
-                self.pools[pool].workers.insert(index, Worker::new());
-                self.start_worker((pool, index));
+                let mut worker = Worker::new();
+                worker.state = WorkerState::Starting;
+                self.pools[pool].workers.insert(index, worker);
+                self.starting.push_back((pool, index));
             }
         }
         let mut events = Events::with_capacity(256);
@@ -400,7 +411,10 @@ impl Engine {
 
     fn next_timeout(&self) -> Duration {
         let congested = self.events.congested();
-        if self.kernel_pending() || ((self.more_to_reap || self.captures.has_hot()) && !congested) {
+        if self.kernel_pending()
+            || !self.starting.is_empty()
+            || ((self.more_to_reap || self.captures.has_hot()) && !congested)
+        {
             return Duration::ZERO;
         }
         let now = Instant::now();
@@ -534,6 +548,7 @@ impl Engine {
     }
 
     fn run_timers(&mut self) {
+        self.start_queued();
         let now = Instant::now();
         let due: Vec<WorkerRef> = self
             .pools
