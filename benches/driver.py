@@ -3,7 +3,7 @@
 
     driver.py spawn   FORKSCOPE HELPERS_DIR N RUNS
     driver.py output  FORKSCOPE BYTES LINE_LEN RUNS
-    driver.py latency FORKSCOPE HELPERS_DIR N STEP_MS RUNS
+    driver.py latency FORKSCOPE HELPERS_DIR N STEP_MS RUNS [BUSY_LOOPS]
     driver.py output-pty   FORKSCOPE BYTES LINE_LEN RUNS
     driver.py python-start FORKSCOPE PYTHON BOOTSTRAP_PY RUNS
     driver.py stopflood FORKSCOPE LINE_LEN RUNS
@@ -43,6 +43,26 @@ def children(pid, comm=None):
         if int(fields[1]) == pid and fields[0] not in "ZX" and (comm is None or name == comm):
             found.append(int(entry))
     return found
+
+
+def wait_execd(parent, n, comm, timeout=10):
+    """The n children of parent once every one of them runs `comm`: a child counts only after
+    its exec (before, its comm is still the parent's). Fails after `timeout` seconds."""
+    deadline = now() + timeout
+    while True:
+        kids = children(parent)
+        ready = children(parent, comm)
+        if len(ready) == n == len(kids):
+            return ready
+        if now() >= deadline:
+            raise SystemExit(f"after {timeout} s: {len(kids)} children of {parent}, "
+                             f"{len(ready)} of them exec'd {comm!r}, expected {n}")
+        time.sleep(0.002)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def engine_of(guardian, timeout=5):
@@ -115,7 +135,7 @@ def spawn_forkscope(forkscope, n):
             engine = json.loads(line)["pid"]
         elif b'"kind":"spawn_failed"' in line:
             raise SystemExit(f"spawn failed: {line!r}")
-    workers = children(engine, "sleep")
+    workers = wait_execd(engine, n, "sleep")
     t_stop0 = now()
     proc.send_signal(signal.SIGTERM)
     for _ in proc.stdout:
@@ -133,8 +153,8 @@ def spawn_floor(helper, n, confirm):
     line = proc.stdout.readline()
     took = now() - t0
     assert line.startswith(b"started"), line
-    workers = children(proc.pid, "sleep")
-    assert len(workers) == n, len(workers)
+    # Without --confirm the loop ends before the last children have exec'd.
+    workers = wait_execd(proc.pid, n, "sleep")
     proc.stdin.write(b"stop\n")
     proc.stdin.close()
     proc.wait(timeout=30)
@@ -464,6 +484,8 @@ def latency_forkscope(forkscope, helpers, n, step_ms):
     )
     stamps = {}
     latencies = []
+    emitted = []
+    started_unix = None
     buf = b""
     while True:
         chunk = proc.stdout.read(65536)
@@ -480,10 +502,14 @@ def latency_forkscope(forkscope, helpers, n, step_ms):
             elif b'"kind":"exit"' in line:
                 event = json.loads(line)
                 if event["pid"] in stamps:
-                    latencies.append(t - stamps.pop(event["pid"]))
+                    stamp = stamps.pop(event["pid"])
+                    latencies.append(t - stamp)
+                    emitted.append(int((started_unix + event["t"]) * 1e9) - stamp)
+            elif b'"kind":"session"' in line:
+                started_unix = json.loads(line)["started_unix"]
     proc.wait()
     assert len(latencies) == n, (len(latencies), n)
-    return latencies
+    return latencies, emitted
 
 
 def latency_floor(helpers, n, step_ms):
@@ -499,13 +525,35 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def bench_latency(forkscope, helpers, n, step_ms, runs):
-    print(f"## exit-to-event latency: {n} workers exiting {step_ms} ms apart, {runs} runs")
-    fs, floor = [], []
-    for _ in range(runs):
-        fs += latency_forkscope(forkscope, helpers, n, step_ms)
-        floor += latency_floor(helpers, n, step_ms)
-    for name, values in [("waitpid() in a C parent (floor)", floor), ("forkscope exit event", fs)]:
+def busy_loops(count):
+    """`count` shell busy loops (`while :; do :; done`), the load both sides run under."""
+    return [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(count)]
+
+
+def stop_all(procs):
+    for proc in procs:
+        proc.kill()
+    for proc in procs:
+        proc.wait(timeout=10)
+
+
+def bench_latency(forkscope, helpers, n, step_ms, runs, busy):
+    print(f"## exit-to-event latency: {n} workers exiting {step_ms} ms apart, {runs} runs, "
+          f"under {busy} busy loops of our own (on top of the machine's load)")
+    fs, fs_emitted, floor = [], [], []
+    loops = busy_loops(busy)
+    try:
+        for _ in range(runs):
+            read, emitted = latency_forkscope(forkscope, helpers, n, step_ms)
+            fs += read
+            fs_emitted += emitted
+            floor += latency_floor(helpers, n, step_ms)
+            print(f"# load average after a round: {loadavg()}", flush=True)
+    finally:
+        stop_all(loops)
+    for name, values in [("waitpid() in a C parent (floor)", floor),
+                         ("forkscope exit event, read", fs),
+                         ("(of which: until emitted, `t`)", fs_emitted)]:
         print(
             f"{name:32}: median {statistics.median(values) / 1000:.0f} us, "
             f"p99 {pct(values, 99) / 1000:.0f} us, max {max(values) / 1000:.0f} us (n={len(values)})"
@@ -517,7 +565,10 @@ def bench_latency(forkscope, helpers, n, step_ms, runs):
 
 
 def main():
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
     mode, forkscope = sys.argv[1], sys.argv[2]
+    print(f"# load average before: {loadavg()}", flush=True)
     if mode == "spawn":
         bench_spawn(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "output":
@@ -529,9 +580,11 @@ def main():
     elif mode == "stopflood":
         bench_stop_flood(forkscope, int(sys.argv[3]), int(sys.argv[4]))
     elif mode == "latency":
-        bench_latency(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        busy = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+        bench_latency(forkscope, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), busy)
     else:
         raise SystemExit(__doc__)
+    print(f"# load average after: {loadavg()}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ set -eu
 N=${1:-2000}
 R=${2:-5}
 cd "$(dirname "$0")/.."
-BIN=./target/release/forkscope
-[ -x "$BIN" ] || cargo build --release --quiet
+. benches/binary.sh
+BIN=$FORKSCOPE
 LOOP="i=0; while [ \$i -lt $N ]; do /bin/true; i=\$((i+1)); done"
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT

@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-60}
 WORKERS=${2:-200}
-cargo build --release -q
-BIN=$PWD/target/release/forkscope
+source benches/binary.sh
+BIN=$FORKSCOPE
 SOCK=forkscope-bench-$$
 MARK="4${RANDOM}.5"
 REC=$(mktemp)

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-60}
 WORKERS=${2:-200}
-cargo build --release -q
-BIN=$PWD/target/release/forkscope
+source benches/binary.sh
+BIN=$FORKSCOPE
 HELPERS=$PWD/target/bench-helpers
 mkdir -p "$HELPERS"
 cc -O2 -Wall -o "$HELPERS/syncwait" benches/syncwait.c -lpthread

@@ -64,6 +64,9 @@ pub fn print_events(
     samples: bool,
     mut notifier: Option<ServiceNotifier>,
 ) -> i32 {
+    if let Err(err) = crate::supervise::wakeup::prefer_wakeups() {
+        tracing::debug!("no short scheduler slice for the printer: {err}");
+    }
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut status = 1;

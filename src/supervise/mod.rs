@@ -6,6 +6,7 @@ pub mod capture;
 pub mod channel;
 pub mod engine;
 pub mod guardian;
+pub mod launch;
 pub mod lines;
 pub mod os;
 pub mod pidfd;
@@ -16,6 +17,7 @@ pub mod shm;
 pub mod spawn;
 pub mod steps;
 pub mod tree;
+pub mod wakeup;
 mod watchdog;
 pub mod worker_io;
 

@@ -42,6 +42,8 @@ pub struct Started {
     /// Always `Some` from the real OS; a fake has none and signals by pid.
     pub pidfd: Option<Pidfd>,
     pub start_time: Option<u64>,
+    /// Its `/proc/PID/stat` right after exec, when it was read.
+    pub stat: Option<ProcStat>,
     /// The read end of the stdout pipe, or the pty's master side (stdout and stderr both).
     pub stdout: Option<OwnedFd>,
     /// The read end of the stderr pipe; `None` with a pty.
@@ -130,6 +132,7 @@ impl Os for RealOs {
             pid: spawned.pid,
             pidfd: Some(spawned.pidfd),
             start_time: spawned.start_time,
+            stat: spawned.stat,
             stdout: Some(spawned.stdout),
             stderr: spawned.stderr,
             pty: spawned.pty,

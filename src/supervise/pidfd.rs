@@ -54,6 +54,11 @@ impl Pidfd {
         Ok(Pidfd { fd, pid })
     }
 
+    /// Wraps a pidfd the kernel returned for `pid` (`clone` with `CLONE_PIDFD`).
+    pub fn from_owned(fd: OwnedFd, pid: i32) -> Pidfd {
+        Pidfd { fd, pid }
+    }
+
     /// Opens a pidfd for `pid` and checks it is the process that started at `start_time`.
     pub fn open_verified(pid: i32, start_time: Option<u64>) -> Result<Pidfd, SignalError> {
         let pidfd = Pidfd::open(pid)?;

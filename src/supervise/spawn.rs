@@ -1,20 +1,25 @@
 //! Starting one worker: no shell, its own process group, stdin from /dev/null, stdout and
-//! stderr into pipes (or one pseudo-terminal), the pool variables in its environment, and a
-//! pidfd taken at once.
+//! stderr into pipes (or one pseudo-terminal), the pool variables in its environment, and
+//! its pidfd from the same `clone` (`launch.rs`). Costs per worker, on the engine thread:
+//! two `pipe2`, one `clone`, two `close`, one read of `/proc/PID/stat` (the start time).
 
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::sync::OnceLock;
 
 use super::PoolSpec;
+use super::launch::{LaunchError, Plan, Step, launch};
 use super::pidfd::Pidfd;
 use super::worker_io::{SessionIo, StdinMode, buffering_env};
-use crate::inspect::proc::read_stat;
+use crate::inspect::proc::{ProcStat, parse_stat};
 
 /// A worker that was started.
 pub struct Spawned {
     pub pid: i32,
     pub pidfd: Pidfd,
+    /// Its `/proc/PID/stat` right after exec (start time, comm).
+    pub stat: Option<ProcStat>,
     pub start_time: Option<u64>,
     /// The read end of the stdout pipe, or the pty's master side (stdout and stderr both).
     pub stdout: OwnedFd,
@@ -28,11 +33,19 @@ pub struct Spawned {
 struct OutputEnds {
     ours_stdout: OwnedFd,
     ours_stderr: Option<OwnedFd>,
-    stdin: Stdio,
-    stdout: Stdio,
-    stderr: Stdio,
-    /// Inodes of the capture pipes (for the Python hooks); empty with a pty.
-    inodes: Vec<u64>,
+    /// The worker's stdin, stdout and stderr (`None`: /dev/null); closed here after the spawn.
+    theirs: [Option<OwnedFd>; 3],
+}
+
+/// /dev/null, opened once for every worker's stdin.
+fn dev_null() -> std::io::Result<&'static OwnedFd> {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd);
+    }
+    use rustix::fs::{Mode, OFlags, open};
+    let fd = open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    Ok(NULL.get_or_init(|| fd))
 }
 
 /// Two pipes; stdin is /dev/null (`worker_io::resolve` refuses a pty stdin without a pty).
@@ -40,18 +53,22 @@ fn pipes() -> std::io::Result<OutputEnds> {
     use rustix::pipe::{PipeFlags, pipe_with};
     let (out_read, out_write) = pipe_with(PipeFlags::CLOEXEC)?;
     let (err_read, err_write) = pipe_with(PipeFlags::CLOEXEC)?;
-    let inodes = vec![
-        rustix::fs::fstat(&out_read)?.st_ino,
-        rustix::fs::fstat(&err_read)?.st_ino,
-    ];
     Ok(OutputEnds {
         ours_stdout: out_read,
         ours_stderr: Some(err_read),
-        stdin: Stdio::null(),
-        stdout: Stdio::from(out_write),
-        stderr: Stdio::from(err_write),
-        inodes,
+        theirs: [None, Some(out_write), Some(err_write)],
     })
+}
+
+/// Inodes of the capture pipes, for the Python hooks (only asked when they are on).
+fn pipe_inodes(ends: &OutputEnds) -> std::io::Result<Vec<u64>> {
+    let Some(stderr) = &ends.ours_stderr else {
+        return Ok(Vec::new());
+    };
+    Ok(vec![
+        rustix::fs::fstat(&ends.ours_stdout)?.st_ino,
+        rustix::fs::fstat(stderr)?.st_ino,
+    ])
 }
 
 /// A pseudo-terminal: the worker gets the slave side as stdout and stderr (and stdin if
@@ -73,16 +90,13 @@ fn pty(stdin: StdinMode, cols: u16, rows: u16) -> std::io::Result<OutputEnds> {
     modes.output_modes.remove(OutputModes::ONLCR);
     tcsetattr(&pair.slave, OptionalActions::Now, &modes)?;
     let stdin = match stdin {
-        StdinMode::Null => Stdio::null(),
-        StdinMode::Pty => Stdio::from(pair.slave.try_clone()?),
+        StdinMode::Null => None,
+        StdinMode::Pty => Some(pair.slave.try_clone()?),
     };
     Ok(OutputEnds {
         ours_stdout: pair.master,
         ours_stderr: None,
-        stdin,
-        stdout: Stdio::from(pair.slave.try_clone()?),
-        stderr: Stdio::from(pair.slave),
-        inodes: Vec::new(),
+        theirs: [stdin, Some(pair.slave.try_clone()?), Some(pair.slave)],
     })
 }
 
@@ -140,7 +154,7 @@ pub fn spawn_worker(
     trace: bool,
     session_io: &SessionIo,
 ) -> std::io::Result<Spawned> {
-    let (program, args) = spec
+    let (program, _) = spec
         .argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
@@ -150,62 +164,139 @@ pub fn spawn_worker(
     } else {
         pipes()?
     };
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .envs(extra_env.iter().map(|(k, v)| (k, v)))
-        .env("FORKSCOPE_POOL", &spec.name)
-        .env("FORKSCOPE_WORKER", index.to_string())
-        .env("FORKSCOPE_POOL_SIZE", size.to_string())
-        .envs(buffering_env(&spec.io, &spec.env, |name| {
-            std::env::var_os(name)
-        }))
-        .envs(session_io.hooks_env(spec, &ends.inodes))
-        .stdin(ends.stdin)
-        .stdout(ends.stdout)
-        .stderr(ends.stderr)
-        .process_group(0);
-    if let Some(dir) = &spec.cwd {
-        command.current_dir(dir);
+    let hooks_wanted = spec.io.python_hooks && session_io.python_hooks.is_some();
+    let inodes = if hooks_wanted {
+        pipe_inodes(&ends)?
+    } else {
+        Vec::new()
+    };
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let mut set = |name: &str, value: &OsStr| match env.iter_mut().find(|(k, _)| k == name) {
+        Some(entry) => entry.1 = value.to_os_string(),
+        None => env.push((name.into(), value.to_os_string())),
+    };
+    for (name, value) in spec.env.iter().chain(extra_env) {
+        set(name, value.as_ref());
     }
-    if trace {
-        // SAFETY: between fork and exec only async-signal-safe calls: ptrace(2).
-        unsafe {
-            command.pre_exec(|| {
-                let rc = libc::ptrace(
-                    libc::PTRACE_TRACEME,
-                    0,
-                    std::ptr::null_mut::<libc::c_void>(),
-                    std::ptr::null_mut::<libc::c_void>(),
-                );
-                if rc == -1 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
+    set("FORKSCOPE_POOL", spec.name.as_ref());
+    set("FORKSCOPE_WORKER", index.to_string().as_ref());
+    set("FORKSCOPE_POOL_SIZE", size.to_string().as_ref());
+    for (name, value) in buffering_env(&spec.io, &spec.env, |name| std::env::var_os(name)) {
+        set(&name, &value);
+    }
+    for (name, value) in session_io.hooks_env(spec, &inodes) {
+        set(&name, &value);
+    }
+    let search = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone());
+    let null = dev_null()?;
+    let fd_of = |end: &Option<OwnedFd>| end.as_ref().unwrap_or(null).as_raw_fd();
+    let plan = Plan {
+        candidates: candidates(program, search.as_deref())?,
+        argv: spec
+            .argv
+            .iter()
+            .map(|arg| c_string(arg.as_str()))
+            .collect::<Result<_, _>>()?,
+        envp: env
+            .into_iter()
+            .map(|(k, v)| {
+                let mut entry = k.into_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(v.as_bytes());
+                c_string(entry)
+            })
+            .collect::<Result<_, _>>()?,
+        cwd: spec
+            .cwd
+            .as_ref()
+            .map(|dir| c_string(dir.as_os_str().as_bytes()))
+            .transpose()?,
+        stdio: [
+            fd_of(&ends.theirs[0]),
+            fd_of(&ends.theirs[1]),
+            fd_of(&ends.theirs[2]),
+        ],
+        trace,
+    };
+    let launched = launch(&plan).map_err(|err| match err {
+        LaunchError::Clone(err) => std::io::Error::new(err.kind(), format!("{program}: {err}")),
+        LaunchError::Child(Step::Exec, err) => {
+            explain_exec_error(program, spec.cwd.as_deref(), err)
         }
-    }
-    let child = command
-        .spawn()
-        .map_err(|err| explain_exec_error(program, spec.cwd.as_deref(), err))?;
+        LaunchError::Child(Step::Chdir, err) => {
+            let dir = spec.cwd.as_deref().unwrap_or(std::path::Path::new(""));
+            std::io::Error::new(
+                err.kind(),
+                format!("{program}: cwd {}: {err}", dir.display()),
+            )
+        }
+        LaunchError::Child(Step::Setup, err) => std::io::Error::new(
+            err.kind(),
+            format!("{program}: setting up the worker: {err}"),
+        ),
+    })?;
     // The worker's ends must close here, or end of file would never come.
-    drop(command);
-    let pid = child.id() as i32;
-    // The child is ours and unreaped, so this pidfd is certainly for it.
-    let pidfd = Pidfd::open(pid).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let start_time = read_stat(pid).ok().map(|s| s.start_time);
-    // Dropping a std Child neither waits nor kills: the engine reaps it.
-    drop(child);
+    drop(ends.theirs);
+    let pid = launched.pid;
+    let stat = read_stat_once(pid);
     Ok(Spawned {
         pid,
-        pidfd,
-        start_time,
+        pidfd: Pidfd::from_owned(launched.pidfd, pid),
+        start_time: stat.as_ref().map(|s| s.start_time),
+        stat,
         stdout: ends.ours_stdout,
         stderr: ends.ours_stderr,
         pty: spec.io.pty,
     })
+}
+
+fn c_string(bytes: impl Into<Vec<u8>>) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|err| {
+        let bytes = err.into_vec();
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("a NUL byte in {:?}", String::from_utf8_lossy(&bytes)),
+        )
+    })
+}
+
+/// The files `execvp` would try for `program`, in order: the path itself when it has a `/`,
+/// else each entry of `search` (the worker's PATH; `/bin:/usr/bin` without one, as glibc).
+fn candidates(program: &str, search: Option<&OsStr>) -> std::io::Result<Vec<CString>> {
+    if program.contains('/') {
+        return Ok(vec![c_string(program)?]);
+    }
+    let search = search.unwrap_or(OsStr::new("/bin:/usr/bin"));
+    search
+        .as_bytes()
+        .split(|b| *b == b':')
+        .map(|dir| {
+            let mut path = dir.to_vec();
+            if !path.is_empty() && !path.ends_with(b"/") {
+                path.push(b'/');
+            }
+            path.extend_from_slice(program.as_bytes());
+            c_string(path)
+        })
+        .collect()
+}
+
+/// `/proc/PID/stat` in one `read` (the file is well under 1 KiB): open, read, close.
+fn read_stat_once(pid: i32) -> Option<ProcStat> {
+    use rustix::fs::{Mode, OFlags, open};
+    let fd = open(
+        format!("/proc/{pid}/stat"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let mut buf = [0u8; 1024];
+    let len = rustix::io::read(&fd, &mut buf).ok()?;
+    let text = std::str::from_utf8(buf.get(..len)?).ok()?;
+    parse_stat(text).ok()
 }
 
 /// Raises the soft limit of open files to the hard limit; returns the new soft limit.
@@ -214,21 +305,11 @@ pub fn spawn_worker(
 /// the usual default soft limit of 1024 would make worker ~340 fail with EMFILE. Workers
 /// inherit the raised limit.
 pub fn raise_fd_limit() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a plain struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
     }
-    Ok(limit.rlim_cur)
+    Ok(limit.current.unwrap_or(u64::MAX))
 }

@@ -82,6 +82,17 @@ impl PollTracker {
     /// A process forkscope itself started (its `spawn` event says everything).
     pub fn adopt(&mut self, pid: i32, ppid: i32, start_time: Option<u64>) {
         let stat = proc::read_stat(pid).ok();
+        self.adopt_with_stat(pid, ppid, start_time, stat);
+    }
+
+    /// [`PollTracker::adopt`] with the `stat` the caller has just read (a worker's spawn).
+    pub fn adopt_with_stat(
+        &mut self,
+        pid: i32,
+        ppid: i32,
+        start_time: Option<u64>,
+        stat: Option<proc::ProcStat>,
+    ) {
         self.known.insert(
             pid,
             Known {

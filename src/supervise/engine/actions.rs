@@ -157,8 +157,10 @@ impl Engine {
             to: size,
         });
         for index in from..size {
-            self.pools[pool].workers.insert(index, Worker::new());
-            self.start_worker((pool, index));
+            let mut worker = Worker::new();
+            worker.state = WorkerState::Starting;
+            self.pools[pool].workers.insert(index, worker);
+            self.starting.push_back((pool, index));
         }
         let stop_signal = self.pools[pool].spec.stop_signal;
         let retiring: Vec<u32> = self.pools[pool]

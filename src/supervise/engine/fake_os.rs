@@ -265,6 +265,7 @@ impl Os for FakeOs {
             pid,
             pidfd: None,
             start_time,
+            stat: None,
             stdout: None,
             stderr: None,
             pty: false,

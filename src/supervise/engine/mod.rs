@@ -14,7 +14,7 @@ mod tests;
 mod tracking;
 mod workers;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -152,6 +152,8 @@ fn start_python_hooks(
 /// Where a worker stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WorkerState {
+    /// Queued for its first start (`Engine::starting`).
+    Starting,
     Running,
     /// Will be started again at this instant.
     Waiting(Instant),
@@ -245,6 +247,9 @@ pub(crate) struct Engine {
     gate: Option<super::steps::StepGate>,
     /// Where Python processes hand over pipes of their own.
     hooks: Option<HooksServer>,
+    /// Workers not started yet: started a few at a time between turns of the loop, so
+    /// exits and signals are not held up by the start of a big pool.
+    starting: VecDeque<WorkerRef>,
 }
 
 impl Engine {
@@ -293,10 +298,14 @@ impl Engine {
             next_zombie_check: Instant::now(),
             gate: None,
             hooks: None,
+            starting: VecDeque::new(),
         }
     }
 
     fn run(mut self) {
+        if let Err(err) = super::wakeup::prefer_wakeups() {
+            tracing::debug!("no short scheduler slice for the engine: {err}");
+        }
         self.emit_session();
         self.start_pools();
         let mut events = Events::with_capacity(256);
@@ -358,10 +367,13 @@ impl Engine {
     fn start_pools(&mut self) {
         for pool in 0..self.pools.len() {
             for index in 0..self.pools[pool].target {
-                self.pools[pool].workers.insert(index, Worker::new());
-                self.start_worker((pool, index));
+                let mut worker = Worker::new();
+                worker.state = WorkerState::Starting;
+                self.pools[pool].workers.insert(index, worker);
+                self.starting.push_back((pool, index));
             }
         }
+        self.start_queued();
     }
 
     /// Captures the pipes Python processes handed over, each under its own pid.
@@ -414,7 +426,10 @@ impl Engine {
 
     fn next_timeout(&self) -> Duration {
         let congested = self.events.congested();
-        if self.kernel_pending() || ((self.more_to_reap || self.captures.has_hot()) && !congested) {
+        if self.kernel_pending()
+            || !self.starting.is_empty()
+            || ((self.more_to_reap || self.captures.has_hot()) && !congested)
+        {
             return Duration::ZERO;
         }
         let now = self.os.now();
@@ -556,6 +571,7 @@ impl Engine {
     }
 
     fn run_timers(&mut self) {
+        self.start_queued();
         let now = self.os.now();
         let due: Vec<WorkerRef> = self
             .pools

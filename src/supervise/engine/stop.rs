@@ -51,7 +51,10 @@ impl Engine {
             self.quit = true;
             for pool in &mut self.pools {
                 for worker in pool.workers.values_mut() {
-                    if matches!(worker.state, WorkerState::Waiting(_)) {
+                    if matches!(
+                        worker.state,
+                        WorkerState::Waiting(_) | WorkerState::Starting
+                    ) {
                         worker.state = WorkerState::Ended;
                     }
                 }

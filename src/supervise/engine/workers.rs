@@ -1,5 +1,7 @@
 //! Worker lifecycle inside the engine: starting, exits, restart decisions, the final status.
 
+use std::time::Duration;
+
 use super::{Engine, Worker, WorkerRef, WorkerState};
 use crate::model::Stream;
 use crate::model::policy::Decision;
@@ -7,7 +9,27 @@ use crate::model::signals::signal_name;
 use crate::model::{Delivery, EventBody, ExitStatus, SignalReason};
 use crate::supervise::os::{SpawnRequest, Target};
 
+/// How long one turn of the loop may spend starting queued workers.
+const START_BUDGET: Duration = Duration::from_millis(1);
+
 impl Engine {
+    /// Starts queued workers for at most [`START_BUDGET`] (at least one), leaving the rest
+    /// for the next turn.
+    pub(super) fn start_queued(&mut self) {
+        let began = self.os.now();
+        while let Some(worker) = self.starting.pop_front() {
+            let queued = self
+                .worker_mut(worker)
+                .is_some_and(|w| w.state == WorkerState::Starting);
+            if queued {
+                self.start_worker(worker);
+            }
+            if self.os.now().duration_since(began) >= START_BUDGET {
+                return;
+            }
+        }
+    }
+
     /// Starts (or restarts) one worker slot; failures become `spawn_failed` events.
     pub(super) fn start_worker(&mut self, (pool, index): WorkerRef) {
         let Some(spec) = self.pools.get(pool).map(|p| p.spec.clone()) else {
@@ -40,7 +62,12 @@ impl Engine {
                 if let Some(tracer) = self.ptrace.as_mut() {
                     tracer.adopt_worker(spawned.pid);
                 }
-                self.tracker.adopt(spawned.pid, self.me, spawned.start_time);
+                self.tracker.adopt_with_stat(
+                    spawned.pid,
+                    self.me,
+                    spawned.start_time,
+                    spawned.stat,
+                );
                 self.events.emit(EventBody::Spawn {
                     pid: spawned.pid,
                     ppid: self.me,
