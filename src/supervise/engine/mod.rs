@@ -4,6 +4,7 @@
 
 mod actions;
 mod ptrace;
+mod sampling;
 mod shared_pipes;
 mod signals;
 mod stop;
@@ -83,6 +84,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     release_stop_signals();
     let mut config = config;
     let hooks = start_python_hooks(&mut config, me, &waker);
+    let sampler = super::sampler::Sampler::start(waker.clone());
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let events_tx = events_tx.with_tap(config.tap.clone());
     let emitter = events_tx.clone();
@@ -95,6 +97,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     engine.captures.steps.held = gate.is_some();
     engine.gate = gate;
     engine.hooks = hooks;
+    engine.sampler = Some(sampler);
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -237,6 +240,10 @@ pub(crate) struct Engine {
     gate: Option<super::steps::StepGate>,
     /// Where Python processes hand over pipes of their own.
     hooks: Option<HooksServer>,
+    /// The `/proc` reads of samples, off this thread.
+    sampler: Option<super::sampler::Sampler>,
+    /// Pids reaped while a sample was being read (its reading of them is stale).
+    reaped_while_sampling: Vec<i32>,
 }
 
 impl Engine {
@@ -284,6 +291,8 @@ impl Engine {
             next_zombie_check: Instant::now(),
             gate: None,
             hooks: None,
+            sampler: None,
+            reaped_while_sampling: Vec::new(),
         }
     }
 
@@ -317,6 +326,7 @@ impl Engine {
             // Before any exit is handled: a process's own pipes are read before its end.
             self.take_own_pipes();
             self.take_actions();
+            self.take_sample();
             // One decision for the whole turn: reading may fill the channel again, and the
             // reaping after it must still happen (a flood must not starve it).
             let congested = self.events.congested();
