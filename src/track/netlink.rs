@@ -260,8 +260,11 @@ impl ProcConnector {
         )
         .map_err(|e| ConnectorError::Socket(e.into()))?;
         // Before the subscription, so that no unfiltered event is ever queued. Without it
-        // (a kernel without socket filters) every event is read, as before.
-        if let Err(err) = super::netlink_filter::attach(fd.as_fd()) {
+        // (a kernel without socket filters) every event is read, as before. Bench hook:
+        // `FORKSCOPE_NETLINK_NO_FILTER=1` leaves it out (benches/track_idle_cpu.sh).
+        if std::env::var_os("FORKSCOPE_NETLINK_NO_FILTER").is_none()
+            && let Err(err) = super::netlink_filter::attach(fd.as_fd())
+        {
             tracing::info!("process events: no kernel-side filter: {err}");
         }
         net::bind(&fd, &net::netlink::SocketAddrNetlink::new(0, CN_IDX_PROC))
