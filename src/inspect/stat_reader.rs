@@ -6,7 +6,7 @@
 //!
 //! The descriptors of processes not read in a round are closed at [`StatReader::end_round`].
 //! At most a quarter of the open-files limit is kept; past it, pids are read by open, read,
-//! close. The pipe ends behind fds 1 and 2 (`fd/1`, `fd/2` read relative to the directory)
+//! close, without their pipe links. The pipe ends behind fds 1 and 2 (`fd/1`, `fd/2` read relative to the directory)
 //! are read when a process is first seen and after it execs, not at every sample.
 
 use std::collections::HashMap;
@@ -104,6 +104,17 @@ impl StatReader {
                     self.open.remove(&pid);
                 }
             }
+        }
+        if self.open.len() >= self.cap {
+            // Past the cap: open, read, close, and no pipe links (two more lookups).
+            let proc = self.proc.as_ref()?;
+            let path = format!("{pid}/stat");
+            let fd = openat(proc, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+            let stat = pread_stat(&fd, &mut self.buffer)?;
+            return start.is_none_or(|s| s == stat.start_time).then_some(Read {
+                stat,
+                pipes: [None, None],
+            });
         }
         let (dir, stat_fd) = self.open_pid(pid)?;
         let stat = pread_stat(&stat_fd, &mut self.buffer)?;
