@@ -6,5 +6,6 @@ pub mod pystack;
 pub mod role_probe;
 pub mod shm;
 pub mod snapshot;
+pub mod stat_reader;
 pub mod sync;
 pub mod unix;

@@ -62,8 +62,17 @@ pub fn parse_stat(text: &str) -> Result<ProcStat, StatParseError> {
         .parse()
         .map_err(|_| StatParseError("pid"))?;
     let comm = text[open + 1..close].to_string();
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    // Field N of proc(5) is rest[N - 3].
+    // Field N of proc(5) is rest[N - 3]; 52 fields at most are used (no allocation).
+    let mut rest = [""; 50];
+    let mut count = 0;
+    for (slot, word) in rest
+        .iter_mut()
+        .zip(text[close + 1..].split_ascii_whitespace())
+    {
+        *slot = word;
+        count += 1;
+    }
+    let rest = &rest[..count];
     let field = |n: usize| rest.get(n - 3).copied().ok_or(StatParseError("too short"));
     let number = |n: usize| -> Result<u64, StatParseError> {
         field(n)?.parse().map_err(|_| StatParseError("number"))

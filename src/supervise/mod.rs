@@ -12,6 +12,7 @@ pub mod os;
 pub mod pidfd;
 pub mod python_hooks;
 pub mod reap;
+pub(crate) mod sampler;
 pub mod session_files;
 pub mod shm;
 pub mod spawn;

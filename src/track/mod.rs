@@ -8,6 +8,7 @@
 
 pub mod kernel;
 pub mod netlink;
+pub mod netlink_filter;
 pub mod poll;
 pub mod zombies;
 

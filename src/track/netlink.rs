@@ -3,14 +3,21 @@
 //! parser that turns datagrams into typed [`ProcEvent`]s and never panics on any bytes.
 //!
 //! The connector reports every process of the system; filtering to forkscope's tree is the
-//! job of [`crate::track::kernel`]. It works only in the initial pid and user namespaces,
+//! job of [`crate::track::kernel`]; what it never uses (threads, other kinds) the kernel
+//! drops before queueing it ([`super::netlink_filter`]), and the rest is read up to 64
+//! datagrams per `recvmmsg`. It works only in the initial pid and user namespaces,
 //! and older kernels need CAP_NET_ADMIN; [`ProcConnector::open`] says why when it fails.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-const NETLINK_CONNECTOR: libc::c_int = 11;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, NetlinkAddr, recvmmsg};
+use rustix::event::{PollFd, PollFlags};
+use rustix::net;
+
 const CN_IDX_PROC: u32 = 1;
 const CN_VAL_PROC: u32 = 1;
 const PROC_CN_MCAST_LISTEN: u32 = 1;
@@ -27,7 +34,7 @@ pub const PROC_EVENT_EXEC: u32 = 0x2;
 pub const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 
 /// Socket receive buffer asked for (the kernel may grant less without privileges).
-const RCVBUF: libc::c_int = 8 << 20;
+const RCVBUF: usize = 8 << 20;
 /// How long the kernel has to acknowledge the subscription.
 const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -226,61 +233,51 @@ pub struct Drained {
     pub more: bool,
 }
 
-/// A subscribed process-events socket (non-blocking, close-on-exec).
+/// Datagrams one `recvmmsg` takes.
+const BATCH: usize = 64;
+/// Room for one datagram (a `proc_event` datagram is under 100 bytes).
+const SLOT: usize = 512;
+
+/// A subscribed process-events socket (non-blocking, close-on-exec), with the kernel-side
+/// filter of [`super::netlink_filter`] attached.
 #[derive(Debug)]
 pub struct ProcConnector {
     fd: OwnedFd,
     port: u32,
+    /// `BATCH` slots of `SLOT` bytes, filled by one `recvmmsg`.
     buffer: Vec<u8>,
 }
 
 impl ProcConnector {
-    /// Opens the socket, joins the group and subscribes, waiting for the kernel's ack.
+    /// Opens the socket, attaches the filter, joins the group and subscribes, waiting for
+    /// the kernel's ack.
     pub fn open() -> Result<ProcConnector, ConnectorError> {
-        // SAFETY: plain socket(2) call.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                NETLINK_CONNECTOR,
-            )
-        };
-        if raw < 0 {
-            return Err(ConnectorError::Socket(io::Error::last_os_error()));
+        let fd = net::socket_with(
+            net::AddressFamily::NETLINK,
+            net::SocketType::DGRAM,
+            net::SocketFlags::NONBLOCK | net::SocketFlags::CLOEXEC,
+            Some(net::netlink::CONNECTOR),
+        )
+        .map_err(|e| ConnectorError::Socket(e.into()))?;
+        // Before the subscription, so that no unfiltered event is ever queued. Without it
+        // (a kernel without socket filters) every event is read, as before. Bench hook:
+        // `FORKSCOPE_NETLINK_NO_FILTER=1` leaves it out (benches/track_idle_cpu.sh).
+        if std::env::var_os("FORKSCOPE_NETLINK_NO_FILTER").is_none()
+            && let Err(err) = super::netlink_filter::attach(fd.as_fd())
+        {
+            tracing::info!("process events: no kernel-side filter: {err}");
         }
-        // SAFETY: `raw` is a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_nl is plain data; zeroed is a valid value.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        addr.nl_groups = CN_IDX_PROC;
-        let addr_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: `addr` is a valid sockaddr_nl of `addr_len` bytes.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                addr_len,
-            )
-        };
-        if rc < 0 {
-            return Err(ConnectorError::Bind(io::Error::last_os_error()));
-        }
-        set_receive_buffer(fd.as_raw_fd());
-        let mut bound: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        let mut len = addr_len;
-        // SAFETY: getsockname writes at most `len` bytes into `bound`.
-        unsafe {
-            libc::getsockname(
-                fd.as_raw_fd(),
-                (&mut bound as *mut libc::sockaddr_nl).cast(),
-                &mut len,
-            )
-        };
+        net::bind(&fd, &net::netlink::SocketAddrNetlink::new(0, CN_IDX_PROC))
+            .map_err(|e| ConnectorError::Bind(e.into()))?;
+        set_receive_buffer(fd.as_fd());
+        let port = net::getsockname(&fd)
+            .ok()
+            .and_then(|a| net::netlink::SocketAddrNetlink::try_from(a).ok())
+            .map_or(0, |a| a.pid());
         let mut connector = ProcConnector {
             fd,
-            port: bound.nl_pid,
-            buffer: vec![0; 64 * 1024],
+            port,
+            buffer: vec![0; BATCH * SLOT],
         };
         let seq = std::process::id().rotate_left(16)
             ^ (std::time::SystemTime::now()
@@ -299,25 +296,9 @@ impl ProcConnector {
 
     fn send(&self, seq: u32, op: u32, filter: Option<u32>) -> io::Result<()> {
         let msg = control_message(self.port, seq, op, filter);
-        // SAFETY: sockaddr_nl is plain data; zeroed addresses the kernel (nl_pid 0).
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: `msg` and `kernel` are valid for the lengths given.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&kernel as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        let kernel = net::netlink::SocketAddrNetlink::new(0, 0);
+        net::sendto(&self.fd, &msg, net::SendFlags::empty(), &kernel)?;
+        Ok(())
     }
 
     fn wait_ack(&mut self, seq: u32) -> Result<(), ConnectorError> {
@@ -329,13 +310,9 @@ impl ProcConnector {
             if left.is_zero() {
                 return Err(ConnectorError::NoAck(ACK_TIMEOUT));
             }
-            let mut pfd = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as libc::c_int) };
+            let mut pfd = [PollFd::new(&self.fd, PollFlags::IN)];
+            let timeout = rustix::event::Timespec::try_from(left).ok();
+            let _ = rustix::event::poll(&mut pfd, timeout.as_ref());
             messages.clear();
             if let Err(err) = self.drain(&mut messages, 256) {
                 return Err(ConnectorError::Refused(err));
@@ -357,42 +334,61 @@ impl ProcConnector {
         }
     }
 
-    /// Reads up to `budget` datagrams without blocking, appending their events to `out`.
+    /// Reads up to `budget` datagrams without blocking (in batches of up to 64 per system
+    /// call), appending their events to `out`.
     pub fn drain(&mut self, out: &mut Vec<ProcMessage>, budget: usize) -> io::Result<Drained> {
         let mut status = Drained::default();
-        for _ in 0..budget {
-            // SAFETY: sockaddr_nl is plain data.
-            let mut from: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            let mut from_len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-            // SAFETY: the buffer and address are valid for the lengths given.
-            let n = unsafe {
-                libc::recvfrom(
+        let mut left = budget;
+        // Each pass reads at least one datagram or returns: bounded by `budget`.
+        while left > 0 {
+            let want = left.min(BATCH);
+            let received = {
+                let mut slots: Vec<[IoSliceMut<'_>; 1]> = self
+                    .buffer
+                    .chunks_mut(SLOT)
+                    .take(want)
+                    .map(|slot| [IoSliceMut::new(slot)])
+                    .collect();
+                let mut headers = MultiHeaders::<NetlinkAddr>::preallocate(want, None);
+                // nix: rustix has no recvmmsg.
+                match recvmmsg(
                     self.fd.as_raw_fd(),
-                    self.buffer.as_mut_ptr().cast(),
-                    self.buffer.len(),
-                    0,
-                    (&mut from as *mut libc::sockaddr_nl).cast(),
-                    &mut from_len,
-                )
-            };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.raw_os_error() {
-                    Some(libc::EAGAIN) => return Ok(status),
-                    Some(libc::EINTR) => continue,
-                    Some(libc::ENOBUFS) => {
-                        status.overflowed = true;
+                    &mut headers,
+                    slots.iter_mut(),
+                    MsgFlags::MSG_DONTWAIT,
+                    None,
+                ) {
+                    Ok(results) => results
+                        .map(|r| (r.bytes, r.address.map(|a| a.pid())))
+                        .collect::<Vec<_>>(),
+                    Err(Errno::EAGAIN) => return Ok(status),
+                    // Each costs budget too, so the loop stays bounded.
+                    Err(Errno::EINTR) => {
+                        left -= 1;
                         continue;
                     }
-                    _ => return Err(err),
+                    Err(Errno::ENOBUFS) => {
+                        status.overflowed = true;
+                        left -= 1;
+                        continue;
+                    }
+                    Err(err) => return Err(err.into()),
                 }
+            };
+            if received.is_empty() {
+                return Ok(status);
             }
-            // Only the kernel (port 0) speaks for the connector.
-            if from.nl_pid != 0 {
-                continue;
+            left = left.saturating_sub(received.len());
+            for (slot, (bytes, from)) in self.buffer.chunks(SLOT).zip(&received) {
+                // Only the kernel (port 0) speaks for the connector.
+                if *from != Some(0) {
+                    continue;
+                }
+                out.extend(parse_datagram(&slot[..(*bytes).min(SLOT)]));
             }
-            let len = (n as usize).min(self.buffer.len());
-            out.extend(parse_datagram(&self.buffer[..len]));
+            if received.len() < want {
+                return Ok(status);
+            }
         }
         status.more = true;
         Ok(status)
@@ -443,27 +439,14 @@ impl mio::event::Source for ProcConnector {
 
 /// Test hook: `FORKSCOPE_NETLINK_RCVBUF=BYTES` shrinks the receive buffer so that tests can
 /// make the kernel drop events and check the reconciliation.
-fn set_receive_buffer(fd: RawFd) {
+fn set_receive_buffer(fd: BorrowedFd<'_>) {
     let size = std::env::var("FORKSCOPE_NETLINK_RCVBUF")
         .ok()
-        .and_then(|v| v.parse::<libc::c_int>().ok())
+        .and_then(|v| v.parse::<usize>().ok())
         .filter(|v| *v > 0)
         .unwrap_or(RCVBUF);
-    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: `size` is a valid c_int option value.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                option,
-                (&size as *const libc::c_int).cast(),
-                len,
-            )
-        };
-        if rc == 0 {
-            return;
-        }
+    if net::sockopt::set_socket_recv_buffer_size_force(fd, size).is_err() {
+        let _ = net::sockopt::set_socket_recv_buffer_size(fd, size);
     }
 }
 

@@ -109,6 +109,8 @@ fn subscribes_and_sees_our_own_child() {
         // Not every test machine allows it; the integration tests check `auto` then.
         return;
     };
+    // A thread's birth and end come first: the kernel-side filter drops them.
+    std::thread::spawn(|| ()).join().unwrap();
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id() as i32;
     child.wait().unwrap();
@@ -118,6 +120,20 @@ fn subscribes_and_sees_our_own_child() {
     while !seen_exit && Instant::now() < deadline {
         messages.clear();
         connector.drain(&mut messages, 1024).unwrap();
+        for m in &messages {
+            match m.event {
+                ProcEvent::Fork {
+                    child_pid,
+                    child_tgid,
+                    ..
+                } => assert_eq!(child_pid, child_tgid, "a thread's fork passed the filter"),
+                ProcEvent::Exit { pid, tgid, .. } => {
+                    assert_eq!(pid, tgid, "a thread's exit passed the filter")
+                }
+                ProcEvent::Other { what } => panic!("kind {what:#x} passed the filter"),
+                _ => {}
+            }
+        }
         seen_exit = messages.iter().any(|m| {
             matches!(m.event, ProcEvent::Exit { pid: p, tgid, exit_code: 0, .. }
                 if p == pid && tgid == pid)

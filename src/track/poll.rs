@@ -155,9 +155,18 @@ impl PollTracker {
         self.diff(tree, Instant::now())
     }
 
+    /// Like [`PollTracker::observe`] over a tree read a moment ago: the processes in
+    /// `unread` (started since) are alive, not ended, though the tree lacks them.
+    pub fn observe_read_earlier(&mut self, tree: Vec<ProcStat>, unread: HashSet<i32>) -> Scan {
+        self.diff_seeing(tree, Instant::now(), unread)
+    }
+
     fn diff(&mut self, tree: Vec<ProcStat>, now: Instant) -> Scan {
+        self.diff_seeing(tree, now, HashSet::new())
+    }
+
+    fn diff_seeing(&mut self, tree: Vec<ProcStat>, now: Instant, mut seen: HashSet<i32>) -> Scan {
         let mut scan = Scan::default();
-        let mut seen = HashSet::new();
         let all: HashMap<i32, ProcStat> = tree
             .iter()
             .filter(|s| self.zombies.contains(s.pid, Some(s.start_time)))

@@ -4,6 +4,10 @@
 //! channels, deadlocks) and sends a [`SyncReport`] on a bounded channel (capacity 2; a report
 //! the UI has not taken yet makes the new one be dropped). The [`Scanner`] lives on the
 //! thread, so "blocked for" and exited barrier parties accumulate across scans.
+//!
+//! The cheap scan slows down while nothing changes: after each scan whose waits are the
+//! same as the previous one's the interval doubles, up to [`QUIET_SLOWDOWN`] times; a new
+//! request (other pids, the Sync view opened) or a changed wait brings it back at once.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -11,7 +15,28 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::scan::Scanner;
-use crate::model::sync::SyncReport;
+use crate::model::sync::{ProcessWaits, SyncReport};
+
+/// How many times slower the cheap scan gets while the tree's waits stay the same.
+pub const QUIET_SLOWDOWN: u32 = 4;
+
+/// The wait before the next scan after `quiet` unchanged cheap scans in a row.
+fn next_wait(interval: Duration, quiet: u32) -> Duration {
+    interval * (1u32 << quiet.min(QUIET_SLOWDOWN.trailing_zeros()))
+}
+
+/// What tells two cheap scans apart: each thread's wait, not how long it has lasted.
+fn fingerprint(waits: &[ProcessWaits]) -> Vec<(i32, Vec<String>)> {
+    waits
+        .iter()
+        .map(|p| {
+            let threads = std::iter::once(p.blocked_on.identity())
+                .chain(p.threads.iter().map(|t| t.blocked_on.identity()))
+                .collect();
+            (p.pid, threads)
+        })
+        .collect()
+}
 
 /// What to scan. The latest request wins; an empty `pids` pauses scanning.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -76,8 +101,10 @@ impl Drop for SyncWatcher {
 fn run(requests: Receiver<SyncRequest>, reports: Sender<SyncSnapshot>, interval: Duration) {
     let mut request = SyncRequest::default();
     let mut scanner = Scanner::new();
+    let mut quiet = 0u32;
+    let mut previous: Option<Vec<(i32, Vec<String>)>> = None;
     loop {
-        match requests.recv_timeout(interval) {
+        match requests.recv_timeout(next_wait(interval, quiet)) {
             Ok(mut r) => {
                 for _ in 0..requests.len() {
                     if let Ok(newer) = requests.try_recv() {
@@ -85,6 +112,8 @@ fn run(requests: Receiver<SyncRequest>, reports: Sender<SyncSnapshot>, interval:
                     }
                 }
                 request = r;
+                quiet = 0;
+                previous = None;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
@@ -93,10 +122,19 @@ fn run(requests: Receiver<SyncRequest>, reports: Sender<SyncSnapshot>, interval:
             continue;
         }
         let report = if request.full {
+            quiet = 0;
             scanner.scan(&request.pids)
         } else {
+            let processes = scanner.scan_waits(&request.pids);
+            let now = fingerprint(&processes);
+            quiet = if previous.as_ref() == Some(&now) {
+                quiet.saturating_add(1)
+            } else {
+                0
+            };
+            previous = Some(now);
             SyncReport {
-                processes: scanner.scan_waits(&request.pids),
+                processes,
                 ..SyncReport::default()
             }
         };
@@ -114,6 +152,15 @@ fn run(requests: Receiver<SyncRequest>, reports: Sender<SyncSnapshot>, interval:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unchanged_tree_is_scanned_less_often() {
+        let second = Duration::from_secs(1);
+        assert_eq!(next_wait(second, 0), second);
+        assert_eq!(next_wait(second, 1), 2 * second);
+        assert_eq!(next_wait(second, 2), 4 * second);
+        assert_eq!(next_wait(second, 50), 4 * second);
+    }
 
     #[test]
     fn scans_own_process_until_dropped() {

@@ -6,6 +6,7 @@ mod actions;
 #[cfg(test)]
 mod fake_os;
 mod ptrace;
+mod sampling;
 mod shared_pipes;
 mod signals;
 mod stop;
@@ -88,6 +89,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     release_stop_signals();
     let mut config = config;
     let hooks = start_python_hooks(&mut config, me, &waker);
+    let sampler = super::sampler::Sampler::start(waker.clone());
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let events_tx = events_tx.with_tap(config.tap.clone());
     let emitter = events_tx.clone();
@@ -101,6 +103,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     engine.captures.steps.held = gate.is_some();
     engine.gate = gate;
     engine.hooks = hooks;
+    engine.sampler = Some(sampler);
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -250,6 +253,10 @@ pub(crate) struct Engine {
     /// Workers not started yet: started a few at a time between turns of the loop, so
     /// exits and signals are not held up by the start of a big pool.
     starting: VecDeque<WorkerRef>,
+    /// The `/proc` reads of samples, off this thread.
+    sampler: Option<super::sampler::Sampler>,
+    /// Pids reaped while a sample was being read (its reading of them is stale).
+    reaped_while_sampling: Vec<i32>,
 }
 
 impl Engine {
@@ -299,6 +306,8 @@ impl Engine {
             gate: None,
             hooks: None,
             starting: VecDeque::new(),
+            sampler: None,
+            reaped_while_sampling: Vec::new(),
         }
     }
 
@@ -330,6 +339,7 @@ impl Engine {
             // Before any exit is handled: a process's own pipes are read before its end.
             self.take_own_pipes();
             self.take_actions();
+            self.take_sample();
             // One decision for the whole turn: reading may fill the channel again, and the
             // reaping after it must still happen (a flood must not starve it).
             let congested = self.events.congested();

@@ -13,6 +13,7 @@ use super::Engine;
 use crate::inspect::proc;
 use crate::model::{EventBody, TrackSource};
 use crate::supervise::reap::Reaped;
+use crate::supervise::sampler::Request;
 use crate::track::TrackMode;
 use crate::track::kernel::{KernelTracker, LiveProc, ReapVerdict, Tracked};
 use crate::track::netlink::{ConnectorError, ProcConnector, ProcMessage};
@@ -174,7 +175,7 @@ impl Engine {
             .and_then(|k| k.reconcile_due)
             .is_some_and(|at| at <= Instant::now())
         {
-            self.scan_tree(false);
+            self.scan_tree();
         }
     }
 
@@ -223,11 +224,12 @@ impl Engine {
         }
     }
 
-    /// Samples the tree. With an exact source only the tree's own pids are read, except for
-    /// the periodic full scan that reconciles the kernel's view with `/proc`.
+    /// Samples the tree: asks the sampler thread for the tree's pids (an exact source) or
+    /// for a scan of `/proc` (polling). With the kernel source, the periodic full scan that
+    /// reconciles its view with `/proc` runs here first.
     pub(super) fn sample(&mut self) {
-        let Some(members) = self.exact_members() else {
-            self.scan_tree(true);
+        let Some(_) = self.exact_members() else {
+            self.request_sample(Request::Tree { root: self.me });
             return;
         };
         let full_scan_due = self.kernel.as_ref().is_some_and(|k| {
@@ -235,25 +237,18 @@ impl Engine {
                 .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY)
         });
         if full_scan_due {
-            self.scan_tree(true);
-            return;
+            self.scan_tree();
+        } else {
+            self.drain_kernel();
         }
-        self.drain_kernel();
-        let tree: Vec<proc::ProcStat> = members
-            .into_iter()
-            .filter_map(|(pid, start)| {
-                proc::read_stat(pid)
-                    .ok()
-                    .filter(|stat| start.is_none_or(|s| s == stat.start_time))
-            })
-            .collect();
-        let scan = self.tracker.observe(tree);
-        self.emit_sample(scan.samples);
+        if let Some(members) = self.exact_members() {
+            self.request_sample(Request::Members(members));
+        }
     }
 
     /// The tree's live processes as an exact source knows them (workers included); `None`
     /// when polling, which has to scan all of `/proc` to find them.
-    fn exact_members(&self) -> Option<Vec<(i32, Option<u64>)>> {
+    pub(super) fn exact_members(&self) -> Option<Vec<(i32, Option<u64>)>> {
         let mut members: Vec<(i32, Option<u64>)> = if let Some(tracer) = &self.ptrace {
             tracer
                 .followed()
@@ -270,7 +265,8 @@ impl Engine {
         Some(members)
     }
 
-    fn scan_tree(&mut self, samples: bool) {
+    /// Reconciles the kernel's view of the tree with a scan of `/proc`.
+    fn scan_tree(&mut self) {
         self.drain_kernel();
         let all = match proc::scan_all() {
             Ok(all) => all,
@@ -281,20 +277,10 @@ impl Engine {
         };
         let tree = proc::descendants_in(&all, self.me);
         if self.ptrace.is_some() {
-            // Exact already: /proc only gives the samples.
             self.release_held_tracees();
-            if samples {
-                let scan = self.tracker.observe(tree);
-                self.emit_sample(scan.samples);
-            }
             return;
         }
         if self.kernel.is_none() {
-            let scan = self.tracker.observe(tree);
-            for event in scan.events {
-                self.events.emit(event);
-            }
-            self.emit_sample(scan.samples);
             return;
         }
         // Events queued while /proc was read are applied before comparing. If the socket
@@ -316,16 +302,13 @@ impl Engine {
             kernel.last_reconcile = Some(Instant::now());
             kernel.reconcile_due = None;
         }
-        if samples {
-            let scan = self.tracker.observe(tree);
-            self.emit_sample(scan.samples);
-        }
     }
 
     /// Decides how a reaped non-worker child is reported: `AlreadyReported` when a source
     /// reported its exit (it was a zombie, now collected by forkscope), else its last known
     /// parent and whether its birth was reported.
     pub(super) fn reaped_descendant(&mut self, child: &Reaped) -> ReapVerdict {
+        self.reaped_while_sampling(child.pid);
         let start = child.stat.as_ref().map(|s| s.start_time);
         if let Some(tracer) = self.ptrace.as_mut() {
             self.tracker.forget(child.pid);
@@ -355,6 +338,7 @@ impl Engine {
 
     /// A worker was reaped: its exit is the engine's; keep the kernel's set in step.
     pub(super) fn reaped_worker(&mut self, child: &Reaped) {
+        self.reaped_while_sampling(child.pid);
         self.tracker.forget(child.pid);
         if let Some(kernel) = self.kernel.as_mut() {
             let start = child.stat.as_ref().map(|s| s.start_time);
