@@ -15,7 +15,11 @@ use crate::model::lesson::STEP_PREFIX;
 use crate::model::{EventBody, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
-const VISIT_BUDGET: usize = 256 * 1024;
+const VISIT_BUDGET: usize = 1024 * 1024;
+/// A pipe's default buffer: a read this size means the writer may be waiting for room.
+const PIPE_CAPACITY: usize = 64 * 1024;
+/// The buffer of a flooded pipe, and the size of one read.
+const WIDE_PIPE: usize = 1024 * 1024;
 
 struct Capture {
     pid: i32,
@@ -27,6 +31,8 @@ struct Capture {
     pty: bool,
     /// The pipe's inode (what `/proc/PID/fd/N` of its writers links to as `pipe:[inode]`).
     inode: u64,
+    /// The pipe's buffer was enlarged (or that was tried).
+    widened: bool,
 }
 
 /// Lesson steps found among the stdout lines (`model::lesson`).
@@ -66,7 +72,7 @@ impl Captures {
             steps: StepLines::default(),
             hot: HashSet::new(),
             next_token: FIRST_PIPE_TOKEN,
-            buffer: vec![0; 64 * 1024],
+            buffer: vec![0; WIDE_PIPE],
         }
     }
 
@@ -93,6 +99,7 @@ impl Captures {
                 seq: 0,
                 pty: false,
                 inode,
+                widened: false,
             },
         );
         self.hot.insert(token);
@@ -215,7 +222,8 @@ impl Captures {
             match result {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
-                        emit_piece(events, capture, piece, &mut self.steps);
+                        let body = body_of(capture, piece, &mut self.steps);
+                        events.emit(body);
                     }
                     let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
                     self.pipes.remove(&token);
@@ -224,12 +232,17 @@ impl Captures {
                 }
                 Ok(n) => {
                     taken += n;
-                    let Capture { splitter, .. } = capture;
-                    let mut pieces = Vec::new();
-                    splitter.feed(&self.buffer[..n], &mut |piece| pieces.push(piece));
-                    for piece in pieces {
-                        emit_piece(events, capture, piece, &mut self.steps);
+                    if n == PIPE_CAPACITY && !capture.pty && !capture.widened {
+                        capture.widened = true;
+                        widen(&capture.file);
                     }
+                    let mut splitter = std::mem::take(&mut capture.splitter);
+                    let mut bodies = Vec::with_capacity(n / 32 + 1);
+                    splitter.feed(&self.buffer[..n], &mut |piece| {
+                        bodies.push(body_of(capture, piece, &mut self.steps));
+                    });
+                    capture.splitter = splitter;
+                    events.emit_all(bodies);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.hot.remove(&token);
@@ -248,7 +261,8 @@ impl Captures {
     }
 }
 
-fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut StepLines) {
+/// The event of one line or piece: a lesson step, or output.
+fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventBody {
     if capture.stream == Stream::Stdout
         && !piece.partial
         && piece.bytes.starts_with(STEP_PREFIX.as_bytes())
@@ -261,15 +275,14 @@ fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut
         if held {
             steps.announced.push((capture.pid, steps.count));
         }
-        events.emit(EventBody::Step {
+        return EventBody::Step {
             pid: capture.pid,
             n: steps.count,
             title: words.title,
             text: words.text,
             question: words.question,
             held,
-        });
-        return;
+        };
     }
     capture.seq += 1;
     let (line, raw_hex) = match String::from_utf8(piece.bytes) {
@@ -282,12 +295,21 @@ fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut
             )
         }
     };
-    events.emit(EventBody::Output {
+    EventBody::Output {
         pid: capture.pid,
         stream: capture.stream,
         line,
         raw_hex,
         seq: capture.seq,
         partial: piece.partial,
-    });
+    }
+}
+
+/// Gives a pipe that a flood filled a larger buffer (fewer reads and context switches).
+/// Only flooded pipes get it: the pages count against a per-user limit beyond which every
+/// new pipe of the user is small. Failing (that limit, an old kernel) changes nothing.
+fn widen(file: &std::fs::File) {
+    if let Err(err) = rustix::pipe::fcntl_setpipe_size(file, WIDE_PIPE) {
+        tracing::debug!("cannot widen a capture pipe: {err}");
+    }
 }
