@@ -75,12 +75,44 @@ fn may_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xc2 || b == 0xe2
 }
 
+const ONES: u64 = u64::MAX / 255;
+const HIGHS: u64 = ONES * 0x80;
+
+/// Whether some byte of `word` is `value` (may say yes wrongly, never no wrongly).
+fn has_byte(word: u64, value: u8) -> bool {
+    let x = word ^ (ONES * u64::from(value));
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+/// The first byte of `bytes` for which [`may_escape`] holds: eight bytes at a time.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if control
+            || [b'"', b'\\', 0x7f, 0xc2, 0xe2]
+                .iter()
+                .any(|&v| has_byte(word, v))
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| may_escape(b))
+        .map(|i| at + i)
+}
+
 /// `text` as a JSON string, quoted, escaped as serde_json does plus the terminal controls.
 fn string(buf: &mut Vec<u8>, text: &str) {
     buf.push(b'"');
     let bytes = text.as_bytes();
     let mut start = 0;
-    while let Some(offset) = bytes[start..].iter().position(|&b| may_escape(b)) {
+    while let Some(offset) = first_to_escape(&bytes[start..]) {
         let at = start + offset;
         buf.extend_from_slice(&bytes[start..at]);
         // `at` starts a character: every byte tested is ASCII or a UTF-8 lead byte.
@@ -173,6 +205,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn word_scan_finds_the_first(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let naive = bytes.iter().position(|&b| may_escape(b));
+            proptest::prop_assert_eq!(first_to_escape(&bytes), naive);
+        }
+
         #[test]
         fn any_line_any_time(line in "\\PC{0,40}|[\\x00-\\x7f\u{80}-\u{9f}\u{2000}-\u{206f}]{0,40}",
                              t in 0.0f64..1e6, partial: bool) {

@@ -12,14 +12,10 @@ use super::channel::EventTx;
 use super::lines::{LineSplitter, Piece};
 use crate::inspect::shm::decode::hex::hex_string;
 use crate::model::lesson::STEP_PREFIX;
-use crate::model::{EventBody, Stream};
+use crate::model::{Event, EventBody, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
-const VISIT_BUDGET: usize = 1024 * 1024;
-/// A pipe's default buffer: a read this size means the writer may be waiting for room.
-const PIPE_CAPACITY: usize = 64 * 1024;
-/// The buffer of a flooded pipe, and the size of one read.
-const WIDE_PIPE: usize = 1024 * 1024;
+const VISIT_BUDGET: usize = 256 * 1024;
 
 struct Capture {
     pid: i32,
@@ -31,8 +27,6 @@ struct Capture {
     pty: bool,
     /// The pipe's inode (what `/proc/PID/fd/N` of its writers links to as `pipe:[inode]`).
     inode: u64,
-    /// The pipe's buffer was enlarged (or that was tried).
-    widened: bool,
 }
 
 /// Lesson steps found among the stdout lines (`model::lesson`).
@@ -72,7 +66,7 @@ impl Captures {
             steps: StepLines::default(),
             hot: HashSet::new(),
             next_token: FIRST_PIPE_TOKEN,
-            buffer: vec![0; WIDE_PIPE],
+            buffer: vec![0; 64 * 1024],
         }
     }
 
@@ -99,7 +93,6 @@ impl Captures {
                 seq: 0,
                 pty: false,
                 inode,
-                widened: false,
             },
         );
         self.hot.insert(token);
@@ -232,17 +225,17 @@ impl Captures {
                 }
                 Ok(n) => {
                     taken += n;
-                    if n == PIPE_CAPACITY && !capture.pty && !capture.widened {
-                        capture.widened = true;
-                        widen(&capture.file);
-                    }
+                    let bytes = &self.buffer[..n];
+                    let t = events.stamp();
                     let mut splitter = std::mem::take(&mut capture.splitter);
-                    let mut bodies = Vec::with_capacity(n / 32 + 1);
-                    splitter.feed(&self.buffer[..n], &mut |piece| {
-                        bodies.push(body_of(capture, piece, &mut self.steps));
+                    let mut batch =
+                        Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
+                    splitter.feed(bytes, &mut |piece| {
+                        let body = body_of(capture, piece, &mut self.steps);
+                        batch.push(Event { t, body });
                     });
                     capture.splitter = splitter;
-                    events.emit_all(bodies);
+                    events.emit_all(batch);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.hot.remove(&token);
@@ -302,14 +295,5 @@ fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventB
         raw_hex,
         seq: capture.seq,
         partial: piece.partial,
-    }
-}
-
-/// Gives a pipe that a flood filled a larger buffer (fewer reads and context switches).
-/// Only flooded pipes get it: the pages count against a per-user limit beyond which every
-/// new pipe of the user is small. Failing (that limit, an old kernel) changes nothing.
-fn widen(file: &std::fs::File) {
-    if let Err(err) = rustix::pipe::fcntl_setpipe_size(file, WIDE_PIPE) {
-        tracing::debug!("cannot widen a capture pipe: {err}");
     }
 }

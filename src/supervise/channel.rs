@@ -159,12 +159,16 @@ impl EventTx {
         self.unknown_exits.load(Ordering::SeqCst)
     }
 
-    /// Sends events that happened together (the lines of one read), stamped now, as one
-    /// batch.
-    pub fn emit_all(&self, bodies: impl IntoIterator<Item = EventBody>) {
+    /// The time to stamp events with now (never earlier than an event already sent).
+    pub fn stamp(&self) -> f64 {
         let t = self.clock.elapsed().as_secs_f64();
         self.last_t.fetch_max(t.to_bits(), Ordering::SeqCst);
-        let batch: Vec<Event> = bodies.into_iter().map(|body| Event { t, body }).collect();
+        t
+    }
+
+    /// Sends events that happened together (the lines of one read, stamped with
+    /// [`EventTx::stamp`]) as one batch.
+    pub fn emit_all(&self, batch: Vec<Event>) {
         if !batch.is_empty() {
             self.send_batch(batch);
         }
