@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import resource
 import statistics
 import subprocess
 import sys
@@ -264,6 +265,13 @@ def output_command(total, line_len):
     return f"yes {'x' * (line_len - 1)} | head -c {total}"
 
 
+def children_cpu():
+    """CPU seconds (user + sys) of every waited-for descendant so far: on a loaded machine
+    the CPU a run costs says more than its wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def output_plain(total, line_len):
     t0 = now()
     subprocess.run(["sh", "-c", output_command(total, line_len)], stdout=subprocess.DEVNULL, check=True)
@@ -320,11 +328,17 @@ def output_forkscope_lines(forkscope, total, line_len, flags=()):
 def bench_output(forkscope, total, line_len, runs):
     mb = total / 1e6
     print(f"## output: {mb:.0f} MB in lines of {line_len} bytes, {runs} runs each")
+    print(f"load average at the start: {open('/proc/loadavg').read().strip()}")
     plain, piped, fs, peaks = [], [], [], []
+    cpu_piped, cpu_fs = [], []
     for _ in range(runs):
         plain.append(output_plain(total, line_len))
+        cpu0 = children_cpu()
         piped.append(output_piped(total, line_len))
+        cpu_piped.append(children_cpu() - cpu0)
+        cpu0 = children_cpu()
         took, peak = output_forkscope(forkscope, total, line_len)
+        cpu_fs.append(children_cpu() - cpu0)
         fs.append(took)
         peaks.append(peak)
     m = statistics.median
@@ -336,6 +350,9 @@ def bench_output(forkscope, total, line_len, runs):
         f"ratios (median time): forkscope/plain {m(fs) / m(plain):.2f}, "
         f"forkscope/pipe-to-cat {m(fs) / m(piped):.2f}"
     )
+    print(f"CPU (user+sys, all processes): pipe to cat {summary(cpu_piped, 's', 1)}, "
+          f"forkscope {summary(cpu_fs, 's', 1)}, ratio {m(cpu_fs) / m(cpu_piped):.2f}")
+    print(f"load average at the end: {open('/proc/loadavg').read().strip()}")
     lines = output_forkscope_lines(forkscope, total, line_len)
     print(f"check run: {lines} output events, seq contiguous, expected {total // line_len}")
 

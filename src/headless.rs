@@ -6,25 +6,32 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use crate::model::{Action, Event, EventBody, printable};
+use crate::model::{Action, Event, EventBody};
 use crate::notify::ServiceNotifier;
 use crate::supervise::EngineHandle;
+
+mod json;
+use json::JsonLines;
+
+/// Bytes of JSON gathered before a write to stdout (or the recording).
+const OUT_BUFFER: usize = 1 << 20;
 
 /// Writes events as JSON lines to a file.
 pub struct Recorder {
     out: BufWriter<File>,
+    json: JsonLines,
 }
 
 impl Recorder {
     pub fn create(path: &Path) -> io::Result<Recorder> {
         Ok(Recorder {
-            out: BufWriter::new(File::create(path)?),
+            out: BufWriter::with_capacity(OUT_BUFFER, File::create(path)?),
+            json: JsonLines::default(),
         })
     }
 
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n")
+        self.json.write(&mut self.out, event)
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -32,25 +39,16 @@ impl Recorder {
     }
 }
 
-/// Writes one serialised event and its newline; the terminal controls serde_json leaves raw
-/// (DEL, C1) are escaped, since stdout may be a terminal.
-fn write_line(out: &mut impl Write, json: &[u8]) -> io::Result<()> {
-    match std::str::from_utf8(json) {
-        Ok(text) => out.write_all(printable::json(text).as_bytes())?,
-        Err(_) => out.write_all(json)?,
-    }
-    out.write_all(b"\n")
-}
-
-/// The next event; with a notifier, waking for its start deadlines and watchdog meanwhile.
-fn next_event(engine: &EngineHandle, notifier: Option<&mut ServiceNotifier>) -> Option<Event> {
+/// The next batch of events; with a notifier, waking for its start deadlines and watchdog
+/// meanwhile.
+fn next_batch(engine: &EngineHandle, notifier: Option<&mut ServiceNotifier>) -> Option<Vec<Event>> {
     let Some(notifier) = notifier else {
-        return engine.events.recv();
+        return engine.events.recv_batch();
     };
     loop {
         let wait = notifier.wait(std::time::Instant::now());
-        match engine.events.recv_timeout(wait) {
-            Ok(event) => return Some(event),
+        match engine.events.recv_batch_timeout(wait) {
+            Ok(batch) => return Some(batch),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => notifier.tick(),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
         }
@@ -68,54 +66,49 @@ pub fn print_events(
         tracing::debug!("no short scheduler slice for the printer: {err}");
     }
     let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut out = BufWriter::with_capacity(OUT_BUFFER, stdout.lock());
+    let mut json = JsonLines::default();
     let mut status = 1;
     let mut stdout_broken = false;
-    let mut line = Vec::with_capacity(1024);
-    while let Some(event) = next_event(engine, notifier.as_mut()) {
-        if let Some(rec) = recorder.as_mut()
-            && let Err(err) = rec.write(&event)
-        {
-            tracing::error!("recording failed: {err}");
-            recorder = None;
-        }
-        let end = match event.body {
-            EventBody::End { status: s, .. } => {
-                status = s;
-                true
+    'batches: while let Some(batch) = next_batch(engine, notifier.as_mut()) {
+        let last = batch.len();
+        for (i, event) in batch.into_iter().enumerate() {
+            if let Some(rec) = recorder.as_mut()
+                && let Err(err) = rec.write(&event)
+            {
+                tracing::error!("recording failed: {err}");
+                recorder = None;
             }
-            _ => false,
-        };
-        let shown = samples || !matches!(event.body, EventBody::Sample { .. });
-        if shown && !stdout_broken {
-            line.clear();
-            let written = serde_json::to_writer(&mut line, &event)
-                .map_err(io::Error::from)
-                .and_then(|()| write_line(&mut out, &line));
-            if written.is_err() {
+            let end = match event.body {
+                EventBody::End { status: s, .. } => {
+                    status = s;
+                    true
+                }
+                _ => false,
+            };
+            let shown = samples || !matches!(event.body, EventBody::Sample { .. });
+            if shown && !stdout_broken && json.write(&mut out, &event).is_err() {
                 // Nobody reads our output any more: stop the tree as if asked to quit.
                 stdout_broken = true;
                 engine.actions.send(Action::Quit);
             }
-        }
-        // The service manager hears of a change only after stdout shows its event.
-        let notify = notifier.is_some()
-            && !matches!(
-                event.body,
-                EventBody::Output { .. } | EventBody::Sample { .. }
-            );
-        if (end || notify || engine.events.raw().is_empty())
-            && !stdout_broken
-            && out.flush().is_err()
-        {
-            stdout_broken = true;
-            engine.actions.send(Action::Quit);
-        }
-        if let Some(notifier) = notifier.as_mut() {
-            notifier.on_event(&event);
-        }
-        if end {
-            break;
+            // The service manager hears of a change only after stdout shows its event.
+            let notify = notifier.is_some()
+                && !matches!(
+                    event.body,
+                    EventBody::Output { .. } | EventBody::Sample { .. }
+                );
+            let caught_up = i + 1 == last && engine.events.is_empty();
+            if (end || notify || caught_up) && !stdout_broken && out.flush().is_err() {
+                stdout_broken = true;
+                engine.actions.send(Action::Quit);
+            }
+            if let Some(notifier) = notifier.as_mut() {
+                notifier.on_event(&event);
+            }
+            if end {
+                break 'batches;
+            }
         }
     }
     if let Some(mut rec) = recorder {

@@ -28,12 +28,7 @@ pub const SUBSCRIBER_BYTES: usize = 16 << 20;
 
 /// The memory an event holds beyond its fixed size: output text.
 fn weight(event: &Event) -> usize {
-    match &event.body {
-        EventBody::Output { line, raw_hex, .. } => {
-            line.len() + raw_hex.as_ref().map_or(0, String::len)
-        }
-        _ => 0,
-    }
+    crate::supervise::channel::weight(&event.body)
 }
 
 /// One event shared by the ring and every subscriber, serialised once, when first needed.
@@ -154,37 +149,50 @@ fn is_lifecycle(body: &EventBody) -> bool {
 
 impl EventTap for Hub {
     fn observe(&self, event: &Event) {
-        let weight = weight(event);
-        let shared = Arc::new(SharedEvent {
-            event: event.clone(),
-            json: OnceLock::new(),
-            weight,
-        });
-        if is_lifecycle(&event.body) {
-            let _ = self.lifecycle.send(shared.clone());
+        self.observe_all(std::slice::from_ref(event));
+    }
+
+    fn observe_all(&self, events: &[Event]) {
+        let shared: Vec<Arc<SharedEvent>> = events
+            .iter()
+            .map(|event| {
+                Arc::new(SharedEvent {
+                    event: event.clone(),
+                    json: OnceLock::new(),
+                    weight: weight(event),
+                })
+            })
+            .collect();
+        for event in shared.iter().filter(|s| is_lifecycle(&s.event.body)) {
+            let _ = self.lifecycle.send(event.clone());
         }
         let mut inner = self.lock();
-        inner.ring_bytes += weight;
-        inner.ring.push_back(shared.clone());
+        for event in &shared {
+            inner.ring_bytes += event.weight;
+            inner.ring.push_back(event.clone());
+        }
         while inner.ring.len() > RING_EVENTS || inner.ring_bytes > RING_BYTES {
             let Some(oldest) = inner.ring.pop_front() else {
                 break;
             };
             inner.ring_bytes -= oldest.weight;
         }
-        inner.subscribers.retain(|sub| {
-            let queued = sub.queued_bytes.fetch_add(weight, Ordering::SeqCst) + weight;
-            let full = queued > SUBSCRIBER_BYTES
-                || match sub.tx.try_send(shared.clone()) {
-                    Ok(()) => false,
-                    Err(mpsc::error::TrySendError::Full(_)) => true,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                };
-            if full {
-                sub.cut_off.store(true, Ordering::SeqCst);
-            }
-            !full
-        });
+        for event in shared {
+            let weight = event.weight;
+            inner.subscribers.retain(|sub| {
+                let queued = sub.queued_bytes.fetch_add(weight, Ordering::SeqCst) + weight;
+                let full = queued > SUBSCRIBER_BYTES
+                    || match sub.tx.try_send(event.clone()) {
+                        Ok(()) => false,
+                        Err(mpsc::error::TrySendError::Full(_)) => true,
+                        Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                    };
+                if full {
+                    sub.cut_off.store(true, Ordering::SeqCst);
+                }
+                !full
+            });
+        }
     }
 }
 

@@ -389,7 +389,7 @@ fn push_bounded<T>(history: &mut VecDeque<T>, value: T) {
 }
 
 mod update;
-pub use update::update;
+pub use update::{update, update_output};
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -12,7 +12,7 @@ use super::channel::EventTx;
 use super::lines::{LineSplitter, Piece};
 use crate::inspect::shm::decode::hex::hex_string;
 use crate::model::lesson::STEP_PREFIX;
-use crate::model::{EventBody, Stream};
+use crate::model::{Event, EventBody, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
 const VISIT_BUDGET: usize = 256 * 1024;
@@ -215,7 +215,8 @@ impl Captures {
             match result {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
-                        emit_piece(events, capture, piece, &mut self.steps);
+                        let body = body_of(capture, piece, &mut self.steps);
+                        events.emit(body);
                     }
                     let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
                     self.pipes.remove(&token);
@@ -224,12 +225,17 @@ impl Captures {
                 }
                 Ok(n) => {
                     taken += n;
-                    let Capture { splitter, .. } = capture;
-                    let mut pieces = Vec::new();
-                    splitter.feed(&self.buffer[..n], &mut |piece| pieces.push(piece));
-                    for piece in pieces {
-                        emit_piece(events, capture, piece, &mut self.steps);
-                    }
+                    let bytes = &self.buffer[..n];
+                    let t = events.stamp();
+                    let mut splitter = std::mem::take(&mut capture.splitter);
+                    let mut batch =
+                        Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
+                    splitter.feed(bytes, &mut |piece| {
+                        let body = body_of(capture, piece, &mut self.steps);
+                        batch.push(Event { t, body });
+                    });
+                    capture.splitter = splitter;
+                    events.emit_all(batch);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.hot.remove(&token);
@@ -248,7 +254,8 @@ impl Captures {
     }
 }
 
-fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut StepLines) {
+/// The event of one line or piece: a lesson step, or output.
+fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventBody {
     if capture.stream == Stream::Stdout
         && !piece.partial
         && piece.bytes.starts_with(STEP_PREFIX.as_bytes())
@@ -261,15 +268,14 @@ fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut
         if held {
             steps.announced.push((capture.pid, steps.count));
         }
-        events.emit(EventBody::Step {
+        return EventBody::Step {
             pid: capture.pid,
             n: steps.count,
             title: words.title,
             text: words.text,
             question: words.question,
             held,
-        });
-        return;
+        };
     }
     capture.seq += 1;
     let (line, raw_hex) = match String::from_utf8(piece.bytes) {
@@ -282,12 +288,12 @@ fn emit_piece(events: &EventTx, capture: &mut Capture, piece: Piece, steps: &mut
             )
         }
     };
-    events.emit(EventBody::Output {
+    EventBody::Output {
         pid: capture.pid,
         stream: capture.stream,
         line,
         raw_hex,
         seq: capture.seq,
         partial: piece.partial,
-    });
+    }
 }

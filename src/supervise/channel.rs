@@ -4,6 +4,8 @@
 //! children's pipes (their writes then block, as they would with any slow reader) until the
 //! consumer is back under both `LOW_WATER` and `LOW_WATER_BYTES`. The byte bound matters for
 //! long lines: 100,000 events of 64 KiB pieces would otherwise be 6.5 GB in flight.
+//! Events travel in batches (every line of one read of a pipe is one batch), so a flood of
+//! short lines costs one channel operation per read, not per line.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -26,20 +28,33 @@ pub const LOW_WATER_BYTES: usize = 4 << 20;
 #[derive(Debug)]
 struct Flow {
     pending: AtomicUsize,
-    /// Output bytes of the events in flight.
+    /// Output bytes of the events in flight ([`weight`] of each).
     pending_bytes: AtomicUsize,
-    /// The weight (output bytes) of every event in flight, in channel order, so that
-    /// `ack(n)` (which only knows a count) can give back the right number of bytes.
-    weights_tx: Sender<usize>,
-    weights_rx: Receiver<usize>,
     paused: AtomicBool,
     waker: Arc<Waker>,
+}
+
+/// What an event counts for in the byte bounds: the text of an output line.
+pub fn weight(body: &EventBody) -> usize {
+    match body {
+        EventBody::Output { line, raw_hex, .. } => {
+            line.len() + raw_hex.as_ref().map_or(0, String::len)
+        }
+        _ => 0,
+    }
 }
 
 /// Sees every event as it is sent, on the sending thread, before the primary consumer gets
 /// it (the control socket's ring and subscribers). Must never block.
 pub trait EventTap: Send + Sync {
     fn observe(&self, event: &Event);
+
+    /// Sees a batch of events, in order.
+    fn observe_all(&self, events: &[Event]) {
+        for event in events {
+            self.observe(event);
+        }
+    }
 }
 
 /// A shared [`EventTap`].
@@ -56,7 +71,7 @@ impl std::fmt::Debug for Tap {
 /// channel, its flow control and its clock.
 #[derive(Clone, Debug)]
 pub struct EventTx {
-    tx: Sender<Event>,
+    tx: Sender<Vec<Event>>,
     /// `exit` events sent with an unknown status.
     unknown_exits: Arc<AtomicU64>,
     flow: Arc<Flow>,
@@ -69,8 +84,10 @@ pub struct EventTx {
 /// The consumer's end of the event channel.
 #[derive(Debug)]
 pub struct EventRx {
-    rx: Receiver<Event>,
+    rx: Receiver<Vec<Event>>,
     flow: Arc<Flow>,
+    /// The rest of a batch taken by the one-event methods.
+    rest: std::sync::Mutex<std::collections::VecDeque<Event>>,
 }
 
 /// Sends actions to the engine and wakes it.
@@ -87,12 +104,9 @@ pub fn channels(
 ) -> (EventTx, EventRx, ActionTx, Receiver<Action>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let (action_tx, action_rx) = crossbeam_channel::unbounded();
-    let (weights_tx, weights_rx) = crossbeam_channel::unbounded();
     let flow = Arc::new(Flow {
         pending: AtomicUsize::new(0),
         pending_bytes: AtomicUsize::new(0),
-        weights_tx,
-        weights_rx,
         paused: AtomicBool::new(false),
         waker: waker.clone(),
     });
@@ -105,7 +119,11 @@ pub fn channels(
             last_t: Arc::new(AtomicU64::new(0)),
             tap: None,
         },
-        EventRx { rx, flow },
+        EventRx {
+            rx,
+            flow,
+            rest: Default::default(),
+        },
         ActionTx {
             tx: action_tx,
             waker,
@@ -141,6 +159,21 @@ impl EventTx {
         self.unknown_exits.load(Ordering::SeqCst)
     }
 
+    /// The time to stamp events with now (never earlier than an event already sent).
+    pub fn stamp(&self) -> f64 {
+        let t = self.clock.elapsed().as_secs_f64();
+        self.last_t.fetch_max(t.to_bits(), Ordering::SeqCst);
+        t
+    }
+
+    /// Sends events that happened together (the lines of one read, stamped with
+    /// [`EventTx::stamp`]) as one batch.
+    pub fn emit_all(&self, batch: Vec<Event>) {
+        if !batch.is_empty() {
+            self.send_batch(batch);
+        }
+    }
+
     fn send(&self, t: f64, body: EventBody) {
         if let EventBody::Exit {
             status: crate::model::ExitStatus::Unknown,
@@ -149,23 +182,19 @@ impl EventTx {
         {
             self.unknown_exits.fetch_add(1, Ordering::SeqCst);
         }
-        let weight = match &body {
-            EventBody::Output { line, raw_hex, .. } => {
-                line.len() + raw_hex.as_ref().map_or(0, String::len)
-            }
-            _ => 0,
-        };
-        self.flow.pending.fetch_add(1, Ordering::SeqCst);
-        self.flow.pending_bytes.fetch_add(weight, Ordering::SeqCst);
-        // The weight goes first: once the consumer holds the event, its weight is queued.
-        let _ = self.flow.weights_tx.send(weight);
-        let event = Event { t, body };
+        self.send_batch(vec![Event { t, body }]);
+    }
+
+    fn send_batch(&self, batch: Vec<Event>) {
+        let (count, bytes) = books(&batch);
+        self.flow.pending.fetch_add(count, Ordering::SeqCst);
+        self.flow.pending_bytes.fetch_add(bytes, Ordering::SeqCst);
         if let Some(tap) = &self.tap {
-            tap.0.observe(&event);
+            tap.0.observe_all(&batch);
         }
-        if self.tx.send(event).is_err() {
+        if self.tx.send(batch).is_err() {
             // The consumer is gone; nobody will ack, so the books no longer matter.
-            self.flow.pending.fetch_sub(1, Ordering::SeqCst);
+            self.flow.pending.fetch_sub(count, Ordering::SeqCst);
         }
     }
 
@@ -190,33 +219,66 @@ impl EventTx {
 
 impl EventRx {
     pub fn recv(&self) -> Option<Event> {
-        let event = self.rx.recv().ok()?;
-        self.ack(1);
-        Some(event)
+        if let Some(event) = self.take_rest() {
+            return Some(event);
+        }
+        let batch = self.rx.recv().ok()?;
+        self.ack(&batch);
+        self.keep_rest(batch)
     }
 
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
-        let event = self.rx.recv_timeout(timeout)?;
-        self.ack(1);
-        Ok(event)
+        if let Some(event) = self.take_rest() {
+            return Ok(event);
+        }
+        let batch = self.rx.recv_timeout(timeout)?;
+        self.ack(&batch);
+        self.keep_rest(batch).ok_or(RecvTimeoutError::Timeout)
     }
 
     pub fn try_recv(&self) -> Result<Event, TryRecvError> {
-        let event = self.rx.try_recv()?;
-        self.ack(1);
-        Ok(event)
+        if let Some(event) = self.take_rest() {
+            return Ok(event);
+        }
+        let batch = self.rx.try_recv()?;
+        self.ack(&batch);
+        self.keep_rest(batch).ok_or(TryRecvError::Empty)
     }
 
-    /// The raw receiver, for `select!`; call [`EventRx::ack`] for every event taken from it.
-    pub fn raw(&self) -> &Receiver<Event> {
+    /// The next batch of events (the rest of one taken by [`EventRx::recv`] first).
+    pub fn recv_batch(&self) -> Option<Vec<Event>> {
+        if let Some(rest) = self.take_all_rest() {
+            return Some(rest);
+        }
+        let batch = self.rx.recv().ok()?;
+        self.ack(&batch);
+        Some(batch)
+    }
+
+    /// [`EventRx::recv_batch`] waiting at most `timeout`.
+    pub fn recv_batch_timeout(&self, timeout: Duration) -> Result<Vec<Event>, RecvTimeoutError> {
+        if let Some(rest) = self.take_all_rest() {
+            return Ok(rest);
+        }
+        let batch = self.rx.recv_timeout(timeout)?;
+        self.ack(&batch);
+        Ok(batch)
+    }
+
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty() && self.rest.lock().map_or(true, |rest| rest.is_empty())
+    }
+
+    /// The raw receiver of batches, for `select!`; call [`EventRx::ack`] for every batch
+    /// taken from it (and do not mix with the one-event methods).
+    pub fn raw(&self) -> &Receiver<Vec<Event>> {
         &self.rx
     }
 
-    /// Marks `n` events as consumed, waking a paused engine once the backlog is small.
-    pub fn ack(&self, n: usize) {
-        let bytes: usize = (0..n)
-            .map_while(|_| self.flow.weights_rx.try_recv().ok())
-            .sum();
+    /// Marks a batch as consumed, waking a paused engine once the backlog is small.
+    pub fn ack(&self, batch: &[Event]) {
+        let (n, bytes) = books(batch);
         let before_bytes = self.flow.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         let before = self.flow.pending.fetch_sub(n, Ordering::SeqCst);
         let low = before.saturating_sub(n) <= LOW_WATER
@@ -225,6 +287,30 @@ impl EventRx {
             let _ = self.flow.waker.wake();
         }
     }
+
+    fn take_rest(&self) -> Option<Event> {
+        self.rest.lock().ok()?.pop_front()
+    }
+
+    fn take_all_rest(&self) -> Option<Vec<Event>> {
+        let mut rest = self.rest.lock().ok()?;
+        (!rest.is_empty()).then(|| rest.drain(..).collect())
+    }
+
+    /// The first event of `batch`; the others wait for the next calls.
+    fn keep_rest(&self, batch: Vec<Event>) -> Option<Event> {
+        let mut events = batch.into_iter();
+        let first = events.next();
+        if let Ok(mut rest) = self.rest.lock() {
+            rest.extend(events);
+        }
+        first
+    }
+}
+
+/// Events and output bytes a batch counts for in the flow control.
+fn books(batch: &[Event]) -> (usize, usize) {
+    (batch.len(), batch.iter().map(|e| weight(&e.body)).sum())
 }
 
 impl Flow {
@@ -275,9 +361,9 @@ mod tests {
         // Taking events through the raw receiver plus ack(1) gives the bytes back.
         let mut taken = 0;
         while tx.congested() {
-            rx.raw().try_recv().unwrap();
-            rx.ack(1);
-            taken += 1;
+            let batch = rx.raw().try_recv().unwrap();
+            rx.ack(&batch);
+            taken += batch.len();
         }
         assert_eq!(taken, 1);
         while rx.try_recv().is_ok() {}

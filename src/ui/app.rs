@@ -295,7 +295,9 @@ impl App {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Engine(event) => {
-                self.on_engine(&event);
+                if let Some(event) = crate::model::state::update_output(&mut self.state, event) {
+                    self.on_engine(&event);
+                }
                 Vec::new()
             }
             Msg::Key(key) => {

@@ -65,7 +65,8 @@ const PYSTACK_REFRESH: Duration = Duration::from_secs(1);
 const SYNC_REFRESH: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
-/// Engine events applied per wake-up before the loop draws again.
+/// Engine events applied per wake-up before the loop draws again (whole batches: at least
+/// this many).
 const EVENTS_PER_BATCH: usize = 20_000;
 
 /// Puts the terminal back however the TUI ends (return, error, panic).
@@ -275,15 +276,19 @@ pub fn run(
         crossbeam_channel::select! {
             recv(events) -> received => {
                 let Source::Live(engine) = &source else { continue };
-                let Ok(event) = received else { break app.finished.unwrap_or(1) };
-                engine.events.ack(1);
-                record(&mut recorder, &event);
-                app.update(Msg::Engine(event));
-                for _ in 0..EVENTS_PER_BATCH {
-                    let Ok(event) = engine.events.raw().try_recv() else { break };
-                    engine.events.ack(1);
-                    record(&mut recorder, &event);
-                    app.update(Msg::Engine(event));
+                let Ok(batch) = received else { break app.finished.unwrap_or(1) };
+                let mut taken = 0;
+                let mut next = Some(batch);
+                while let Some(batch) = next.take() {
+                    engine.events.ack(&batch);
+                    taken += batch.len();
+                    for event in batch {
+                        record(&mut recorder, &event);
+                        app.update(Msg::Engine(event));
+                    }
+                    if taken < EVENTS_PER_BATCH {
+                        next = engine.events.raw().try_recv().ok();
+                    }
                 }
                 if let Some(rec) = recorder.as_mut() {
                     let _ = rec.flush();

@@ -2,6 +2,40 @@
 
 use super::*;
 
+/// Applies an `output` event, moving its text into the scrollback (no copy per line in a
+/// flood); gives any other event back for [`update`].
+pub fn update_output(state: &mut State, event: Event) -> Option<Event> {
+    let EventBody::Output {
+        pid,
+        stream,
+        line,
+        seq,
+        partial,
+        ..
+    } = event.body
+    else {
+        return Some(event);
+    };
+    state.now = state.now.max(event.t);
+    let line = OutputLine {
+        stream,
+        text: line,
+        seq,
+        partial,
+        t: event.t,
+    };
+    file_output(state, pid, line);
+    None
+}
+
+fn file_output(state: &mut State, pid: i32, line: OutputLine) {
+    if let Some(id) = state.id_for_pid(pid)
+        && let Some(proc) = state.procs.get_mut(&id)
+    {
+        proc.output.push(line);
+    }
+}
+
 /// Applies one event to the state.
 pub fn update(state: &mut State, event: &Event) {
     let t = event.t;
@@ -173,17 +207,14 @@ pub fn update(state: &mut State, event: &Event) {
             partial,
             ..
         } => {
-            if let Some(id) = state.id_for_pid(*pid)
-                && let Some(proc) = state.procs.get_mut(&id)
-            {
-                proc.output.push(OutputLine {
-                    stream: *stream,
-                    text: line.clone(),
-                    seq: *seq,
-                    partial: *partial,
-                    t,
-                });
-            }
+            let line = OutputLine {
+                stream: *stream,
+                text: line.clone(),
+                seq: *seq,
+                partial: *partial,
+                t,
+            };
+            file_output(state, *pid, line);
         }
         EventBody::Restart {
             pool,

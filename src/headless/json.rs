@@ -1,0 +1,224 @@
+//! Events as JSON lines written straight into the output buffer. `output` events (nearly all
+//! of a flood) are written by hand, without intermediate `String`s; every other event goes
+//! through serde_json. Either way the bytes are exactly serde_json's, with the terminal
+//! controls it leaves raw (DEL, C1, the bidi overrides) escaped as `\uXXXX` like
+//! [`printable::json`], since stdout may be a terminal.
+
+use std::io::{self, Write};
+
+use crate::model::{Event, EventBody, Stream, printable};
+
+/// Reusable scratch space of one writer.
+#[derive(Default)]
+pub struct JsonLines {
+    scratch: Vec<u8>,
+    /// `t` of the last output event and its text (a batch shares one `t`).
+    last_t: Option<(u64, Vec<u8>)>,
+}
+
+impl JsonLines {
+    /// Writes `event` as one JSON line (with its newline) to `out`.
+    pub fn write(&mut self, out: &mut impl Write, event: &Event) -> io::Result<()> {
+        let EventBody::Output {
+            pid,
+            stream,
+            line,
+            raw_hex,
+            seq,
+            partial,
+        } = &event.body
+        else {
+            self.scratch.clear();
+            serde_json::to_writer(&mut self.scratch, event)?;
+            return match std::str::from_utf8(&self.scratch) {
+                Ok(text) => out.write_all(printable::json(text).as_bytes()),
+                Err(_) => out.write_all(&self.scratch),
+            }
+            .and_then(|()| out.write_all(b"\n"));
+        };
+        let buf = &mut self.scratch;
+        buf.clear();
+        buf.extend_from_slice(b"{\"t\":");
+        let bits = event.t.to_bits();
+        match &self.last_t {
+            Some((last, text)) if *last == bits => buf.extend_from_slice(text),
+            _ => {
+                let start = buf.len();
+                serde_json::to_writer(&mut *buf, &event.t)?;
+                self.last_t = Some((bits, buf[start..].to_vec()));
+            }
+        }
+        buf.extend_from_slice(b",\"kind\":\"output\",\"pid\":");
+        serde_json::to_writer(&mut *buf, pid)?;
+        buf.extend_from_slice(match stream {
+            Stream::Stdout => b",\"stream\":\"stdout\",\"line\":",
+            Stream::Stderr => b",\"stream\":\"stderr\",\"line\":",
+        });
+        string(buf, line);
+        if let Some(hex) = raw_hex {
+            buf.extend_from_slice(b",\"raw_hex\":");
+            string(buf, hex);
+        }
+        buf.extend_from_slice(b",\"seq\":");
+        serde_json::to_writer(&mut *buf, seq)?;
+        if *partial {
+            buf.extend_from_slice(b",\"partial\":true");
+        }
+        buf.extend_from_slice(b"}\n");
+        out.write_all(buf)
+    }
+}
+
+/// Whether a byte may start something [`string`] escapes: what JSON requires (`"`, `\`,
+/// C0) and the first byte of DEL, C1 (`0xc2`) and the bidi overrides (`0xe2`).
+fn may_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xc2 || b == 0xe2
+}
+
+const ONES: u64 = u64::MAX / 255;
+const HIGHS: u64 = ONES * 0x80;
+
+/// Whether some byte of `word` is `value` (may say yes wrongly, never no wrongly).
+fn has_byte(word: u64, value: u8) -> bool {
+    let x = word ^ (ONES * u64::from(value));
+    x.wrapping_sub(ONES) & !x & HIGHS != 0
+}
+
+/// The first byte of `bytes` for which [`may_escape`] holds: eight bytes at a time.
+fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if control
+            || [b'"', b'\\', 0x7f, 0xc2, 0xe2]
+                .iter()
+                .any(|&v| has_byte(word, v))
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| may_escape(b))
+        .map(|i| at + i)
+}
+
+/// `text` as a JSON string, quoted, escaped as serde_json does plus the terminal controls.
+fn string(buf: &mut Vec<u8>, text: &str) {
+    buf.push(b'"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while let Some(offset) = first_to_escape(&bytes[start..]) {
+        let at = start + offset;
+        buf.extend_from_slice(&bytes[start..at]);
+        // `at` starts a character: every byte tested is ASCII or a UTF-8 lead byte.
+        let c = text[at..].chars().next().unwrap_or('\0');
+        match c {
+            '"' => buf.extend_from_slice(b"\\\""),
+            '\\' => buf.extend_from_slice(b"\\\\"),
+            '\n' => buf.extend_from_slice(b"\\n"),
+            '\r' => buf.extend_from_slice(b"\\r"),
+            '\t' => buf.extend_from_slice(b"\\t"),
+            '\u{8}' => buf.extend_from_slice(b"\\b"),
+            '\u{c}' => buf.extend_from_slice(b"\\f"),
+            c if printable::is_terminal_control(c) => {
+                let _ = write!(buf, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut utf8 = [0; 4];
+                buf.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+        start = at + c.len_utf8();
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the printer wrote before: serde_json, then the terminal controls escaped.
+    fn reference(event: &Event) -> Vec<u8> {
+        let json = serde_json::to_string(event).unwrap();
+        let mut line = printable::json(&json).into_owned().into_bytes();
+        line.push(b'\n');
+        line
+    }
+
+    fn output(t: f64, line: &str, raw_hex: Option<&str>, partial: bool) -> Event {
+        Event {
+            t,
+            body: EventBody::Output {
+                pid: 4242,
+                stream: if partial {
+                    Stream::Stderr
+                } else {
+                    Stream::Stdout
+                },
+                line: line.to_string(),
+                raw_hex: raw_hex.map(str::to_string),
+                seq: 123_456_789,
+                partial,
+            },
+        }
+    }
+
+    fn written(writer: &mut JsonLines, event: &Event) -> Vec<u8> {
+        let mut out = Vec::new();
+        writer.write(&mut out, event).unwrap();
+        out
+    }
+
+    #[test]
+    fn same_bytes_as_serde_and_printable() {
+        let mut writer = JsonLines::default();
+        let lines = [
+            "",
+            "plain",
+            "quote \" backslash \\ tab \t cr \r bell \x07 esc \x1b[2J nul \0",
+            "del \x7f c1 \u{9b}2J é ü \u{a0} bidi \u{202e}txt\u{2069} arrow \u{2192}",
+            "\u{1F600} emoji and \u{feff} bom",
+        ];
+        for (i, line) in lines.iter().enumerate() {
+            for partial in [false, true] {
+                let event = output(0.5 + i as f64 / 7.0, line, Some("ff00"), partial);
+                assert_eq!(written(&mut writer, &event), reference(&event), "{line:?}");
+                let event = output(1.0, line, None, partial);
+                assert_eq!(written(&mut writer, &event), reference(&event), "{line:?}");
+            }
+        }
+        let other = Event {
+            t: 2.0,
+            body: EventBody::Notice {
+                pid: None,
+                level: "info".into(),
+                message: "a\u{9b}b".into(),
+            },
+        };
+        assert_eq!(written(&mut writer, &other), reference(&other));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_scan_finds_the_first(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let naive = bytes.iter().position(|&b| may_escape(b));
+            proptest::prop_assert_eq!(first_to_escape(&bytes), naive);
+        }
+
+        #[test]
+        fn any_line_any_time(line in "\\PC{0,40}|[\\x00-\\x7f\u{80}-\u{9f}\u{2000}-\u{206f}]{0,40}",
+                             t in 0.0f64..1e6, partial: bool) {
+            let mut writer = JsonLines::default();
+            let event = output(t, &line, None, partial);
+            proptest::prop_assert_eq!(written(&mut writer, &event), reference(&event));
+            // Twice: the second time `t` comes from the cache.
+            proptest::prop_assert_eq!(written(&mut writer, &event), reference(&event));
+        }
+    }
+}
