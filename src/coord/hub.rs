@@ -197,7 +197,7 @@ mod tests {
             t: n as f64,
             body: EventBody::Notice {
                 pid: None,
-                level: "info".into(),
+                level: crate::model::NoticeLevel::Info,
                 message: n.to_string(),
             },
         }

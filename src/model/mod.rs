@@ -18,8 +18,8 @@ pub mod sync;
 
 pub use action::Action;
 pub use event::{
-    BarrierStep, Delivery, Event, EventBody, PoolInfo, ProcSample, SignalReason, Stream,
-    TrackSource,
+    BarrierStep, Delivery, Event, EventBody, NoticeLevel, PoolInfo, ProcSample, SignalReason,
+    Stream, TrackSource,
 };
 pub use exit::ExitStatus;
 pub use state::{State, update};

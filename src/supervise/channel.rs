@@ -294,7 +294,7 @@ mod tests {
         let (tx, rx, _actions, _action_rx) = channels(waker, clock);
         let pid = |pid| EventBody::Notice {
             pid: Some(pid),
-            level: "info".into(),
+            level: crate::model::NoticeLevel::Info,
             message: String::new(),
         };
         std::thread::sleep(Duration::from_millis(5));

@@ -452,7 +452,7 @@ impl App {
                 self.say(format!("pool {pool}: {from} → {to} workers"))
             }
             EventBody::Notice { level, message, .. } => {
-                if level == "error" {
+                if *level == crate::model::NoticeLevel::Error {
                     self.warn(message.clone())
                 } else {
                     self.say(message.clone())

@@ -64,7 +64,7 @@ pub fn update(state: &mut State, event: &Event) {
             ..
         } => {
             let message = format!("{pool}[{worker}]: could not start {argv:?}: {error}");
-            state.notice(t, "error", message);
+            state.notice(t, crate::model::NoticeLevel::Error, message);
             if let Some(pool) = state.pool_mut(pool) {
                 pool.workers.entry(*worker).or_default().failed = Some(error.clone());
             }
@@ -159,7 +159,7 @@ pub fn update(state: &mut State, event: &Event) {
             {
                 proc.signals.push(SignalRecord {
                     t,
-                    signal: signal.clone(),
+                    signal: *signal,
                     reason: *reason,
                     result: result.clone(),
                 });
@@ -201,7 +201,11 @@ pub fn update(state: &mut State, event: &Event) {
             reason,
             ..
         } => {
-            state.notice(t, "error", format!("{pool}[{worker}] failed: {reason}"));
+            state.notice(
+                t,
+                crate::model::NoticeLevel::Error,
+                format!("{pool}[{worker}] failed: {reason}"),
+            );
             if let Some(pool) = state.pool_mut(pool) {
                 pool.workers.entry(*worker).or_default().failed = Some(reason.clone());
             }
@@ -225,7 +229,7 @@ pub fn update(state: &mut State, event: &Event) {
                 }
             }
         }
-        EventBody::Notice { level, message, .. } => state.notice(t, level, message.clone()),
+        EventBody::Notice { level, message, .. } => state.notice(t, *level, message.clone()),
         EventBody::Step { .. } | EventBody::StepRelease { .. } => {
             state.lesson.apply(t, &event.body)
         }

@@ -10,6 +10,7 @@ mod stop;
 mod tracking;
 mod workers;
 
+use crate::model::NoticeLevel;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
@@ -302,7 +303,10 @@ impl Engine {
                 && err.kind() != io::ErrorKind::Interrupted
             {
                 tracing::error!("poll failed: {err}");
-                self.notice("error", format!("engine poll failed: {err}; stopping"));
+                self.notice(
+                    NoticeLevel::Error,
+                    format!("engine poll failed: {err}; stopping"),
+                );
                 self.begin_stop("engine error".into(), true);
             }
             for event in events.iter() {
@@ -337,7 +341,7 @@ impl Engine {
         let unknown_exits = self.events.unknown_exits();
         if unknown_exits > 0 {
             self.notice(
-                "warning",
+                NoticeLevel::Warning,
                 format!(
                     "{unknown_exits} process(es) ended with an unknown status: no source could                      tell how (events the kernel dropped, a process seen only by a /proc scan);                      their `exit` events have code and signal null"
                 ),
@@ -565,12 +569,8 @@ impl Engine {
         }
     }
 
-    fn notice(&self, level: &str, message: String) {
-        self.events.emit(EventBody::Notice {
-            pid: None,
-            level: level.into(),
-            message,
-        });
+    fn notice(&self, level: NoticeLevel, message: String) {
+        self.events.emit(EventBody::notice(level, message));
     }
 
     fn worker_mut(&mut self, (pool, index): WorkerRef) -> Option<&mut Worker> {

@@ -5,8 +5,7 @@ use std::time::Instant;
 use super::{Engine, Worker, WorkerRef, WorkerState};
 use crate::model::Stream;
 use crate::model::policy::Decision;
-use crate::model::signals::signal_name;
-use crate::model::{Delivery, EventBody, ExitStatus, SignalReason};
+use crate::model::{EventBody, ExitStatus, SignalReason};
 use crate::supervise::spawn::spawn_worker;
 
 impl Engine {
@@ -173,16 +172,8 @@ impl Engine {
         let (Some(pid), Some(pidfd)) = (worker.pid, worker.pidfd.as_ref()) else {
             return;
         };
-        let result = match pidfd.send(signo) {
-            Ok(()) => Delivery::Sent,
-            Err(err) => Delivery::Failed(err.to_string()),
-        };
-        self.events.emit(EventBody::Signal {
-            pid,
-            signal: signal_name(signo).into_owned(),
-            reason,
-            result,
-        });
+        self.events
+            .emit(EventBody::signal(pid, signo, reason, pidfd.send(signo)));
     }
 
     /// Every worker has ended for good (none running, none waiting to restart).
