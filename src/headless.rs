@@ -1,36 +1,13 @@
-//! The headless consumer: every event as one JSON line on stdout, and the recorder that
-//! writes the same lines to a file for `replay`; under systemd it also feeds the
+//! The headless consumer: every event as one JSON line on stdout, handed to the recorder
+//! ([`crate::record`]) too when the session records; under systemd it also feeds the
 //! [`ServiceNotifier`] (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
 
 use crate::model::{Action, Event, EventBody, printable};
 use crate::notify::ServiceNotifier;
+use crate::record::Recorder;
 use crate::supervise::EngineHandle;
-
-/// Writes events as JSON lines to a file.
-pub struct Recorder {
-    out: BufWriter<File>,
-}
-
-impl Recorder {
-    pub fn create(path: &Path) -> io::Result<Recorder> {
-        Ok(Recorder {
-            out: BufWriter::new(File::create(path)?),
-        })
-    }
-
-    pub fn write(&mut self, event: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, event)?;
-        self.out.write_all(b"\n")
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-}
 
 /// Writes one serialised event and its newline; the terminal controls serde_json leaves raw
 /// (DEL, C1) are escaped, since stdout may be a terminal.
@@ -115,8 +92,10 @@ pub fn print_events(
             break;
         }
     }
-    if let Some(mut rec) = recorder {
-        let _ = rec.flush();
+    if let Some(rec) = recorder
+        && let Err(err) = rec.finish()
+    {
+        tracing::error!("recording failed: {err}");
     }
     status
 }

@@ -356,6 +356,33 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A shared-memory segment of the tree changed (or was first seen, or is gone): written
+    /// while a session records (`docs/events.md`, bounds there). `pid` is null.
+    Shm {
+        pid: Option<i32>,
+        name: String,
+        segment: super::shm::SegmentKind,
+        inode: u64,
+        size: u64,
+        /// Pids that map or hold it.
+        #[serde(default)]
+        pids: Vec<i32>,
+        /// The decoded contents (`shm show --json`'s form); null when gone or over the
+        /// size cap (then `truncated`).
+        #[serde(default)]
+        value: Option<super::shm::Decoded>,
+        /// Byte ranges `[start, end)` that differ from this segment's previous `shm` event.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<[u64; 2]>,
+        /// Indexes of decoded items (list items, elements, fields) that differ.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed_items: Vec<usize>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
+        /// No process of the tree maps or holds it any more.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gone: bool,
+    },
     /// The last event: nothing of the tree is left running.
     End {
         pid: Option<i32>,
@@ -441,6 +468,7 @@ impl EventBody {
             | EventBody::Stopping { pid, .. }
             | EventBody::Sample { pid, .. }
             | EventBody::Notice { pid, .. }
+            | EventBody::Shm { pid, .. }
             | EventBody::End { pid, .. } => *pid,
             EventBody::Barrier { pid, .. } | EventBody::Mark { pid, .. } => *pid,
         }

@@ -12,6 +12,7 @@ pub mod printable;
 pub mod pystack;
 pub mod roles;
 pub mod shm;
+pub mod shm_record;
 pub mod signals;
 pub mod state;
 pub mod sync;

@@ -201,6 +201,8 @@ pub enum InstantKind {
 /// Everything the views render.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// Shared memory as the `shm` events tell it (recorded sessions).
+    pub shm: crate::model::shm_record::ShmRecord,
     pub engine_pid: Option<i32>,
     pub version: String,
     pub track: Option<TrackSource>,

@@ -429,9 +429,17 @@ impl App {
         kept
     }
 
+    /// A replay's shared-memory view shows what the recording's `shm` events tell.
+    pub(super) fn replay_shm(&mut self) {
+        if self.replay.is_some() && !self.state.shm.is_empty() {
+            self.shm.snapshot = Some(self.state.shm.snapshot(self.shm.selected));
+        }
+    }
+
     fn on_engine(&mut self, event: &Event) {
         update(&mut self.state, event);
         match &event.body {
+            EventBody::Shm { .. } => self.replay_shm(),
             EventBody::Signal {
                 pid,
                 signal,

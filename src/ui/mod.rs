@@ -43,13 +43,13 @@ use ratatui::backend::CrosstermBackend;
 pub mod shm_view;
 mod summary;
 
-use crate::headless::Recorder;
 use crate::inspect::pystack::watch::{StackTarget, StackWatcher};
 use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::inspect::sync::watch::{SyncRequest, SyncWatcher};
 use crate::model::Event;
+use crate::record::Recorder;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
 
@@ -285,9 +285,6 @@ pub fn run(
                     record(&mut recorder, &event);
                     app.update(Msg::Engine(event));
                 }
-                if let Some(rec) = recorder.as_mut() {
-                    let _ = rec.flush();
-                }
                 dirty = true;
             }
             recv(input_rx) -> received => {
@@ -333,8 +330,10 @@ pub fn run(
             default(timeout) => {}
         }
     };
-    if let Some(mut rec) = recorder {
-        let _ = rec.flush();
+    if let Some(rec) = recorder
+        && let Err(err) = rec.finish()
+    {
+        tracing::error!("recording failed: {err}");
     }
     // The terminal may have gone while nothing was drawn: showing the cursor tells.
     terminal_lost = terminal_lost || terminal.show_cursor().is_err();

@@ -290,6 +290,7 @@ pub fn update(state: &mut State, event: &Event) {
                 error: error.clone(),
             },
         ),
+        EventBody::Shm { .. } => state.shm.apply(&event.body),
         EventBody::Mark { pid, label, .. } => state.push_instant(Instant {
             t,
             pid: *pid,
