@@ -26,12 +26,18 @@ pub const SUBSCRIBER_QUEUE: usize = 8_192;
 /// Bytes of output text a subscriber may lag behind before it is cut off.
 pub const SUBSCRIBER_BYTES: usize = 16 << 20;
 
-/// The memory an event holds beyond its fixed size: output text.
+/// The memory an event holds beyond its fixed size: output text, a segment's value (two
+/// bytes a byte, at most 16 KiB of it: `record::shm`'s cap).
 fn weight(event: &Event) -> usize {
     match &event.body {
         EventBody::Output { line, raw_hex, .. } => {
             line.len() + raw_hex.as_ref().map_or(0, String::len)
         }
+        EventBody::Shm {
+            value: Some(_),
+            size,
+            ..
+        } => (*size as usize).saturating_mul(2).min(16 << 10),
         _ => 0,
     }
 }
