@@ -1,43 +1,19 @@
-//! The headless consumer: every event as one JSON line on stdout, and the recorder that
-//! writes the same lines to a file for `replay`; under systemd it also feeds the
+//! The headless consumer: every event as one JSON line on stdout, handed to the recorder
+//! ([`crate::record`]) too when the session records; under systemd it also feeds the
 //! [`ServiceNotifier`] (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
 
-use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
 
 use crate::model::{Action, Event, EventBody};
 use crate::notify::ServiceNotifier;
+use crate::record::Recorder;
 use crate::supervise::EngineHandle;
 
-mod json;
+pub(crate) mod json;
 use json::JsonLines;
 
-/// Bytes of JSON gathered before a write to stdout (or the recording).
+/// Bytes of JSON gathered before a write to stdout.
 const OUT_BUFFER: usize = 1 << 20;
-
-/// Writes events as JSON lines to a file.
-pub struct Recorder {
-    out: BufWriter<File>,
-    json: JsonLines,
-}
-
-impl Recorder {
-    pub fn create(path: &Path) -> io::Result<Recorder> {
-        Ok(Recorder {
-            out: BufWriter::with_capacity(OUT_BUFFER, File::create(path)?),
-            json: JsonLines::default(),
-        })
-    }
-
-    pub fn write(&mut self, event: &Event) -> io::Result<()> {
-        self.json.write(&mut self.out, event)
-    }
-
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
-}
 
 /// The next batch of events; with a notifier, waking for its start deadlines and watchdog
 /// meanwhile.
@@ -99,6 +75,9 @@ pub fn print_events(
                     EventBody::Output { .. } | EventBody::Sample { .. }
                 );
             let caught_up = i + 1 == last && engine.events.is_empty();
+            if caught_up && let Some(rec) = recorder.as_mut() {
+                rec.flush();
+            }
             if (end || notify || caught_up) && !stdout_broken && out.flush().is_err() {
                 stdout_broken = true;
                 engine.actions.send(Action::Quit);
@@ -111,8 +90,10 @@ pub fn print_events(
             }
         }
     }
-    if let Some(mut rec) = recorder {
-        let _ = rec.flush();
+    if let Some(rec) = recorder
+        && let Err(err) = rec.finish()
+    {
+        tracing::error!("recording failed: {err}");
     }
     status
 }

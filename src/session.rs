@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::{OutputArgs, SupervisionArgs};
-use crate::headless::{Recorder, print_events};
+use crate::headless::print_events;
 use crate::model::printable;
+use crate::record::Recorder;
 use crate::supervise::{self, EngineConfig, PoolSpec};
 
 /// Everything a session needs besides its pools.
@@ -133,6 +134,17 @@ pub fn run_pools(
             .ok(),
         None => None,
     };
+    // A recorded session records its shared memory's changes too (`shm` events).
+    let shm_events = recorder.as_ref().and_then(|_| {
+        crate::record::shm::ShmEvents::spawn(
+            engine.engine_pid,
+            engine.emitter.clone(),
+            options.shm_rules.clone().into(),
+            crate::record::shm::Bounds::default(),
+        )
+        .map_err(|err| tracing::warn!("shared memory not recorded: {err}"))
+        .ok()
+    });
     let status = if headless {
         print_events(&engine, recorder, options.output.view.samples, notifier)
     } else {
@@ -144,6 +156,7 @@ pub fn run_pools(
             options.shm_rules,
         )?
     };
+    drop(shm_events);
     engine.join();
     // Removes the socket file; the guardian removes it if this process is killed instead.
     drop(socket);

@@ -1,10 +1,11 @@
-//! End to end: the shared-memory view of the TUI over a real Python ShareableList.
+//! End to end: the shared-memory view of the TUI over a real Python ShareableList, live and
+//! in the replay of a recording (whose `shm` events carry the changes).
 
 mod common;
 mod tui;
 
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
+use tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 
 const PROGRAM: &str = r#"
 import sys, time
@@ -63,6 +64,92 @@ fn shm_view_decodes_a_live_shareable_list() {
     tmux.keys(&["y"]);
     tmux.wait_screen("exit", 15, |s| s.contains("EXIT:"));
     assert_nothing_left(&marker);
+}
+
+/// Updates a ShareableList item and a `Value` eight times, 0.3 s apart (its own pace).
+const CHANGING: &str = r#"
+import sys, time, multiprocessing as mp
+from multiprocessing import shared_memory
+name, marker = sys.argv[1], sys.argv[2]
+sl = shared_memory.ShareableList([0, "fixed"], name=name)
+v = mp.Value('i', 1000)
+try:
+    for i in range(1, 9):
+        time.sleep(0.3)
+        sl[0] = i
+        v.value = 1000 + i
+    time.sleep(0.6)
+finally:
+    sl.shm.close()
+    sl.shm.unlink()
+"#;
+
+#[test]
+fn a_recording_replays_shared_memory_changing() {
+    let tmux = Tmux::start(120, 40);
+    let marker = marker();
+    let _cleanup = Cleanup(marker.clone());
+    let name = format!("fs_rec_{}", std::process::id());
+    let _segment = RemoveOnDrop(format!("/dev/shm/{name}"));
+    let script = tmux.path("changing.py");
+    std::fs::write(&script, CHANGING).unwrap();
+    let record = tmux.path("shm.jsonl");
+    let status = std::process::Command::new(forkscope())
+        .args(["run", "--headless", "--record"])
+        .arg(&record)
+        .args(["--", "python3"])
+        .arg(&script)
+        .args([&name, &marker])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_nothing_left(&marker);
+    let events = recorded(&record);
+    let shm: Vec<&serde_json::Value> = events.iter().filter(|e| e["kind"] == "shm").collect();
+    // The list: item 0 seen with several values, each change naming the item.
+    let list: Vec<i64> = shm
+        .iter()
+        .filter(|e| e["name"] == name.as_str() && e["value"]["format"] == "shareable-list")
+        .filter_map(|e| e["value"]["items"][0]["value"].as_i64())
+        .collect();
+    assert!(list.len() >= 3, "list values {list:?} in {shm:?}");
+    assert!(list.windows(2).all(|w| w[0] < w[1]), "{list:?}");
+    assert!(
+        shm.iter()
+            .any(|e| e["name"] == name.as_str() && e["changed_items"] == serde_json::json!([0])),
+        "{shm:?}"
+    );
+    // The Value lives in a heap arena: its bytes (little-endian 1000 + i) change.
+    let values: Vec<u32> = (1001..=1008)
+        .filter(|v: &u32| {
+            let hex: String = v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            shm.iter().any(|e| {
+                e["segment"] == "py-arena"
+                    && !e["changed"].is_null()
+                    && e["value"]["hex"].as_str().is_some_and(|h| h.contains(&hex))
+            })
+        })
+        .collect();
+    assert!(values.len() >= 3, "Value readings {values:?} in {shm:?}");
+    // Replayed: the view shows the recorded list, changing, and the arena's changed bytes.
+    tmux.type_line(&format!(
+        "{} replay {}; echo EXIT:$?",
+        forkscope(),
+        record.display()
+    ));
+    tmux.keys(&["m"]);
+    tmux.wait_screen("the recorded list", 15, |s| {
+        s.contains(&name) && s.contains("ShareableList") && s.contains("\"fixed\"")
+    });
+    tmux.wait_screen("item 0 changed in the replay", 15, |s| s.contains("* [0] "));
+    tmux.wait_screen("the last value", 15, |s| s.contains("[0] 8"));
+    tmux.keys(&["Down"]);
+    tmux.wait_screen("the Value's arena", 10, |s| {
+        s.contains("> pym-") && s.contains("f0 03 00 00")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_screen("replay exit", 10, |s| s.contains("EXIT:0"));
 }
 
 struct RemoveOnDrop(String);

@@ -26,7 +26,7 @@ pub const SUBSCRIBER_QUEUE: usize = 8_192;
 /// Bytes of output text a subscriber may lag behind before it is cut off.
 pub const SUBSCRIBER_BYTES: usize = 16 << 20;
 
-/// The memory an event holds beyond its fixed size: output text.
+/// The memory an event holds beyond its fixed size (`channel::weight`).
 fn weight(event: &Event) -> usize {
     crate::supervise::channel::weight(&event.body)
 }
@@ -205,7 +205,7 @@ mod tests {
             t: n as f64,
             body: EventBody::Notice {
                 pid: None,
-                level: "info".into(),
+                level: crate::model::NoticeLevel::Info,
                 message: n.to_string(),
             },
         }

@@ -3,6 +3,7 @@
 //! tasks; a request line is read into a bounded buffer and a longer one is skipped unread.
 
 use super::line_reader::{Line, next_line};
+use crate::model::NoticeLevel;
 use std::os::unix::net::UnixListener as StdListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -75,12 +76,8 @@ impl Shared {
         }
     }
 
-    fn notice(&self, level: &str, message: String) {
-        self.context.emitter.emit(EventBody::Notice {
-            pid: None,
-            level: level.into(),
-            message,
-        });
+    fn notice(&self, level: NoticeLevel, message: String) {
+        self.context.emitter.emit(EventBody::notice(level, message));
     }
 
     fn on_lifecycle(&self, event: &SharedEvent) {
@@ -214,7 +211,7 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
             );
             let _ = write.write_all(line.as_bytes()).await;
             shared.notice(
-                "warning",
+                NoticeLevel::Warning,
                 format!("control socket: refused a client of {who}"),
             );
             return;
@@ -527,7 +524,7 @@ async fn forward(
             "subscription cut off: the client fell {} events behind",
             super::hub::SUBSCRIBER_QUEUE
         );
-        shared.notice("warning", format!("control socket: {message}"));
+        shared.notice(NoticeLevel::Warning, format!("control socket: {message}"));
         let _ = out.send(reply_err(&id, "too_slow", &message)).await;
     }
 }

@@ -197,7 +197,7 @@ mod tests {
             t: 2.0,
             body: EventBody::Notice {
                 pid: None,
-                level: "info".into(),
+                level: crate::model::NoticeLevel::Info,
                 message: "a\u{9b}b".into(),
             },
         };

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::exit::ExitStatus;
+use super::signals::Sig;
 
 /// One fact, stamped with the time forkscope learnt it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,26 @@ pub enum Delivery {
     Sent,
     /// Not sent; the errno name (`ESRCH`, `EPERM`) or a reason such as "process already gone".
     Failed(String),
+}
+
+/// How much a `notice` matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+impl NoticeLevel {
+    /// The word used in JSON (`info`, `warning`, `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeLevel::Info => "info",
+            NoticeLevel::Warning => "warning",
+            NoticeLevel::Error => "error",
+        }
+    }
 }
 
 /// How a process's lifecycle facts were learnt (see `docs/tracking.md`).
@@ -209,7 +230,7 @@ pub enum EventBody {
     /// A signal forkscope sent (or tried to).
     Signal {
         pid: i32,
-        signal: String,
+        signal: Sig,
         reason: SignalReason,
         result: Delivery,
     },
@@ -260,7 +281,7 @@ pub enum EventBody {
     /// Something a person should know that is not a process fact.
     Notice {
         pid: Option<i32>,
-        level: String,
+        level: NoticeLevel,
         message: String,
     },
     /// A program announced a lesson step (a `@@forkscope-step` line on its stdout,
@@ -335,6 +356,33 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A shared-memory segment of the tree changed (or was first seen, or is gone): written
+    /// while a session records (`docs/events.md`, bounds there). `pid` is null.
+    Shm {
+        pid: Option<i32>,
+        name: String,
+        segment: super::shm::SegmentKind,
+        inode: u64,
+        size: u64,
+        /// Pids that map or hold it.
+        #[serde(default)]
+        pids: Vec<i32>,
+        /// The decoded contents (`shm show --json`'s form); null when gone or over the
+        /// size cap (then `truncated`).
+        #[serde(default)]
+        value: Option<super::shm::Decoded>,
+        /// Byte ranges `[start, end)` that differ from this segment's previous `shm` event.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<[u64; 2]>,
+        /// Indexes of decoded items (list items, elements, fields) that differ.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed_items: Vec<usize>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
+        /// No process of the tree maps or holds it any more.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        gone: bool,
+    },
     /// The last event: nothing of the tree is left running.
     End {
         pid: Option<i32>,
@@ -371,6 +419,33 @@ impl EventBody {
         }
     }
 
+    /// The `signal` event of sending `signo` to `pid`: sent, or failed with the error's words.
+    pub fn signal<E: std::fmt::Display>(
+        pid: i32,
+        signo: i32,
+        reason: SignalReason,
+        result: Result<(), E>,
+    ) -> EventBody {
+        EventBody::Signal {
+            pid,
+            signal: Sig(signo),
+            reason,
+            result: match result {
+                Ok(()) => Delivery::Sent,
+                Err(err) => Delivery::Failed(err.to_string()),
+            },
+        }
+    }
+
+    /// A `notice` not about one process.
+    pub fn notice(level: NoticeLevel, message: String) -> EventBody {
+        EventBody::Notice {
+            pid: None,
+            level,
+            message,
+        }
+    }
+
     /// The process the event is about, if any.
     pub fn pid(&self) -> Option<i32> {
         match self {
@@ -393,6 +468,7 @@ impl EventBody {
             | EventBody::Stopping { pid, .. }
             | EventBody::Sample { pid, .. }
             | EventBody::Notice { pid, .. }
+            | EventBody::Shm { pid, .. }
             | EventBody::End { pid, .. } => *pid,
             EventBody::Barrier { pid, .. } | EventBody::Mark { pid, .. } => *pid,
         }
@@ -446,7 +522,7 @@ mod tests {
             },
             EventBody::Signal {
                 pid: 3,
-                signal: "SIGKILL".into(),
+                signal: Sig(libc::SIGKILL),
                 reason: SignalReason::Escalation,
                 result: Delivery::Failed("ESRCH".into()),
             },
@@ -478,5 +554,24 @@ mod tests {
             let back: Event = serde_json::from_str(&line).unwrap();
             assert_eq!(back, event);
         }
+    }
+
+    #[test]
+    fn old_recordings_still_parse() {
+        // Lines written before `signal` and `level` were typed: the same strings.
+        let signal = r#"{"t":1.2,"kind":"signal","pid":7,"signal":"SIGRT40","reason":"user","result":{"failed":"ESRCH"}}"#;
+        let event: Event = serde_json::from_str(signal).unwrap();
+        assert_eq!(
+            event.body,
+            EventBody::signal(7, 40, SignalReason::User, Err("ESRCH"))
+        );
+        assert_eq!(serde_json::to_string(&event).unwrap(), signal);
+        let notice = r#"{"t":1.7,"kind":"notice","pid":null,"level":"warning","message":"m"}"#;
+        let event: Event = serde_json::from_str(notice).unwrap();
+        assert_eq!(
+            event.body,
+            EventBody::notice(NoticeLevel::Warning, "m".into())
+        );
+        assert_eq!(serde_json::to_string(&event).unwrap(), notice);
     }
 }

@@ -12,14 +12,15 @@ pub mod printable;
 pub mod pystack;
 pub mod roles;
 pub mod shm;
+pub mod shm_record;
 pub mod signals;
 pub mod state;
 pub mod sync;
 
 pub use action::Action;
 pub use event::{
-    BarrierStep, Delivery, Event, EventBody, PoolInfo, ProcSample, SignalReason, Stream,
-    TrackSource,
+    BarrierStep, Delivery, Event, EventBody, NoticeLevel, PoolInfo, ProcSample, SignalReason,
+    Stream, TrackSource,
 };
 pub use exit::ExitStatus;
 pub use state::{State, update};

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The identity of a segment: the (device, inode) of the file behind it. Paths lie (a
 /// semaphore's creator maps a temporary name), identities do not.
@@ -17,7 +17,7 @@ pub struct SegmentId {
 }
 
 /// What kind of shared memory a segment is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SegmentKind {
     /// A POSIX `shm_open` object in `/dev/shm` (Python's `SharedMemory`: `psm_*` or user names).
@@ -117,7 +117,7 @@ pub struct SysvInfo {
 }
 
 /// A scalar of a typed array or a struct field.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Scalar {
     Int(i64),
@@ -138,7 +138,7 @@ impl std::fmt::Display for Scalar {
 }
 
 /// One item of a Python `ShareableList`, as `shm show --json` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ListItem {
     Int { value: i64 },
@@ -164,7 +164,7 @@ impl ListItem {
 }
 
 /// One field of a decoded C struct (arrays keep every element).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldValue {
     pub name: String,
     #[serde(rename = "type")]
@@ -173,12 +173,12 @@ pub struct FieldValue {
     /// One value for a scalar field, N for `name:ty[N]`.
     pub values: Vec<Scalar>,
     /// For `char[N]` fields: the bytes up to the first NUL, as text.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
 }
 
 /// The decoded contents of a segment.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "format", rename_all = "kebab-case")]
 pub enum Decoded {
     /// Raw bytes (`hex` is the whole range, two hex digits per byte; the watcher leaves it

@@ -70,6 +70,53 @@ pub fn signal_number(name: &str) -> Option<i32> {
         .map(|(number, _)| *number)
 }
 
+/// A signal number, serialised as its name (`"SIGTERM"`, `"SIGRT40"`, `"SIG?70"`): the
+/// events' `signal` field. Any number round-trips, named or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sig(pub i32);
+
+impl Sig {
+    pub fn number(self) -> i32 {
+        self.0
+    }
+
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        signal_name(self.0)
+    }
+
+    /// The inverse of [`Sig::name`]: also accepts what [`signal_number`] does and the
+    /// `SIG?N` form of numbers without a name.
+    pub fn from_name(name: &str) -> Option<Sig> {
+        if let Some(n) = signal_number(name) {
+            return Some(Sig(n));
+        }
+        name.trim()
+            .strip_prefix("SIG?")
+            .and_then(|n| n.parse().ok())
+            .map(Sig)
+    }
+}
+
+impl std::fmt::Display for Sig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl serde::Serialize for Sig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Sig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Sig, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Sig::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown signal name {name:?}")))
+    }
+}
+
 /// Every named signal, in number order, for menus.
 pub fn all_signals() -> impl Iterator<Item = (i32, &'static str)> {
     let mut list: Vec<(i32, &'static str)> = NAMES.to_vec();
@@ -94,5 +141,16 @@ mod tests {
         assert_eq!(signal_number("SIGBOGUS"), None);
         assert_eq!(signal_number("0"), None);
         assert_eq!(signal_number("65"), None);
+    }
+
+    #[test]
+    fn sig_serialises_as_its_name_and_round_trips_any_number() {
+        for n in [1, 9, 15, 34, 64, 0, 70, -3] {
+            let json = serde_json::to_string(&Sig(n)).unwrap();
+            assert_eq!(json, format!("{:?}", signal_name(n)));
+            assert_eq!(serde_json::from_str::<Sig>(&json).unwrap(), Sig(n));
+        }
+        assert_eq!(serde_json::to_string(&Sig(15)).unwrap(), "\"SIGTERM\"");
+        assert!(serde_json::from_str::<Sig>("\"SIGBOGUS\"").is_err());
     }
 }

@@ -28,7 +28,7 @@ pub enum Role {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignalRecord {
     pub t: f64,
-    pub signal: String,
+    pub signal: crate::model::signals::Sig,
     pub reason: SignalReason,
     pub result: Delivery,
 }
@@ -201,6 +201,8 @@ pub enum InstantKind {
 /// Everything the views render.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// Shared memory as the `shm` events tell it (recorded sessions).
+    pub shm: crate::model::shm_record::ShmRecord,
     pub engine_pid: Option<i32>,
     pub version: String,
     pub track: Option<TrackSource>,
@@ -222,7 +224,7 @@ pub struct State {
     pub forgotten: u64,
     next_id: ProcId,
     pub pools: Vec<PoolView>,
-    pub notices: VecDeque<(f64, String, String)>,
+    pub notices: VecDeque<(f64, crate::model::NoticeLevel, String)>,
     /// Barrier steps and program marks, newest last (bounded), for the timeline.
     pub instants: VecDeque<Instant>,
     /// Hosted barriers by name, folded from `barrier` events.
@@ -373,8 +375,8 @@ impl State {
         self.newest.get(&pid).copied()
     }
 
-    fn notice(&mut self, t: f64, level: &str, message: String) {
-        self.notices.push_back((t, level.to_string(), message));
+    fn notice(&mut self, t: f64, level: crate::model::NoticeLevel, message: String) {
+        self.notices.push_back((t, level, message));
         while self.notices.len() > NOTICES {
             self.notices.pop_front();
         }

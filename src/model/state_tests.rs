@@ -186,7 +186,7 @@ fn a_zombie_waits_from_its_exit_until_its_reap() {
             1.3,
             EventBody::Notice {
                 pid: None,
-                level: "info".into(),
+                level: crate::model::NoticeLevel::Info,
                 message: "time passes".into(),
             },
         ),

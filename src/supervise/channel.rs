@@ -40,6 +40,12 @@ pub fn weight(body: &EventBody) -> usize {
         EventBody::Output { line, raw_hex, .. } => {
             line.len() + raw_hex.as_ref().map_or(0, String::len)
         }
+        // A segment's value: two hex digits a byte, capped like `record::shm` caps it.
+        EventBody::Shm {
+            value: Some(_),
+            size,
+            ..
+        } => (*size as usize).saturating_mul(2).min(16 << 10),
         _ => 0,
     }
 }
@@ -380,7 +386,7 @@ mod tests {
         let (tx, rx, _actions, _action_rx) = channels(waker, clock);
         let pid = |pid| EventBody::Notice {
             pid: Some(pid),
-            level: "info".into(),
+            level: crate::model::NoticeLevel::Info,
             message: String::new(),
         };
         std::thread::sleep(Duration::from_millis(5));

@@ -431,9 +431,17 @@ impl App {
         kept
     }
 
+    /// A replay's shared-memory view shows what the recording's `shm` events tell.
+    pub(super) fn replay_shm(&mut self) {
+        if self.replay.is_some() && !self.state.shm.is_empty() {
+            self.shm.snapshot = Some(self.state.shm.snapshot(self.shm.selected));
+        }
+    }
+
     fn on_engine(&mut self, event: &Event) {
         update(&mut self.state, event);
         match &event.body {
+            EventBody::Shm { .. } => self.replay_shm(),
             EventBody::Signal {
                 pid,
                 signal,
@@ -454,7 +462,7 @@ impl App {
                 self.say(format!("pool {pool}: {from} → {to} workers"))
             }
             EventBody::Notice { level, message, .. } => {
-                if level == "error" {
+                if *level == crate::model::NoticeLevel::Error {
                     self.warn(message.clone())
                 } else {
                     self.say(message.clone())

@@ -77,14 +77,10 @@ impl App {
                 }
             }
             Command::ToggleShm => {
-                if self.replay.is_some() {
-                    self.warn("shared memory is read live: not available in a replay");
-                } else {
-                    self.main_view = match self.main_view {
-                        MainView::Shm => MainView::Tree,
-                        _ => MainView::Shm,
-                    };
-                }
+                self.main_view = match self.main_view {
+                    MainView::Shm => MainView::Tree,
+                    _ => MainView::Shm,
+                };
             }
             Command::ToggleSync => {
                 if self.replay.is_some() {
@@ -199,6 +195,7 @@ impl App {
         }
         if self.shm.selected != selected {
             self.shm.scroll = 0;
+            self.replay_shm();
         }
         true
     }

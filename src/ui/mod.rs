@@ -43,13 +43,13 @@ use ratatui::backend::CrosstermBackend;
 pub mod shm_view;
 mod summary;
 
-use crate::headless::Recorder;
 use crate::inspect::pystack::watch::{StackTarget, StackWatcher};
 use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::inspect::shm::watch::{WatchRequest, Watcher};
 use crate::inspect::sync::watch::{SyncRequest, SyncWatcher};
 use crate::model::Event;
+use crate::record::Recorder;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
 
@@ -290,8 +290,10 @@ pub fn run(
                         next = engine.events.raw().try_recv().ok();
                     }
                 }
-                if let Some(rec) = recorder.as_mut() {
-                    let _ = rec.flush();
+                if engine.events.is_empty()
+                    && let Some(rec) = recorder.as_mut()
+                {
+                    rec.flush();
                 }
                 dirty = true;
             }
@@ -338,8 +340,10 @@ pub fn run(
             default(timeout) => {}
         }
     };
-    if let Some(mut rec) = recorder {
-        let _ = rec.flush();
+    if let Some(rec) = recorder
+        && let Err(err) = rec.finish()
+    {
+        tracing::error!("recording failed: {err}");
     }
     // The terminal may have gone while nothing was drawn: showing the cursor tells.
     terminal_lost = terminal_lost || terminal.show_cursor().is_err();

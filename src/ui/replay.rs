@@ -209,7 +209,7 @@ mod tests {
                 t,
                 body: EventBody::Notice {
                     pid: None,
-                    level: "info".into(),
+                    level: crate::model::NoticeLevel::Info,
                     message: format!("at {t}"),
                 },
             })

@@ -162,7 +162,7 @@ mod tests {
             fork(302),
             EventBody::Signal {
                 pid: 301,
-                signal: "SIGTERM".into(),
+                signal: crate::model::signals::Sig(libc::SIGTERM),
                 reason: SignalReason::Leftover,
                 result: crate::model::Delivery::Sent,
             },

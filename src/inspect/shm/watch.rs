@@ -291,7 +291,11 @@ pub fn changed_ranges(old: &[u8], new: &[u8], max_ranges: usize) -> Vec<Range<us
 
 /// Which decoded items changed: list items compared by value (a format or code change
 /// counts), other items by whether their bytes intersect a changed range.
-fn changed_items(now: &Decoding, before: &Decoded, changed: &[Range<usize>]) -> Vec<usize> {
+pub(crate) fn changed_items(
+    now: &Decoding,
+    before: &Decoded,
+    changed: &[Range<usize>],
+) -> Vec<usize> {
     if let (Decoded::ShareableList { items: a, .. }, Decoded::ShareableList { items: b, .. }) =
         (&now.decoded, before)
     {

@@ -98,7 +98,7 @@ pub fn update(state: &mut State, event: &Event) {
             ..
         } => {
             let message = format!("{pool}[{worker}]: could not start {argv:?}: {error}");
-            state.notice(t, "error", message);
+            state.notice(t, crate::model::NoticeLevel::Error, message);
             if let Some(pool) = state.pool_mut(pool) {
                 pool.workers.entry(*worker).or_default().failed = Some(error.clone());
             }
@@ -193,7 +193,7 @@ pub fn update(state: &mut State, event: &Event) {
             {
                 proc.signals.push(SignalRecord {
                     t,
-                    signal: signal.clone(),
+                    signal: *signal,
                     reason: *reason,
                     result: result.clone(),
                 });
@@ -232,7 +232,11 @@ pub fn update(state: &mut State, event: &Event) {
             reason,
             ..
         } => {
-            state.notice(t, "error", format!("{pool}[{worker}] failed: {reason}"));
+            state.notice(
+                t,
+                crate::model::NoticeLevel::Error,
+                format!("{pool}[{worker}] failed: {reason}"),
+            );
             if let Some(pool) = state.pool_mut(pool) {
                 pool.workers.entry(*worker).or_default().failed = Some(reason.clone());
             }
@@ -256,7 +260,7 @@ pub fn update(state: &mut State, event: &Event) {
                 }
             }
         }
-        EventBody::Notice { level, message, .. } => state.notice(t, level, message.clone()),
+        EventBody::Notice { level, message, .. } => state.notice(t, *level, message.clone()),
         EventBody::Step { .. } | EventBody::StepRelease { .. } => {
             state.lesson.apply(t, &event.body)
         }
@@ -317,6 +321,7 @@ pub fn update(state: &mut State, event: &Event) {
                 error: error.clone(),
             },
         ),
+        EventBody::Shm { .. } => state.shm.apply(&event.body),
         EventBody::Mark { pid, label, .. } => state.push_instant(Instant {
             t,
             pid: *pid,

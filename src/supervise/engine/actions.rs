@@ -2,9 +2,9 @@
 //! and reporting each outcome as an event.
 
 use super::{Engine, Worker, WorkerState};
+use crate::model::NoticeLevel;
 use crate::model::lesson::StepReleaser;
-use crate::model::signals::signal_name;
-use crate::model::{Action, Delivery, EventBody, SignalReason};
+use crate::model::{Action, EventBody, SignalReason};
 use crate::supervise::os::Target;
 use crate::supervise::pidfd::SignalError;
 use crate::supervise::steps::Released;
@@ -39,11 +39,14 @@ impl Engine {
 
     fn next_step(&mut self) {
         match self.gate.as_mut() {
-            None => self.notice("warning", "no lesson steps in this session".into()),
+            None => self.notice(
+                NoticeLevel::Warning,
+                "no lesson steps in this session".into(),
+            ),
             Some(gate) => match gate.release(StepReleaser::Key) {
                 Some(released) => self.report_release(released),
                 None => self.notice(
-                    "info",
+                    NoticeLevel::Info,
                     "no step is waiting: the demo is still running".into(),
                 ),
             },
@@ -90,28 +93,24 @@ impl Engine {
                 "not a live process of the supervised tree".into(),
             ))
         };
-        self.events.emit(EventBody::Signal {
-            pid,
-            signal: signal_name(signo).into_owned(),
-            reason: SignalReason::User,
-            result: match result {
-                Ok(()) => Delivery::Sent,
-                Err(err) => Delivery::Failed(err.to_string()),
-            },
-        });
+        self.events
+            .emit(EventBody::signal(pid, signo, SignalReason::User, result));
     }
 
     fn find_pool(&mut self, name: &str) -> Option<usize> {
         let found = self.pools.iter().position(|p| p.spec.name == name);
         if found.is_none() {
-            self.notice("error", format!("no pool named {name:?}"));
+            self.notice(NoticeLevel::Error, format!("no pool named {name:?}"));
         }
         found
     }
 
     fn restart(&mut self, pool_name: &str, index: u32) {
         if self.quit {
-            self.notice("warning", "not restarting: forkscope is stopping".into());
+            self.notice(
+                NoticeLevel::Warning,
+                "not restarting: forkscope is stopping".into(),
+            );
             return;
         }
         let Some(pool) = self.find_pool(pool_name) else {
@@ -119,7 +118,10 @@ impl Engine {
         };
         let stop_signal = self.pools[pool].spec.stop_signal;
         let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
-            self.notice("error", format!("pool {pool_name:?} has no worker {index}"));
+            self.notice(
+                NoticeLevel::Error,
+                format!("pool {pool_name:?} has no worker {index}"),
+            );
             return;
         };
         if worker.state == WorkerState::Running {
@@ -135,12 +137,15 @@ impl Engine {
 
     fn scale(&mut self, pool_name: &str, size: u32) {
         if self.quit {
-            self.notice("warning", "not scaling: forkscope is stopping".into());
+            self.notice(
+                NoticeLevel::Warning,
+                "not scaling: forkscope is stopping".into(),
+            );
             return;
         }
         if size > MAX_POOL_SIZE {
             self.notice(
-                "error",
+                NoticeLevel::Error,
                 format!("pool size {size} is over the limit of {MAX_POOL_SIZE}"),
             );
             return;

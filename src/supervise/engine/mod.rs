@@ -15,6 +15,7 @@ mod tests;
 mod tracking;
 mod workers;
 
+use crate::model::NoticeLevel;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::sync::Arc;
@@ -324,7 +325,10 @@ impl Engine {
                 && err.kind() != io::ErrorKind::Interrupted
             {
                 tracing::error!("poll failed: {err}");
-                self.notice("error", format!("engine poll failed: {err}; stopping"));
+                self.notice(
+                    NoticeLevel::Error,
+                    format!("engine poll failed: {err}; stopping"),
+                );
                 self.begin_stop("engine error".into(), true);
             }
             for event in events.iter() {
@@ -360,7 +364,7 @@ impl Engine {
         let unknown_exits = self.events.unknown_exits();
         if unknown_exits > 0 {
             self.notice(
-                "warning",
+                NoticeLevel::Warning,
                 format!(
                     "{unknown_exits} process(es) ended with an unknown status: no source could                      tell how (events the kernel dropped, a process seen only by a /proc scan);                      their `exit` events have code and signal null"
                 ),
@@ -613,12 +617,8 @@ impl Engine {
         }
     }
 
-    fn notice(&self, level: &str, message: String) {
-        self.events.emit(EventBody::Notice {
-            pid: None,
-            level: level.into(),
-            message,
-        });
+    fn notice(&self, level: NoticeLevel, message: String) {
+        self.events.emit(EventBody::notice(level, message));
     }
 
     fn worker_mut(&mut self, (pool, index): WorkerRef) -> Option<&mut Worker> {

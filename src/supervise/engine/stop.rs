@@ -5,12 +5,12 @@
 //! Each pool may have its own stop timeout: at it, that pool's workers and their descendants
 //! get SIGKILL; the sweep of the whole tree comes at the longest timeout of the pools.
 
+use crate::model::NoticeLevel;
 use std::time::{Duration, Instant};
 
 use super::{Engine, WorkerState};
 use crate::inspect::proc::ProcStat;
-use crate::model::signals::signal_name;
-use crate::model::{Delivery, EventBody, SignalReason};
+use crate::model::{EventBody, SignalReason};
 use crate::supervise::os::Target;
 use crate::supervise::tree::signal_each;
 
@@ -142,7 +142,7 @@ impl Engine {
                 self.kill_overdue_pools(now);
                 if now >= deadline {
                     self.notice(
-                        "warning",
+                        NoticeLevel::Warning,
                         format!(
                             "stop timeout ({:.1}s) reached: SIGKILL for what remains of the tree",
                             self.stop_timeout_in_force.as_secs_f64()
@@ -164,7 +164,7 @@ impl Engine {
                 // Zombies left for a lagging consumer are not survivors of SIGKILL.
                 if now >= give_up && self.live_descendants() {
                     self.notice(
-                        "error",
+                        NoticeLevel::Error,
                         "processes survived SIGKILL for 10s (uninterruptible sleep?)".into(),
                     );
                     return self.settle();
@@ -207,7 +207,7 @@ impl Engine {
         }
         for (name, timeout, running) in targets {
             self.notice(
-                "warning",
+                NoticeLevel::Warning,
                 format!(
                     "pool {name:?}: stop timeout ({:.1}s) reached: SIGKILL for its workers",
                     timeout.as_secs_f64()
@@ -316,15 +316,8 @@ impl Engine {
         reason: SignalReason,
         result: Result<(), crate::supervise::pidfd::SignalError>,
     ) {
-        self.events.emit(EventBody::Signal {
-            pid,
-            signal: signal_name(signo).into_owned(),
-            reason,
-            result: match result {
-                Ok(()) => Delivery::Sent,
-                Err(err) => Delivery::Failed(err.to_string()),
-            },
-        });
+        self.events
+            .emit(EventBody::signal(pid, signo, reason, result));
     }
 
     /// Whether `pid` is a live descendant of the engine (never signal outside the tree).

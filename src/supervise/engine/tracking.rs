@@ -4,6 +4,7 @@
 //! orphans of every source (when a reported zombie is collected, who adopted an orphan), and
 //! the session's description of the active source.
 
+use crate::model::NoticeLevel;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -215,7 +216,7 @@ impl Engine {
             kernel.reconcile_due = Some(kernel.reconcile_due.map_or(earliest, |d| d.min(earliest)));
             let count = kernel.overflows;
             self.notice(
-                "warning",
+                NoticeLevel::Warning,
                 format!(
                     "the kernel dropped process events (receive queue full, episode {count}); \
                      reconciling the tree with /proc"

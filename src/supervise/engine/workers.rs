@@ -5,8 +5,7 @@ use std::time::Duration;
 use super::{Engine, Worker, WorkerRef, WorkerState};
 use crate::model::Stream;
 use crate::model::policy::Decision;
-use crate::model::signals::signal_name;
-use crate::model::{Delivery, EventBody, ExitStatus, SignalReason};
+use crate::model::{EventBody, ExitStatus, SignalReason};
 use crate::supervise::os::{SpawnRequest, Target};
 
 /// How long one turn of the loop may spend starting queued workers.
@@ -200,16 +199,9 @@ impl Engine {
             return;
         };
         let pidfd = worker.pidfd.as_ref();
-        let result = match self.os.signal(Target::Child { pid, pidfd }, signo) {
-            Ok(()) => Delivery::Sent,
-            Err(err) => Delivery::Failed(err.to_string()),
-        };
-        self.events.emit(EventBody::Signal {
-            pid,
-            signal: signal_name(signo).into_owned(),
-            reason,
-            result,
-        });
+        let result = self.os.signal(Target::Child { pid, pidfd }, signo);
+        self.events
+            .emit(EventBody::signal(pid, signo, reason, result));
     }
 
     /// Every worker has ended for good (none running, none waiting to restart).

@@ -177,8 +177,12 @@ fn render_shm(app: &App, frame: &mut Frame, area: Rect) {
         Layout::vertical([Constraint::Length(named_height), Constraint::Fill(1)]).areas(area);
     named::render_panel(&app.state, app.theme, frame, named_area);
     let Some(snapshot) = &app.shm.snapshot else {
-        let waiting = Paragraph::new("reading the shared memory of the supervised tree…")
-            .block(ratatui::widgets::Block::bordered().title(" shared memory · m back "));
+        let waiting = Paragraph::new(if app.replay.is_some() {
+            "no shared-memory changes in this recording (shm events)"
+        } else {
+            "reading the shared memory of the supervised tree…"
+        })
+        .block(ratatui::widgets::Block::bordered().title(" shared memory · m back "));
         frame.render_widget(waiting, area);
         return;
     };

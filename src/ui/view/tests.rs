@@ -508,3 +508,52 @@ fn ten_thousand_processes_are_all_rows_and_render() {
     assert!(screen.contains("timeline"), "{screen}");
     // How long a frame takes is measured by `cargo bench --bench tui_render`.
 }
+
+#[test]
+fn a_replay_shows_the_recorded_shared_memory() {
+    use crate::model::shm::{Decoded, ListItem, SegmentKind};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = sample_app();
+    app.update(Msg::Replay(crate::ui::replay::ReplayStatus {
+        paused: false,
+        speed: 1.0,
+        position: 3,
+        total: 9,
+        t: 0.5,
+    }));
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('m'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.main_view, crate::ui::app::MainView::Shm);
+    let screen = draw(&app, 100, 30);
+    assert!(screen.contains("no shared-memory changes"), "{screen}");
+    let shm = |t, v| {
+        ev(
+            t,
+            EventBody::Shm {
+                pid: None,
+                name: "psm_rec".into(),
+                segment: SegmentKind::Posix,
+                inode: 7,
+                size: 64,
+                pids: vec![201],
+                value: Some(Decoded::ShareableList {
+                    layout: "3.9+".into(),
+                    items: vec![ListItem::Int { value: v }],
+                }),
+                changed: vec![],
+                changed_items: if v > 1 { vec![0] } else { vec![] },
+                truncated: false,
+                gone: false,
+            },
+        )
+    };
+    app.update(shm(0.6, 1));
+    app.update(shm(0.7, 2));
+    let screen = draw(&app, 100, 30);
+    assert!(
+        screen.contains("psm_rec") && screen.contains("* [0] 2"),
+        "{screen}"
+    );
+}

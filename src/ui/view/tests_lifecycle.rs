@@ -58,7 +58,7 @@ fn zombie_app() -> App {
             3.5,
             EventBody::Notice {
                 pid: None,
-                level: "info".into(),
+                level: crate::model::NoticeLevel::Info,
                 message: "later".into(),
             },
         ),
