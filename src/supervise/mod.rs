@@ -6,9 +6,11 @@ pub mod capture;
 pub mod channel;
 pub mod engine;
 pub mod guardian;
+pub mod launch;
 pub mod lines;
 pub mod pidfd;
 pub mod python_hooks;
+pub mod ready;
 pub mod reap;
 pub mod session_files;
 pub mod shm;
@@ -27,7 +29,7 @@ pub use channel::{ActionTx, EventRx};
 pub use engine::{EngineHandle, start};
 
 /// One pool of identical workers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolSpec {
     pub name: String,
     pub size: u32,
@@ -41,6 +43,19 @@ pub struct PoolSpec {
     pub io: worker_io::WorkerIo,
     /// Per-pool stop timeout, success codes, backoff, restart limit, start_secs.
     pub policy: PoolPolicy,
+    /// `depends_on`, `ready`, `user`/`group`.
+    pub launch: launch::LaunchRules,
+}
+
+/// Re-reads the pools of a session (`forkscope up`'s file, merged with its command line) for
+/// a reload; the error is what the person reads (`FILE:LINE:COL: ...`).
+#[derive(Clone)]
+pub struct Reloader(pub std::sync::Arc<dyn Fn() -> Result<Vec<PoolSpec>, String> + Send + Sync>);
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
+    }
 }
 
 /// Everything the engine needs to run a session.
@@ -63,6 +78,8 @@ pub struct EngineConfig {
     pub io: worker_io::SessionIo,
     /// Sees every event before the consumer does (the control socket, `coord/`).
     pub tap: Option<channel::Tap>,
+    /// Re-reads the pools on SIGHUP and `reload` (`up`); without it SIGHUP stops the session.
+    pub reload: Option<Reloader>,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +94,7 @@ impl Default for EngineConfig {
             steps: None,
             io: worker_io::SessionIo::default(),
             tap: None,
+            reload: None,
         }
     }
 }

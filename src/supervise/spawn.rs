@@ -169,6 +169,9 @@ pub fn spawn_worker(
     if let Some(dir) = &spec.cwd {
         command.current_dir(dir);
     }
+    if let Some(identity) = &spec.launch.identity {
+        super::launch::apply_identity(&mut command, identity);
+    }
     if trace {
         // SAFETY: between fork and exec only async-signal-safe calls: ptrace(2).
         unsafe {

@@ -33,6 +33,7 @@ impl Engine {
                 self.config.io.pty_size = (cols.max(1), rows.max(1));
                 self.captures.resize_ptys(cols.max(1), rows.max(1));
             }
+            Action::Reload => self.reload("reload requested"),
         }
     }
 

@@ -3,7 +3,9 @@
 //! stop escalation computed into the poll timeout. Nothing here busy-waits.
 
 mod actions;
+mod launch;
 mod ptrace;
+mod reload;
 mod shared_pipes;
 mod signals;
 mod stop;
@@ -83,6 +85,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     release_stop_signals();
     let mut config = config;
     let hooks = start_python_hooks(&mut config, me, &waker);
+    let ready_waker = waker.clone();
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let events_tx = events_tx.with_tap(config.tap.clone());
     let emitter = events_tx.clone();
@@ -95,6 +98,9 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     engine.captures.steps.held = gate.is_some();
     engine.gate = gate;
     engine.hooks = hooks;
+    engine.launcher.checks = crate::supervise::ready::Checks::new(Arc::new(move || {
+        let _ = ready_waker.wake();
+    }));
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -195,6 +201,8 @@ struct Pool {
     workers: BTreeMap<u32, Worker>,
     /// While stopping: when this pool's workers still running get SIGKILL.
     kill_at: Option<Instant>,
+    /// Dependencies, readiness, removal by a reload.
+    launch: launch::PoolLaunch,
 }
 
 /// (pool index, worker index)
@@ -237,6 +245,8 @@ pub(crate) struct Engine {
     gate: Option<super::steps::StepGate>,
     /// Where Python processes hand over pipes of their own.
     hooks: Option<HooksServer>,
+    /// Readiness checks and workers stopped by a reload.
+    launcher: launch::Launcher,
 }
 
 impl Engine {
@@ -248,16 +258,7 @@ impl Engine {
         actions: Receiver<Action>,
         me: i32,
     ) -> Engine {
-        let pools = config
-            .pools
-            .iter()
-            .map(|spec| Pool {
-                spec: spec.clone(),
-                target: spec.size,
-                workers: BTreeMap::new(),
-                kill_at: None,
-            })
-            .collect();
+        let pools = config.pools.iter().cloned().map(Pool::new).collect();
         Engine {
             next_sample: Instant::now() + config.sample_interval,
             config,
@@ -284,17 +285,14 @@ impl Engine {
             next_zombie_check: Instant::now(),
             gate: None,
             hooks: None,
+            launcher: launch::Launcher::default(),
         }
     }
 
     fn run(mut self) {
         self.emit_session();
-        for pool in 0..self.pools.len() {
-            for index in 0..self.pools[pool].target {
-                self.pools[pool].workers.insert(index, Worker::new());
-                self.start_worker((pool, index));
-            }
-        }
+        // Pools without dependencies start now; the others once theirs are started.
+        self.launch_step();
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = self.next_timeout();
@@ -317,6 +315,7 @@ impl Engine {
             // Before any exit is handled: a process's own pipes are read before its end.
             self.take_own_pipes();
             self.take_actions();
+            self.launch_step();
             // One decision for the whole turn: reading may fill the channel again, and the
             // reaping after it must still happen (a flood must not starve it).
             let congested = self.events.congested();
@@ -427,6 +426,9 @@ impl Engine {
         if let Some(at) = self.gate.as_ref().and_then(|g| g.deadline()) {
             next = next.min(at);
         }
+        if let Some(at) = self.launch_deadline() {
+            next = next.min(at);
+        }
         let mut timeout = next.saturating_duration_since(now);
         if congested {
             timeout = timeout.min(CONGESTION_NET);
@@ -439,6 +441,9 @@ impl Engine {
         for signal in pending {
             if signal == SIGCHLD {
                 self.more_to_reap = true;
+            } else if signal == SIGHUP && self.config.reload.is_some() {
+                // `up`: SIGHUP reads the config again (`run` and `demo` stop on it).
+                self.reload("received SIGHUP");
             } else {
                 self.begin_stop(format!("received {}", signal_name(signal)), true);
             }

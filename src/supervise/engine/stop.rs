@@ -67,13 +67,16 @@ impl Engine {
         let now = Instant::now();
         let session_timeout = self.config.stop_timeout;
         let mut longest = Duration::ZERO;
-        for pool in &mut self.pools {
+        // `depends_on`: a pool waits for the pools depending on it to stop first.
+        let held = self.held_for_dependents();
+        for (pool, held) in self.pools.iter_mut().zip(&held) {
             let timeout = pool.spec.policy.stop_timeout.unwrap_or(session_timeout);
             let running = pool
                 .workers
                 .values()
                 .any(|w| w.state == WorkerState::Running);
-            pool.kill_at = running.then(|| now + timeout);
+            pool.kill_at = (running && !held).then(|| now + timeout);
+            pool.launch.stop_held = running && *held;
             if running {
                 longest = longest.max(timeout);
             }
@@ -81,13 +84,16 @@ impl Engine {
         if longest == Duration::ZERO {
             longest = session_timeout;
         }
+        if held.contains(&true) {
+            longest = longest.max(self.chained_stop_timeout());
+        }
         self.phase = Phase::Stopping {
             deadline: now + longest,
         };
         self.stop_timeout_in_force = longest;
         self.stop_signalled.clear();
         self.kill_signalled.clear();
-        for pool in &self.pools {
+        for pool in self.pools.iter().filter(|p| !p.launch.stop_held) {
             for worker in pool.workers.values() {
                 if worker.state == WorkerState::Running {
                     self.signal_worker(worker, pool.spec.stop_signal, SignalReason::Stop);
@@ -133,6 +139,7 @@ impl Engine {
                 if !has_children() {
                     return self.settle();
                 }
+                self.release_held_pools(now);
                 if self.orphans_dirty && !self.any_worker_running() {
                     self.signal_orphans();
                 }
@@ -227,6 +234,7 @@ impl Engine {
     fn settle(&mut self) -> bool {
         for pool in &mut self.pools {
             pool.kill_at = None;
+            pool.launch.stop_held = false;
         }
         self.phase = Phase::Running;
         self.quit || (self.all_workers_settled() && self.config.exit_when_done)
@@ -264,7 +272,7 @@ impl Engine {
     }
 
     /// SIGKILL for every live descendant of `root` not yet sent one (reason `escalation`).
-    fn kill_below(&mut self, root: i32) {
+    pub(super) fn kill_below(&mut self, root: i32) {
         match signal_descendants(root, libc::SIGKILL, &mut self.kill_signalled) {
             Ok(sent) => {
                 for target in sent {

@@ -191,7 +191,7 @@ impl Engine {
             pool.workers
                 .values()
                 .all(|w| matches!(w.state, WorkerState::Ended | WorkerState::Failed))
-        })
+        }) && !self.launch_pending()
     }
 
     pub(super) fn any_worker_running(&self) -> bool {
