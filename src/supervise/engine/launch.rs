@@ -61,6 +61,16 @@ impl Pool {
             launch: PoolLaunch::default(),
         }
     }
+
+    /// The pool as `session` and `reload` events describe it.
+    pub(super) fn info(&self) -> crate::model::PoolInfo {
+        crate::model::PoolInfo {
+            name: self.spec.name.clone(),
+            size: self.target,
+            argv: self.spec.argv.clone(),
+            restart: self.spec.restart.as_str().to_string(),
+        }
+    }
 }
 
 impl Engine {

@@ -31,7 +31,7 @@ use super::reap::{Reaped, reap_exited};
 use super::tree::become_subreaper;
 use crate::model::policy::RestartTracker;
 use crate::model::signals::signal_name;
-use crate::model::{Action, EventBody, ExitStatus, PoolInfo, TrackSource};
+use crate::model::{Action, EventBody, ExitStatus, TrackSource};
 use crate::track::kernel::ReapVerdict;
 use crate::track::poll::PollTracker;
 use tracking::{KernelSource, NETLINK};
@@ -376,16 +376,7 @@ impl Engine {
 
     fn emit_session(&self) {
         let (track, track_note) = self.track_description();
-        let pools = self
-            .pools
-            .iter()
-            .map(|p| PoolInfo {
-                name: p.spec.name.clone(),
-                size: p.target,
-                argv: p.spec.argv.clone(),
-                restart: p.spec.restart.as_str().to_string(),
-            })
-            .collect();
+        let pools = self.pools.iter().map(Pool::info).collect();
         self.events.emit(EventBody::Session {
             pid: self.me,
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::launch::Readiness;
 use super::{Engine, Pool, Worker, WorkerState};
-use crate::model::{EventBody, PoolInfo, SignalReason};
+use crate::model::{EventBody, SignalReason};
 use crate::supervise::PoolSpec;
 use crate::supervise::pidfd::Pidfd;
 
@@ -67,12 +67,7 @@ impl Engine {
             .pools
             .iter()
             .filter(|p| !p.launch.removed)
-            .map(|p| PoolInfo {
-                name: p.spec.name.clone(),
-                size: p.target,
-                argv: p.spec.argv.clone(),
-                restart: p.spec.restart.as_str().to_string(),
-            })
+            .map(Pool::info)
             .collect();
         self.events.emit(EventBody::Reload {
             pid: None,
