@@ -101,7 +101,7 @@ impl Engine {
     }
 
     fn find_pool(&mut self, name: &str) -> Option<usize> {
-        let found = self.pools.iter().position(|p| p.spec.name == name);
+        let found = self.find_live(name);
         if found.is_none() {
             self.notice("error", format!("no pool named {name:?}"));
         }
