@@ -292,3 +292,43 @@ fn depends_on_orders_start_and_stop_and_ready_gates() {
         .expect("db signal");
     assert!(web_exit < db_signal, "{}", dump(&events));
 }
+
+#[test]
+fn a_ready_check_that_times_out_keeps_dependents_unstarted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[pool]]\nname = \"api\"\ncommand = [\"sh\", \"-c\", \"{SLEEPER}\"]\n\
+             ready = {{ command = \"exit 3\", timeout = \"0.5s\", interval = \"100ms\" }}\n\n\
+             [[pool]]\nname = \"front\"\ncommand = [\"sh\", \"-c\", \"{SLEEPER}\"]\ndepends_on = [\"api\"]\n"
+        ),
+    );
+    let m = marker("readyfail");
+    let mut fs = Forkscope::start(&m, &["up", "-f", &config, "--headless"]);
+    let ready = fs.wait_event("the ready event", secs(10.0), |e| kind(e) == "ready");
+    assert_eq!(ready["ok"], false, "{ready}");
+    assert_eq!(ready["check"], "command \"exit 3\"");
+    assert!(
+        ready["error"].as_str().unwrap_or("").contains("exited 3"),
+        "{ready}"
+    );
+    let events = fs.wait_until("the notice", secs(5.0), |e| {
+        of_kind(e, "notice").iter().any(|n| {
+            n["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not started: front")
+        })
+    });
+    fs.signal(libc::SIGTERM);
+    let (_, events_end) = fs.finish_clean(secs(20.0));
+    assert!(
+        !of_kind(&events_end, "spawn")
+            .iter()
+            .any(|s| s["pool"] == "front"),
+        "{}",
+        dump(&events)
+    );
+    assert_every_spawn_exited(&events_end);
+}

@@ -109,7 +109,11 @@ fn run(pool: String, id: u64, check: &ReadyCheck, cancel: &AtomicBool) -> Option
             Err(err) => last_error = err,
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now < deadline {
+            std::thread::sleep(check.interval.min(deadline - now));
+        }
+        // No attempt with no time left: the outcome keeps the last real failure.
+        if Instant::now() >= deadline {
             return Some(Outcome {
                 pool,
                 id,
@@ -118,7 +122,6 @@ fn run(pool: String, id: u64, check: &ReadyCheck, cancel: &AtomicBool) -> Option
                 error: Some(last_error),
             });
         }
-        std::thread::sleep(check.interval.min(deadline - now));
     }
 }
 
@@ -147,7 +150,7 @@ fn try_once(check: &ReadyCheck, left: Duration) -> Result<(), String> {
 fn run_command(line: &str, check: &ReadyCheck, left: Duration) -> Result<(), String> {
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg("{ eval \"$1\"; } </dev/null >/dev/null 2>&1; echo $?")
+        .arg("( eval \"$1\" ) </dev/null >/dev/null 2>&1; echo $?")
         .arg("sh")
         .arg(line)
         .current_dir(&check.dir)
