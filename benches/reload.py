@@ -92,12 +92,15 @@ def main():
             results[mode].append(took)
     floor = statistics.median(colds)
     print(f"loadavg: {open('/proc/loadavg').read().strip()}")
-    print(f"cold start of {n} pools (floor): median {floor * 1000:.1f} ms over {len(colds)}")
+    print(
+        f"cold start of {n} pools (floor): median {floor * 1000:.1f} ms, runs "
+        + ", ".join(f"{c * 1000:.0f}" for c in colds)
+    )
     for mode, values in results.items():
         med = statistics.median(values)
         print(
             f"reload {mode} {n} pools: median {med * 1000:.1f} ms "
-            f"(min {min(values) * 1000:.1f}, max {max(values) * 1000:.1f}), "
+            f"(runs {', '.join(f'{v * 1000:.0f}' for v in values)}), "
             f"{med / floor:.2f}x the cold start"
         )
 
