@@ -83,6 +83,8 @@ pub enum CtlCommand {
     },
     /// Stop everything and end the session.
     Stop,
+    /// Read the config file again (`forkscope up`); exit 1 with the error if it is refused.
+    Reload,
     /// Events as `--headless` prints them: the recent ones, or live with --follow.
     Events {
         /// Keep printing new events until the session ends.
@@ -136,6 +138,7 @@ impl From<CtlCommand> for crate::coord::ctl::Request {
             CtlCommand::Restart { target } => Request::Restart { target },
             CtlCommand::Scale { pool, size } => Request::Scale { pool, size },
             CtlCommand::Stop => Request::Stop,
+            CtlCommand::Reload => Request::Reload,
             CtlCommand::Events { follow, from_start } => Request::Events { follow, from_start },
             CtlCommand::Inspect => Request::Inspect,
             CtlCommand::Barrier(CtlBarrierCommand::Abort { name }) => {

@@ -51,6 +51,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title,
                 shm_rules: Vec::new(),
                 steps: None,
+                reload: None,
             };
             session::run_pools(vec![pool], options, segments, clock)
         }
@@ -71,6 +72,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: plan.title.clone(),
                 shm_rules: plan.layouts.clone(),
                 steps: None,
+                reload: Some(session::up_reloader(args)),
             };
             session::run_pools(plan.pools.clone(), options, segments, clock)
         }
@@ -185,6 +187,7 @@ fn run_demo(
         // --headless alone runs straight through; with --auto it steps by itself.
         steps: (!headless || auto.is_some())
             .then_some(forkscope::supervise::steps::StepConfig { auto }),
+        reload: None,
     };
     session::run_pools(vec![pool], options, segments, clock)
 }

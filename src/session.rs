@@ -22,6 +22,8 @@ pub struct SessionOptions<'a> {
     pub shm_rules: Vec<crate::inspect::shm::decode::rules::FormatRule>,
     /// Hold the workers at their lesson steps (`forkscope demo`).
     pub steps: Option<supervise::steps::StepConfig>,
+    /// Reads the pools again on SIGHUP and `ctl reload` (`forkscope up`).
+    pub reload: Option<supervise::Reloader>,
 }
 
 /// Bad usage found while setting up (a `--shm` name that is taken): exit status 2.
@@ -106,6 +108,7 @@ pub fn run_pools(
         extra_env,
         steps: options.steps,
         tap: service.as_ref().map(crate::coord::Service::tap),
+        reload: options.reload,
         ..EngineConfig::default()
     };
     let recorder = match &options.output.view.record {
@@ -164,6 +167,17 @@ pub fn run_pools(
     Ok(status)
 }
 
+/// The reload of `forkscope up`: the same file (or Procfile) and command line, read again.
+pub fn up_reloader(args: crate::cli::UpArgs) -> supervise::Reloader {
+    let args = std::sync::Arc::new(args);
+    supervise::Reloader(std::sync::Arc::new(move || {
+        let plan = crate::config::up::plan(&args).map_err(|err| err.to_string())?;
+        let mut pools = plan.pools;
+        supervise::worker_io::resolve(&mut pools).map_err(|err| err.to_string())?;
+        Ok(pools)
+    }))
+}
+
 /// Logs go to a file or nowhere: the terminal belongs to the TUI or to the JSON stream.
 fn init_logging(path: Option<&Path>) {
     let Some(path) = path else { return };
@@ -202,6 +216,7 @@ pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
         stop_signal: args.supervision.stop_signal,
         io: default_io(&args.io),
         policy: Default::default(),
+        launch: Default::default(),
     }
 }
 

@@ -123,6 +123,55 @@ workers = 2
 /// Each error class: (config text, line, col, a word of the message).
 const BAD: &[(&str, usize, usize, &str)] = &[
     (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"b\"]\n",
+        4,
+        15,
+        "depends_on: no pool named \"b\"",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"b\"]\n\
+         [[pool]]\nname = \"b\"\ncommand = [\"true\"]\ndepends_on = [\"a\"]\n",
+        8,
+        15,
+        "depends_on: a cycle: a -> b -> a",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\ndepends_on = [\"a\"]\n",
+        4,
+        15,
+        "cannot wait for itself",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\nready = { tcp = \"127.0.0.1:1\", file = \"x\" }\n",
+        4,
+        9,
+        "ready needs exactly one of",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\nready = { tcp = \"localhost\" }\n",
+        4,
+        17,
+        "is not an IP address and port",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\nready = { file = \"x\", timeout = \"soon\" }\n",
+        4,
+        33,
+        "ready.timeout: not a duration",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\nuser = \"no_such_user_fks\"\n",
+        4,
+        8,
+        "user: no such user",
+    ),
+    (
+        "[[pool]]\nname = \"a\"\ncommand = [\"true\"]\ngroup = 4000000000\n",
+        4,
+        9,
+        "group: no such group",
+    ),
+    (
         "[[pool]]\nname = \"w\"\ncommand = [\"true\"]\nwokers = 2\n",
         4,
         1,

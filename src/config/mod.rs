@@ -7,6 +7,7 @@
 //! and a caret under it; nothing in here panics on any input (a property test feeds it
 //! random text). The binary turns a [`ConfigError`] into exit status 2.
 
+mod launch;
 mod policy;
 pub mod procfile;
 mod raw;
@@ -230,10 +231,19 @@ impl Checker<'_> {
             .transpose()?;
         let mut names = HashSet::new();
         let mut pools = Vec::with_capacity(raw.pool.len());
-        for pool in raw.pool {
-            let spec = self.pool(pool, &mut names)?;
+        let mut dependencies = Vec::with_capacity(raw.pool.len());
+        for mut pool in raw.pool {
+            let deps = pool
+                .depends_on
+                .as_mut()
+                .map(|d| std::mem::take(d.get_mut()))
+                .unwrap_or_default();
+            let mut spec = self.pool(pool, &mut names)?;
+            spec.launch.depends_on = deps.iter().map(|d| d.get_ref().clone()).collect();
+            dependencies.push((spec.name.clone(), deps));
             pools.push(spec);
         }
+        self.check_dependencies(&dependencies)?;
         let mut segments: Vec<ShmSpec> = Vec::new();
         for seg in raw.shm.segment {
             let size = match seg.size.get_ref() {
@@ -384,6 +394,7 @@ impl Checker<'_> {
         };
         let io = self.pool_io(&raw)?;
         let policy = self.pool_policy(&raw)?;
+        let launch = self.pool_launch(&raw, cwd.as_deref().unwrap_or(self.base))?;
         Ok(PoolSpec {
             name,
             size,
@@ -394,6 +405,7 @@ impl Checker<'_> {
             stop_signal,
             io,
             policy,
+            launch,
         })
     }
 

@@ -115,7 +115,7 @@ impl Checker<'_> {
     }
 
     /// A duration key: seconds (a number) or a string with a unit, `min` to 86400 seconds.
-    fn duration(
+    pub(super) fn duration(
         &self,
         value: &Spanned<DurationValue>,
         min: f64,

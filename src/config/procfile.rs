@@ -137,6 +137,7 @@ pub fn parse_procfile(
             stop_signal: libc::SIGTERM,
             io: Default::default(),
             policy: Default::default(),
+            launch: Default::default(),
         });
     }
     if pools.is_empty() {

@@ -49,6 +49,22 @@ pub struct RawPool {
     pub max_restarts: Option<Spanned<i64>>,
     pub restart_window: Option<Spanned<DurationValue>>,
     pub start_secs: Option<Spanned<DurationValue>>,
+    pub depends_on: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ready: Option<Spanned<RawReady>>,
+    pub user: Option<Spanned<SignalValue>>,
+    pub group: Option<Spanned<SignalValue>>,
+}
+
+/// A pool's `ready = { tcp = "127.0.0.1:8080", timeout = "30s", interval = "200ms" }` (or
+/// `file`, or `command`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    pub tcp: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub command: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<DurationValue>>,
+    pub interval: Option<Spanned<DurationValue>>,
 }
 
 /// A pool's `backoff = { initial = "100ms", max = "30s" }`.
@@ -116,7 +132,8 @@ impl<'de> Deserialize<'de> for CommandValue {
     }
 }
 
-/// `stop_signal`: a name (`"TERM"`, `"SIGINT"`) or a number.
+/// `stop_signal`: a name (`"TERM"`, `"SIGINT"`) or a number (and `user`/`group`: a name or
+/// an id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignalValue {
     Name(String),
@@ -129,7 +146,7 @@ impl<'de> Deserialize<'de> for SignalValue {
         impl Visitor<'_> for V {
             type Value = SignalValue;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a signal name (\"SIGTERM\", \"INT\") or number")
+                f.write_str("a name or a number")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<SignalValue, E> {
                 Ok(SignalValue::Name(v.to_string()))

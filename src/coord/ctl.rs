@@ -29,6 +29,7 @@ pub enum Request {
         size: u32,
     },
     Stop,
+    Reload,
     Events {
         follow: bool,
         from_start: bool,
@@ -140,12 +141,79 @@ fn execute(socket: Option<PathBuf>, json_out: bool, request: Request) -> Result<
             act(&mut client, Action::Quit)?;
             Ok(0)
         }
+        Request::Reload => reload(&mut client, json_out),
         Request::Events { follow, from_start } => events(&mut client, follow, from_start),
         Request::BarrierAbort { name } => barrier_op(&mut client, json_out, "barrier_abort", name),
         Request::BarrierReset { name } => barrier_op(&mut client, json_out, "barrier_reset", name),
         Request::BarrierStatus { name } => {
             barrier_op(&mut client, json_out, "barrier_status", name)
         }
+    }
+}
+
+/// How long `ctl reload` waits for the session's answer.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Asks for a reload and waits for its `reload` event: 0 when applied, 1 when refused.
+fn reload(client: &mut Client, json_out: bool) -> Result<i32, ClientError> {
+    // Subscribed first, so the answer cannot come before we listen.
+    let sub = client.send(json!({"op": "subscribe", "from_start": false}))?;
+    super::client::outcome(client.read()?)?;
+    client.set_timeout(Some(RELOAD_WAIT))?;
+    let asked = client.send(json!({"op": "action", "action": Action::Reload}))?;
+    loop {
+        let line = client.read()?;
+        if line["id"] == json!(asked) {
+            super::client::outcome(line)?;
+            continue;
+        }
+        if line["id"] != json!(sub) {
+            continue;
+        }
+        let Some(event) = line.get("event") else {
+            super::client::outcome(line)?;
+            continue;
+        };
+        if event["kind"] == "end" {
+            eprintln!("forkscope ctl: the session ended before reloading");
+            return Ok(1);
+        }
+        if event["kind"] != "reload" {
+            continue;
+        }
+        if event["ok"] == json!(true) {
+            print(json_out, event, |e| {
+                let list = |key: &str| {
+                    let names: Vec<&str> = e[key]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    if names.is_empty() {
+                        "-".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                };
+                format!(
+                    "reloaded: added {}; removed {}; changed {}; resized {}\n",
+                    list("added"),
+                    list("removed"),
+                    list("changed"),
+                    list("resized")
+                )
+            });
+            return Ok(0);
+        }
+        if json_out {
+            println!("{event}");
+        }
+        eprintln!(
+            "forkscope ctl: reload refused: {}",
+            crate::model::printable::lines(event["error"].as_str().unwrap_or("unknown error"))
+        );
+        return Ok(1);
     }
 }
 

@@ -166,6 +166,28 @@ impl StatusFold {
                 self.ended = Some(*status);
                 self.live.clear();
             }
+            EventBody::Reload {
+                ok: true, pools, ..
+            } => {
+                self.pools
+                    .retain(|p| pools.iter().any(|i| i.name == p.name));
+                for info in pools {
+                    match self.pool_mut(&info.name) {
+                        Some(pool) => {
+                            pool.size = info.size;
+                            pool.restart = info.restart.clone();
+                            pool.argv = info.argv.clone();
+                        }
+                        None => self.pools.push(PoolStatus {
+                            name: info.name.clone(),
+                            size: info.size,
+                            restart: info.restart.clone(),
+                            argv: info.argv.clone(),
+                            workers: BTreeMap::new(),
+                        }),
+                    }
+                }
+            }
             _ => {}
         }
         self.processes = self.live.len();

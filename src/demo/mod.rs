@@ -102,5 +102,6 @@ pub fn pool(demo: &Demo, stop_signal: i32, pace: f64) -> std::io::Result<PoolSpe
         stop_signal,
         io: Default::default(),
         policy: Default::default(),
+        launch: Default::default(),
     })
 }

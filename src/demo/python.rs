@@ -197,6 +197,7 @@ pub fn pool(name: &str, python: &Path, script: &Script, stop_signal: i32, pace: 
         cwd: None,
         io: Default::default(),
         policy: Default::default(),
+        launch: Default::default(),
         restart: crate::model::policy::RestartPolicy::Never,
         stop_signal,
     }

@@ -28,6 +28,9 @@ pub enum Action {
     NextStep,
     /// The TUI's output pane is now `cols` x `rows` characters: workers' ptys take this size.
     OutputPaneSize { cols: u16, rows: u16 },
+    /// Read the config file again and apply it (`forkscope up`): a `reload` event says what
+    /// changed, or why the file was refused.
+    Reload,
 }
 
 #[cfg(test)]

@@ -399,6 +399,38 @@ pub enum EventBody {
     /// An orphan was adopted: its parent `from` ended and it now is a child of `to` (forkscope
     /// as subreaper, another subreaper, or init).
     Reparent { pid: i32, from: i32, to: i32 },
+    /// A pool's readiness check (`ready` in the config) passed (`ok`), or gave up after its
+    /// timeout with the last `error`.
+    Ready {
+        pid: Option<i32>,
+        pool: String,
+        ok: bool,
+        /// What was checked: `tcp 127.0.0.1:8080`, `file PATH`, `command "..."`.
+        check: String,
+        after_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The config was read again (SIGHUP, `ctl reload`): what changed, or why nothing did.
+    Reload {
+        pid: Option<i32>,
+        ok: bool,
+        /// Why the file was refused (`FILE:LINE:COL: ...`); the pools are then untouched.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default)]
+        added: Vec<String>,
+        #[serde(default)]
+        removed: Vec<String>,
+        /// Pools whose command, env, cwd or policy changed: their workers restart.
+        #[serde(default)]
+        changed: Vec<String>,
+        #[serde(default)]
+        resized: Vec<String>,
+        /// The pools after the reload (empty when refused).
+        #[serde(default)]
+        pools: Vec<PoolInfo>,
+    },
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -471,6 +503,7 @@ impl EventBody {
             | EventBody::Shm { pid, .. }
             | EventBody::End { pid, .. } => *pid,
             EventBody::Barrier { pid, .. } | EventBody::Mark { pid, .. } => *pid,
+            EventBody::Ready { pid, .. } | EventBody::Reload { pid, .. } => *pid,
         }
     }
 }

@@ -20,6 +20,7 @@ fn pool(name: &str, size: u32, start_secs: f64) -> PoolSpec {
             start_secs: Duration::from_secs_f64(start_secs),
             ..Default::default()
         },
+        launch: Default::default(),
     }
 }
 

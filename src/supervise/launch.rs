@@ -28,6 +28,8 @@ pub struct Plan {
     pub stdio: [RawFd; 3],
     /// `PTRACE_TRACEME` before `execve` (`--track ptrace`).
     pub trace: bool,
+    /// The user, group and supplementary groups to take before `execve` (`user`/`group`).
+    pub identity: Option<super::launch_rules::Identity>,
 }
 
 /// The step of the child that failed.
@@ -35,6 +37,8 @@ pub struct Plan {
 pub enum Step {
     Exec,
     Chdir,
+    /// Taking the pool's user and group.
+    Identity,
     /// Setting up the process group, descriptors, signals or tracing.
     Setup,
 }
@@ -65,6 +69,12 @@ struct Shared {
     cwd: *const libc::c_char,
     stdio: [c_int; 3],
     trace: bool,
+    /// `uid`, `gid` and `groups` are taken when this is set.
+    switch_identity: bool,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: *const libc::gid_t,
+    groups_len: usize,
     reset: *const c_int,
     reset_len: usize,
     /// `sched_attr` with the default slice, when this thread has a short one.
@@ -135,6 +145,14 @@ pub fn launch(plan: &Plan) -> Result<Launched, LaunchError> {
         cwd: plan.cwd.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
         stdio: plan.stdio,
         trace: plan.trace,
+        switch_identity: plan.identity.is_some(),
+        uid: plan.identity.as_ref().map_or(0, |id| id.uid),
+        gid: plan.identity.as_ref().map_or(0, |id| id.gid),
+        groups: plan
+            .identity
+            .as_ref()
+            .map_or(std::ptr::null(), |id| id.groups.as_ptr()),
+        groups_len: plan.identity.as_ref().map_or(0, |id| id.groups.len()),
         reset: reset.as_ptr(),
         reset_len: reset.len(),
         sched: sched.as_ref().map_or(std::ptr::null(), std::ptr::from_ref),
@@ -250,6 +268,16 @@ unsafe fn prepare_and_exec(shared: &Shared) -> (Step, c_int) {
         }
         if !shared.cwd.is_null() && libc::chdir(shared.cwd) != 0 {
             return (Step::Chdir, errno());
+        }
+        // setgroups, setgid, then setuid: the order that keeps the right to each step. Direct
+        // system calls: glibc's wrappers would signal every thread of forkscope, whose memory
+        // this child shares, to change their credentials too.
+        if shared.switch_identity
+            && (libc::syscall(libc::SYS_setgroups, shared.groups_len, shared.groups) != 0
+                || libc::syscall(libc::SYS_setgid, shared.gid) != 0
+                || libc::syscall(libc::SYS_setuid, shared.uid) != 0)
+        {
+            return (Step::Identity, errno());
         }
         if shared.trace
             && libc::ptrace(

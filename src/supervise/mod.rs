@@ -7,10 +7,12 @@ pub mod channel;
 pub mod engine;
 pub mod guardian;
 pub mod launch;
+pub mod launch_rules;
 pub mod lines;
 pub mod os;
 pub mod pidfd;
 pub mod python_hooks;
+pub mod ready;
 pub mod reap;
 pub(crate) mod sampler;
 pub mod session_files;
@@ -31,7 +33,7 @@ pub use channel::{ActionTx, EventRx};
 pub use engine::{EngineHandle, start};
 
 /// One pool of identical workers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolSpec {
     pub name: String,
     pub size: u32,
@@ -45,6 +47,19 @@ pub struct PoolSpec {
     pub io: worker_io::WorkerIo,
     /// Per-pool stop timeout, success codes, backoff, restart limit, start_secs.
     pub policy: PoolPolicy,
+    /// `depends_on`, `ready`, `user`/`group`.
+    pub launch: launch_rules::LaunchRules,
+}
+
+/// Re-reads the pools of a session (`forkscope up`'s file, merged with its command line) for
+/// a reload; the error is what the person reads (`FILE:LINE:COL: ...`).
+#[derive(Clone)]
+pub struct Reloader(pub std::sync::Arc<dyn Fn() -> Result<Vec<PoolSpec>, String> + Send + Sync>);
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
+    }
 }
 
 /// Everything the engine needs to run a session.
@@ -67,6 +82,8 @@ pub struct EngineConfig {
     pub io: worker_io::SessionIo,
     /// Sees every event before the consumer does (the control socket, `coord/`).
     pub tap: Option<channel::Tap>,
+    /// Re-reads the pools on SIGHUP and `reload` (`up`); without it SIGHUP stops the session.
+    pub reload: Option<Reloader>,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +98,7 @@ impl Default for EngineConfig {
             steps: None,
             io: worker_io::SessionIo::default(),
             tap: None,
+            reload: None,
         }
     }
 }

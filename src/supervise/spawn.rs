@@ -220,6 +220,7 @@ pub fn spawn_worker(
             fd_of(&ends.theirs[2]),
         ],
         trace,
+        identity: spec.launch.identity.clone(),
     };
     let launched = launch(&plan).map_err(|err| match err {
         LaunchError::Clone(err) => std::io::Error::new(err.kind(), format!("{program}: {err}")),
@@ -233,6 +234,10 @@ pub fn spawn_worker(
                 format!("{program}: cwd {}: {err}", dir.display()),
             )
         }
+        LaunchError::Child(Step::Identity, err) => std::io::Error::new(
+            err.kind(),
+            format!("{program}: taking the pool's user and group: {err}"),
+        ),
         LaunchError::Child(Step::Setup, err) => std::io::Error::new(
             err.kind(),
             format!("{program}: setting up the worker: {err}"),

@@ -303,6 +303,7 @@ mod tests {
                 ..WorkerIo::default()
             },
             policy: Default::default(),
+            launch: Default::default(),
         }];
         assert!(matches!(
             resolve(&mut pools),

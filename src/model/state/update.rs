@@ -352,5 +352,34 @@ pub fn update(state: &mut State, event: &Event) {
                 proc.zombie = false;
             }
         }
+        EventBody::Ready {
+            pool,
+            ok: true,
+            check,
+            after_ms,
+            ..
+        } => state.notice(
+            t,
+            crate::model::NoticeLevel::Info,
+            format!("pool {pool} ready ({check}) after {after_ms} ms"),
+        ),
+        EventBody::Ready { .. } => {}
+        EventBody::Reload {
+            ok: true, pools, ..
+        } => {
+            state
+                .pools
+                .retain(|p| pools.iter().any(|i| i.name == p.info.name));
+            for info in pools {
+                match state.pool_mut(&info.name) {
+                    Some(view) => view.info = info.clone(),
+                    None => state.pools.push(PoolView {
+                        info: info.clone(),
+                        workers: BTreeMap::new(),
+                    }),
+                }
+            }
+        }
+        EventBody::Reload { .. } => {}
     }
 }

@@ -1,7 +1,7 @@
 //! Carrying out actions (from the UI today; from the planned control socket and `ctl` too),
 //! and reporting each outcome as an event.
 
-use super::{Engine, Worker, WorkerState};
+use super::{Engine, WorkerState};
 use crate::model::NoticeLevel;
 use crate::model::lesson::StepReleaser;
 use crate::model::{Action, EventBody, SignalReason};
@@ -34,6 +34,7 @@ impl Engine {
                 self.config.io.pty_size = (cols.max(1), rows.max(1));
                 self.captures.resize_ptys(cols.max(1), rows.max(1));
             }
+            Action::Reload => self.reload("reload requested"),
         }
     }
 
@@ -98,7 +99,7 @@ impl Engine {
     }
 
     fn find_pool(&mut self, name: &str) -> Option<usize> {
-        let found = self.pools.iter().position(|p| p.spec.name == name);
+        let found = self.find_live(name);
         if found.is_none() {
             self.notice(NoticeLevel::Error, format!("no pool named {name:?}"));
         }
@@ -153,38 +154,6 @@ impl Engine {
         let Some(pool) = self.find_pool(pool_name) else {
             return;
         };
-        let from = self.pools[pool].target;
-        self.pools[pool].target = size;
-        self.events.emit(EventBody::Scale {
-            pid: None,
-            pool: pool_name.to_string(),
-            from,
-            to: size,
-        });
-        for index in from..size {
-            let mut worker = Worker::new();
-            worker.state = WorkerState::Starting;
-            self.pools[pool].workers.insert(index, worker);
-            self.starting.push_back((pool, index));
-        }
-        let stop_signal = self.pools[pool].spec.stop_signal;
-        let retiring: Vec<u32> = self.pools[pool]
-            .workers
-            .keys()
-            .copied()
-            .filter(|index| *index >= size)
-            .collect();
-        for index in retiring {
-            let Some(worker) = self.pools[pool].workers.get_mut(&index) else {
-                continue;
-            };
-            if worker.state == WorkerState::Running {
-                worker.retiring = true;
-                let worker = &self.pools[pool].workers[&index];
-                self.signal_worker(worker, stop_signal, SignalReason::Scale);
-            } else {
-                self.pools[pool].workers.remove(&index);
-            }
-        }
+        self.resize_pool(pool, size);
     }
 }

@@ -5,7 +5,9 @@
 mod actions;
 #[cfg(test)]
 mod fake_os;
+mod launch;
 mod ptrace;
+mod reload;
 mod sampling;
 mod shared_pipes;
 mod signals;
@@ -36,7 +38,7 @@ use super::reap::Reaped;
 use super::tree::become_subreaper;
 use crate::model::policy::RestartTracker;
 use crate::model::signals::signal_name;
-use crate::model::{Action, EventBody, ExitStatus, PoolInfo, TrackSource};
+use crate::model::{Action, EventBody, ExitStatus, TrackSource};
 use crate::track::kernel::ReapVerdict;
 use crate::track::poll::PollTracker;
 use tracking::{KernelSource, NETLINK};
@@ -91,6 +93,7 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     let mut config = config;
     let hooks = start_python_hooks(&mut config, me, &waker);
     let sampler = super::sampler::Sampler::start(waker.clone());
+    let ready_waker = waker.clone();
     let (events_tx, events_rx, actions_tx, actions_rx) = channels(waker, clock);
     let events_tx = events_tx.with_tap(config.tap.clone());
     let emitter = events_tx.clone();
@@ -105,6 +108,9 @@ pub fn start(config: EngineConfig, clock: Instant) -> io::Result<EngineHandle> {
     engine.gate = gate;
     engine.hooks = hooks;
     engine.sampler = Some(sampler);
+    engine.launcher.checks = crate::supervise::ready::Checks::new(Arc::new(move || {
+        let _ = ready_waker.wake();
+    }));
     engine.kernel = kernel;
     engine.kernel_unavailable = unavailable;
     if engine.config.track == crate::track::TrackMode::Ptrace {
@@ -207,6 +213,8 @@ struct Pool {
     workers: BTreeMap<u32, Worker>,
     /// While stopping: when this pool's workers still running get SIGKILL.
     kill_at: Option<Instant>,
+    /// Dependencies, readiness, removal by a reload.
+    launch: launch::PoolLaunch,
 }
 
 /// (pool index, worker index)
@@ -258,6 +266,8 @@ pub(crate) struct Engine {
     sampler: Option<super::sampler::Sampler>,
     /// Pids reaped while a sample was being read (its reading of them is stale).
     reaped_while_sampling: Vec<i32>,
+    /// Readiness checks and workers stopped by a reload.
+    launcher: launch::Launcher,
 }
 
 impl Engine {
@@ -269,16 +279,7 @@ impl Engine {
         actions: Receiver<Action>,
         me: i32,
     ) -> Engine {
-        let pools = config
-            .pools
-            .iter()
-            .map(|spec| Pool {
-                spec: spec.clone(),
-                target: spec.size,
-                workers: BTreeMap::new(),
-                kill_at: None,
-            })
-            .collect();
+        let pools = config.pools.iter().cloned().map(Pool::new).collect();
         Engine {
             next_sample: Instant::now() + config.sample_interval,
             config,
@@ -309,6 +310,7 @@ impl Engine {
             starting: VecDeque::new(),
             sampler: None,
             reaped_while_sampling: Vec::new(),
+            launcher: launch::Launcher::default(),
         }
     }
 
@@ -317,7 +319,8 @@ impl Engine {
             tracing::debug!("no short scheduler slice for the engine: {err}");
         }
         self.emit_session();
-        self.start_pools();
+        // Pools without dependencies start now; the others once theirs are started.
+        self.launch_step();
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = self.next_timeout();
@@ -344,6 +347,7 @@ impl Engine {
             self.take_own_pipes();
             self.take_actions();
             self.take_sample();
+            self.launch_step();
             // One decision for the whole turn: reading may fill the channel again, and the
             // reaping after it must still happen (a flood must not starve it).
             let congested = self.events.congested();
@@ -378,18 +382,6 @@ impl Engine {
     }
 
     /// Starts every pool's workers.
-    fn start_pools(&mut self) {
-        for pool in 0..self.pools.len() {
-            for index in 0..self.pools[pool].target {
-                let mut worker = Worker::new();
-                worker.state = WorkerState::Starting;
-                self.pools[pool].workers.insert(index, worker);
-                self.starting.push_back((pool, index));
-            }
-        }
-        self.start_queued();
-    }
-
     /// Captures the pipes Python processes handed over, each under its own pid.
     fn take_own_pipes(&mut self) {
         let Some(hooks) = &self.hooks else { return };
@@ -417,16 +409,7 @@ impl Engine {
 
     fn emit_session(&self) {
         let (track, track_note) = self.track_description();
-        let pools = self
-            .pools
-            .iter()
-            .map(|p| PoolInfo {
-                name: p.spec.name.clone(),
-                size: p.target,
-                argv: p.spec.argv.clone(),
-                restart: p.spec.restart.as_str().to_string(),
-            })
-            .collect();
+        let pools = self.pools.iter().map(Pool::info).collect();
         self.events.emit(EventBody::Session {
             pid: self.me,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -470,6 +453,9 @@ impl Engine {
         if let Some(at) = self.gate.as_ref().and_then(|g| g.deadline()) {
             next = next.min(at);
         }
+        if let Some(at) = self.launch_deadline() {
+            next = next.min(at);
+        }
         let mut timeout = next.saturating_duration_since(now);
         if congested {
             timeout = timeout.min(CONGESTION_NET);
@@ -482,6 +468,9 @@ impl Engine {
         for signal in pending {
             if signal == SIGCHLD {
                 self.more_to_reap = true;
+            } else if signal == SIGHUP && self.config.reload.is_some() {
+                // `up`: SIGHUP reads the config again (`run` and `demo` stop on it).
+                self.reload("received SIGHUP");
             } else {
                 self.begin_stop(format!("received {}", signal_name(signal)), true);
             }

@@ -70,13 +70,16 @@ impl Engine {
         let now = self.os.now();
         let session_timeout = self.config.stop_timeout;
         let mut longest = Duration::ZERO;
-        for pool in &mut self.pools {
+        // `depends_on`: a pool waits for the pools depending on it to stop first.
+        let held = self.held_for_dependents();
+        for (pool, held) in self.pools.iter_mut().zip(&held) {
             let timeout = pool.spec.policy.stop_timeout.unwrap_or(session_timeout);
             let running = pool
                 .workers
                 .values()
                 .any(|w| w.state == WorkerState::Running);
-            pool.kill_at = running.then(|| now + timeout);
+            pool.kill_at = (running && !held).then(|| now + timeout);
+            pool.launch.stop_held = running && *held;
             if running {
                 longest = longest.max(timeout);
             }
@@ -84,13 +87,16 @@ impl Engine {
         if longest == Duration::ZERO {
             longest = session_timeout;
         }
+        if held.contains(&true) {
+            longest = longest.max(self.chained_stop_timeout());
+        }
         self.phase = Phase::Stopping {
             deadline: now + longest,
         };
         self.stop_timeout_in_force = longest;
         self.stop_signalled.clear();
         self.kill_signalled.clear();
-        for pool in &self.pools {
+        for pool in self.pools.iter().filter(|p| !p.launch.stop_held) {
             for worker in pool.workers.values() {
                 if worker.state == WorkerState::Running {
                     self.signal_worker(worker, pool.spec.stop_signal, SignalReason::Stop);
@@ -136,6 +142,7 @@ impl Engine {
                 if !self.os.has_children() {
                     return self.settle();
                 }
+                self.release_held_pools(now);
                 if self.orphans_dirty && !self.any_worker_running() {
                     self.signal_orphans();
                 }
@@ -214,22 +221,7 @@ impl Engine {
                 ),
             );
             for (pid, start_time) in running {
-                // The descendants are found while they still hang below the worker, and
-                // killed after it: killed first, they could let the worker end on its own
-                // (a shell's `wait` returning) before its SIGKILL, and its exit would not
-                // say what forkscope did. Their identities hold after re-parenting.
-                let below = self.os.descendants(pid);
-                if let Some(start) = start_time
-                    && self.kill_signalled.insert((pid, start))
-                {
-                    let target = Target::Verified {
-                        pid,
-                        start_time: Some(start),
-                    };
-                    let result = self.os.signal(target, libc::SIGKILL);
-                    self.emit_signal(pid, libc::SIGKILL, SignalReason::Escalation, result);
-                }
-                self.kill_walked(pid, below);
+                self.kill_worker_tree(pid, start_time);
             }
         }
     }
@@ -238,6 +230,7 @@ impl Engine {
     fn settle(&mut self) -> bool {
         for pool in &mut self.pools {
             pool.kill_at = None;
+            pool.launch.stop_held = false;
         }
         self.phase = Phase::Running;
         self.quit || (self.all_workers_settled() && self.config.exit_when_done)
@@ -277,6 +270,26 @@ impl Engine {
     /// SIGKILL for every live descendant not yet sent one.
     fn kill_round(&mut self) {
         self.kill_below(self.me);
+    }
+
+    /// SIGKILL for a worker, then for its descendants (reason `escalation`).
+    pub(super) fn kill_worker_tree(&mut self, pid: i32, start_time: Option<u64>) {
+        // The descendants are found while they still hang below the worker, and killed
+        // after it: killed first, they could let the worker end on its own (a shell's `wait`
+        // returning) before its SIGKILL, and its exit would not say what forkscope did.
+        // Their identities hold after re-parenting.
+        let below = self.os.descendants(pid);
+        if let Some(start) = start_time
+            && self.kill_signalled.insert((pid, start))
+        {
+            let target = Target::Verified {
+                pid,
+                start_time: Some(start),
+            };
+            let result = self.os.signal(target, libc::SIGKILL);
+            self.emit_signal(pid, libc::SIGKILL, SignalReason::Escalation, result);
+        }
+        self.kill_walked(pid, below);
     }
 
     /// SIGKILL for every live descendant of `root` not yet sent one (reason `escalation`).

@@ -12,6 +12,14 @@ use crate::supervise::os::{SpawnRequest, Target};
 const START_BUDGET: Duration = Duration::from_millis(1);
 
 impl Engine {
+    /// Queues worker slot `index` of `pool` (which exists) for [`Engine::start_queued`].
+    pub(super) fn queue_start(&mut self, pool: usize, index: u32) {
+        if let Some(worker) = self.pools[pool].workers.get_mut(&index) {
+            worker.state = WorkerState::Starting;
+            self.starting.push_back((pool, index));
+        }
+    }
+
     /// Starts queued workers for at most [`START_BUDGET`] (at least one), leaving the rest
     /// for the next turn.
     pub(super) fn start_queued(&mut self) {
@@ -210,7 +218,7 @@ impl Engine {
             pool.workers
                 .values()
                 .all(|w| matches!(w.state, WorkerState::Ended | WorkerState::Failed))
-        })
+        }) && !self.launch_pending()
     }
 
     pub(super) fn any_worker_running(&self) -> bool {

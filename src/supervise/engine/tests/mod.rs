@@ -44,6 +44,7 @@ fn pool(name: &str, size: u32, restart: RestartPolicy) -> PoolSpec {
         stop_signal: SIGTERM,
         io: Default::default(),
         policy: PoolPolicy::default(),
+        launch: Default::default(),
     }
 }
 
@@ -95,7 +96,7 @@ impl Sim {
     /// A session whose workers were just started.
     fn started(pools: Vec<PoolSpec>) -> Sim {
         let mut sim = Sim::new(pools);
-        sim.engine.start_pools();
+        sim.engine.launch_step();
         sim
     }
 

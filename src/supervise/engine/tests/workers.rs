@@ -182,7 +182,7 @@ fn what_an_exit_means_for_the_session_status() {
 fn a_spawn_failure_is_a_failed_run_and_fails_the_session() {
     let mut sim = Sim::new(vec![pool("job", 1, RestartPolicy::Never)]);
     sim.os.fail_next_spawns(1);
-    sim.engine.start_pools();
+    sim.engine.launch_step();
     assert!(sim.settle());
     let events = sim.take();
     assert!(events.iter().any(|e| matches!(
