@@ -18,6 +18,7 @@ pub mod inspect;
 #[forbid(unsafe_code)]
 pub mod model;
 pub mod notify;
+pub mod obs;
 pub mod session;
 pub mod supervise;
 pub mod track;

@@ -51,6 +51,15 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title,
                 shm_rules: Vec::new(),
                 steps: None,
+                obs: forkscope::obs::ObsOptions {
+                    metrics: args.metrics.addr(),
+                    logs: {
+                        let mut logs = Vec::new();
+                        args.worker_log
+                            .apply_to(std::slice::from_ref(&pool.name), &mut logs);
+                        logs
+                    },
+                },
             };
             session::run_pools(vec![pool], options, segments, clock)
         }
@@ -71,6 +80,10 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: plan.title.clone(),
                 shm_rules: plan.layouts.clone(),
                 steps: None,
+                obs: forkscope::obs::ObsOptions {
+                    metrics: args.metrics.addr(),
+                    logs: plan.logs.clone(),
+                },
             };
             session::run_pools(plan.pools.clone(), options, segments, clock)
         }
@@ -185,6 +198,10 @@ fn run_demo(
         // --headless alone runs straight through; with --auto it steps by itself.
         steps: (!headless || auto.is_some())
             .then_some(forkscope::supervise::steps::StepConfig { auto }),
+        obs: forkscope::obs::ObsOptions {
+            metrics: args.metrics.addr(),
+            logs: Vec::new(),
+        },
     };
     session::run_pools(vec![pool], options, segments, clock)
 }

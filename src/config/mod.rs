@@ -7,6 +7,7 @@
 //! and a caret under it; nothing in here panics on any input (a property test feeds it
 //! random text). The binary turns a [`ConfigError`] into exit status 2.
 
+mod logs;
 mod policy;
 pub mod procfile;
 mod raw;
@@ -57,6 +58,8 @@ pub struct Config {
     pub segments: Vec<ShmSpec>,
     /// `[[shm.layout]]`: decoder rules, in file order.
     pub layouts: Vec<FormatRule>,
+    /// Pools with a `log`, by name.
+    pub logs: Vec<(String, crate::obs::logs::LogSpec)>,
 }
 
 /// Why a config file cannot be used.
@@ -230,7 +233,11 @@ impl Checker<'_> {
             .transpose()?;
         let mut names = HashSet::new();
         let mut pools = Vec::with_capacity(raw.pool.len());
+        let mut logs = Vec::new();
         for pool in raw.pool {
+            if let Some(log) = self.pool_log(&pool)? {
+                logs.push((pool.name.get_ref().clone(), log));
+            }
             let spec = self.pool(pool, &mut names)?;
             pools.push(spec);
         }
@@ -281,6 +288,7 @@ impl Checker<'_> {
             pools,
             segments,
             layouts,
+            logs,
         })
     }
 

@@ -49,6 +49,9 @@ pub struct RawPool {
     pub max_restarts: Option<Spanned<i64>>,
     pub restart_window: Option<Spanned<DurationValue>>,
     pub start_secs: Option<Spanned<DurationValue>>,
+    pub log: Option<Spanned<String>>,
+    pub log_max: Option<Spanned<SizeValue>>,
+    pub log_keep: Option<Spanned<i64>>,
 }
 
 /// A pool's `backoff = { initial = "100ms", max = "30s" }`.

@@ -63,6 +63,8 @@ pub struct EngineConfig {
     pub io: worker_io::SessionIo,
     /// Sees every event before the consumer does (the control socket, `coord/`).
     pub tap: Option<channel::Tap>,
+    /// The metrics address, announced in the `session` event (`--metrics`).
+    pub metrics: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +79,7 @@ impl Default for EngineConfig {
             steps: None,
             io: worker_io::SessionIo::default(),
             tap: None,
+            metrics: None,
         }
     }
 }
