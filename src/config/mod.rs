@@ -16,6 +16,8 @@ pub mod up;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_logs;
+#[cfg(test)]
 mod tests_policy;
 #[cfg(test)]
 mod tests_procfile;
