@@ -32,6 +32,7 @@ fn app_with(processes: i32) -> App {
             track_note: String::new(),
             stop_timeout: 1.0,
             started_unix: 0.0,
+            metrics: None,
         },
     );
     feed(

@@ -9,6 +9,9 @@ use crate::model::policy::RestartPolicy;
 use crate::supervise::worker_io::StdinMode;
 use crate::track::TrackMode;
 
+mod obs;
+pub use obs::{MetricsArgs, WorkerLogArgs};
+
 /// forkscope: launch, supervise and explain multiprocess programs.
 #[derive(Debug, Parser)]
 #[command(name = "forkscope", version, about, propagate_version = true)]
@@ -269,6 +272,10 @@ pub struct RunArgs {
     /// Put the Python helper (`import forkscope`) on the workers' PYTHONPATH.
     #[arg(long)]
     pub python_helper: bool,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub worker_log: WorkerLogArgs,
     /// The command and its arguments (no shell unless you write one).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -317,6 +324,10 @@ pub struct UpArgs {
     /// Environment for the Procfile's processes (default: .env next to the Procfile, if any).
     #[arg(long, value_name = "FILE", requires = "procfile")]
     pub env_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub worker_log: WorkerLogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -341,6 +352,8 @@ pub struct DemoArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub io: IoArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Args)]

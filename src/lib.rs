@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod model;
 pub mod notify;
 pub mod record;
+pub mod obs;
 pub mod session;
 pub mod supervise;
 pub mod track;

@@ -52,6 +52,15 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 shm_rules: Vec::new(),
                 steps: None,
                 reload: None,
+                obs: forkscope::obs::ObsOptions {
+                    metrics: args.metrics.addr(),
+                    logs: {
+                        let mut logs = Vec::new();
+                        args.worker_log
+                            .apply_to(std::slice::from_ref(&pool.name), &mut logs);
+                        logs
+                    },
+                },
             };
             session::run_pools(vec![pool], options, segments, clock)
         }
@@ -72,6 +81,10 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                 title: plan.title.clone(),
                 shm_rules: plan.layouts.clone(),
                 steps: None,
+                obs: forkscope::obs::ObsOptions {
+                    metrics: args.metrics.addr(),
+                    logs: plan.logs.clone(),
+                },
                 reload: Some(session::up_reloader(args)),
             };
             session::run_pools(plan.pools.clone(), options, segments, clock)
@@ -188,6 +201,10 @@ fn run_demo(
         steps: (!headless || auto.is_some())
             .then_some(forkscope::supervise::steps::StepConfig { auto }),
         reload: None,
+        obs: forkscope::obs::ObsOptions {
+            metrics: args.metrics.addr(),
+            logs: Vec::new(),
+        },
     };
     session::run_pools(vec![pool], options, segments, clock)
 }

@@ -24,6 +24,8 @@ pub struct SessionOptions<'a> {
     pub steps: Option<supervise::steps::StepConfig>,
     /// Reads the pools again on SIGHUP and `ctl reload` (`forkscope up`).
     pub reload: Option<supervise::Reloader>,
+    /// Worker logs and `--metrics`.
+    pub obs: crate::obs::ObsOptions,
 }
 
 /// Bad usage found while setting up (a `--shm` name that is taken): exit status 2.
@@ -77,6 +79,15 @@ pub fn run_pools(
         eprintln!("forkscope: {err}");
         return Ok(2);
     }
+    // Logs and metrics: a bad address or log path is a usage problem, found before anything
+    // starts.
+    let mut observers = match crate::obs::prepare(&options.obs, &pools) {
+        Ok(observers) => observers,
+        Err(err) => {
+            eprintln!("forkscope: {}", printable::lines(&err));
+            return Ok(2);
+        }
+    };
     let track = options.supervision.track;
     let headless = options.output.view.headless;
     // Bound before the workers start, so one that connects at once waits in the backlog.
@@ -107,8 +118,18 @@ pub fn run_pools(
         track,
         extra_env,
         steps: options.steps,
-        tap: service.as_ref().map(crate::coord::Service::tap),
         reload: options.reload,
+        tap: {
+            let coord_tap = service.as_ref().map(crate::coord::Service::tap);
+            match &observers {
+                Some(observers) => Some(observers.tap(coord_tap)),
+                None => coord_tap,
+            }
+        },
+        metrics: observers
+            .as_ref()
+            .and_then(|o| o.metrics_addr)
+            .map(|addr| addr.to_string()),
         ..EngineConfig::default()
     };
     let recorder = match &options.output.view.record {
@@ -126,6 +147,11 @@ pub fn run_pools(
         }
         Err(err) => return Err(err).context("starting the engine"),
     };
+    if let Some(observers) = observers.as_mut() {
+        observers
+            .serve(engine.emitter.clone())
+            .context("serving --metrics")?;
+    }
     let socket = match service {
         Some(service) => service
             .serve(
@@ -161,6 +187,9 @@ pub fn run_pools(
     };
     drop(shm_events);
     engine.join();
+    if let Some(observers) = observers {
+        observers.finish();
+    }
     // Removes the socket file; the guardian removes it if this process is killed instead.
     drop(socket);
     drop(segments);

@@ -8,6 +8,7 @@
 //! random text). The binary turns a [`ConfigError`] into exit status 2.
 
 mod launch;
+mod logs;
 mod policy;
 pub mod procfile;
 mod raw;
@@ -15,6 +16,8 @@ pub mod up;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_logs;
 #[cfg(test)]
 mod tests_policy;
 #[cfg(test)]
@@ -58,6 +61,8 @@ pub struct Config {
     pub segments: Vec<ShmSpec>,
     /// `[[shm.layout]]`: decoder rules, in file order.
     pub layouts: Vec<FormatRule>,
+    /// Pools with a `log`, by name.
+    pub logs: Vec<(String, crate::obs::logs::LogSpec)>,
 }
 
 /// Why a config file cannot be used.
@@ -232,7 +237,11 @@ impl Checker<'_> {
         let mut names = HashSet::new();
         let mut pools = Vec::with_capacity(raw.pool.len());
         let mut dependencies = Vec::with_capacity(raw.pool.len());
+        let mut logs = Vec::new();
         for mut pool in raw.pool {
+            if let Some(log) = self.pool_log(&pool)? {
+                logs.push((pool.name.get_ref().clone(), log));
+            }
             let deps = pool
                 .depends_on
                 .as_mut()
@@ -291,6 +300,7 @@ impl Checker<'_> {
             pools,
             segments,
             layouts,
+            logs,
         })
     }
 

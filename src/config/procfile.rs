@@ -54,6 +54,7 @@ pub fn load(source: &ProcfileSource) -> Result<Config, ConfigError> {
         pools,
         segments: Vec::new(),
         layouts: Vec::new(),
+        logs: Vec::new(),
     })
 }
 

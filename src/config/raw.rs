@@ -53,6 +53,9 @@ pub struct RawPool {
     pub ready: Option<Spanned<RawReady>>,
     pub user: Option<Spanned<SignalValue>>,
     pub group: Option<Spanned<SignalValue>>,
+    pub log: Option<Spanned<String>>,
+    pub log_max: Option<Spanned<SizeValue>>,
+    pub log_keep: Option<Spanned<i64>>,
 }
 
 /// A pool's `ready = { tcp = "127.0.0.1:8080", timeout = "30s", interval = "200ms" }` (or

@@ -28,6 +28,8 @@ pub struct UpPlan {
     /// The file's `[[shm.layout]]` rules, for the TUI's shared-memory view.
     pub layouts: Vec<FormatRule>,
     pub title: String,
+    /// Pools with a `log` (the file's, then `--worker-log*`).
+    pub logs: Vec<(String, crate::obs::logs::LogSpec)>,
 }
 
 /// Loads the config `up` names (or `./forkscope.toml`, or the `--procfile`) and merges the
@@ -100,11 +102,15 @@ pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
     };
     let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let title = format!("up {} ({})", config.path.display(), names.join(", "));
+    let mut logs = config.logs;
+    let pool_names: Vec<String> = pools.iter().map(|p| p.name.clone()).collect();
+    args.worker_log.apply_to(&pool_names, &mut logs);
     Ok(UpPlan {
         pools,
         supervision,
         output,
         layouts: config.layouts,
         title,
+        logs,
     })
 }

@@ -231,6 +231,7 @@ mod tests {
                 track_note: String::new(),
                 stop_timeout: 1.0,
                 started_unix: 0.0,
+                metrics: None,
             },
         ));
         for (worker, pid) in [(0, 11), (1, 12)] {

@@ -174,6 +174,9 @@ pub enum EventBody {
         /// Wall-clock time of `t = 0`, in seconds since the Unix epoch.
         #[serde(default)]
         started_unix: f64,
+        /// The address `--metrics` serves on (the bound port when 0 was asked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metrics: Option<String>,
     },
     /// A worker forkscope started.
     Spawn {

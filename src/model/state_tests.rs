@@ -244,6 +244,7 @@ fn a_reparented_orphan_moves_to_its_new_parent_and_keeps_its_origin() {
                 track_note: String::new(),
                 stop_timeout: 1.0,
                 started_unix: 0.0,
+                metrics: None,
             },
         ),
     );

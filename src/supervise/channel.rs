@@ -32,6 +32,8 @@ struct Flow {
     pending_bytes: AtomicUsize,
     paused: AtomicBool,
     waker: Arc<Waker>,
+    /// Times capture paused for a lagging consumer or tap (the metrics' backpressure pauses).
+    pauses: AtomicU64,
 }
 
 /// What an event counts for in the byte bounds: the text of an output line.
@@ -60,6 +62,12 @@ pub trait EventTap: Send + Sync {
         for event in events {
             self.observe(event);
         }
+    }
+
+    /// True while the tap's own backlog is too large: the engine then pauses output capture
+    /// as for a lagging consumer, and the tap wakes `waker` once it has caught up.
+    fn congested(&self, _waker: &Arc<Waker>) -> bool {
+        false
     }
 }
 
@@ -115,6 +123,7 @@ pub fn channels(
         pending_bytes: AtomicUsize::new(0),
         paused: AtomicBool::new(false),
         waker: waker.clone(),
+        pauses: AtomicU64::new(0),
     });
     (
         EventTx {
@@ -206,15 +215,28 @@ impl EventTx {
 
     /// True when output capture should pause; arms the consumer's wake-up in that case.
     pub fn congested(&self) -> bool {
+        if let Some(tap) = &self.tap
+            && tap.0.congested(&self.flow.waker)
+        {
+            return true;
+        }
         if !self.flow.over_high_water() {
             return false;
         }
-        self.flow.paused.store(true, Ordering::SeqCst);
+        let was_paused = self.flow.paused.swap(true, Ordering::SeqCst);
         if !self.flow.over_high_water() {
             self.flow.paused.store(false, Ordering::SeqCst);
             return false;
         }
+        if !was_paused {
+            self.flow.pauses.fetch_add(1, Ordering::Relaxed);
+        }
         true
+    }
+
+    /// How many times output capture paused because the consumer lagged.
+    pub fn backpressure_pauses(&self) -> u64 {
+        self.flow.pauses.load(Ordering::Relaxed)
     }
 
     /// Seconds since forkscope started.

@@ -84,6 +84,8 @@ pub struct EngineConfig {
     pub tap: Option<channel::Tap>,
     /// Re-reads the pools on SIGHUP and `reload` (`up`); without it SIGHUP stops the session.
     pub reload: Option<Reloader>,
+    /// The metrics address, announced in the `session` event (`--metrics`).
+    pub metrics: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +101,7 @@ impl Default for EngineConfig {
             io: worker_io::SessionIo::default(),
             tap: None,
             reload: None,
+            metrics: None,
         }
     }
 }

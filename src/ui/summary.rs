@@ -103,6 +103,7 @@ mod tests {
                 track_note: String::new(),
                 stop_timeout: 5.0,
                 started_unix: 0.0,
+                metrics: None,
             },
         }));
         for (i, body) in bodies.into_iter().enumerate() {

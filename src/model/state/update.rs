@@ -49,6 +49,7 @@ pub fn update(state: &mut State, event: &Event) {
             track_note,
             stop_timeout,
             started_unix,
+            ..
         } => {
             state.started_unix = *started_unix;
             state.engine_pid = Some(*pid);

@@ -418,6 +418,7 @@ impl Engine {
             track_note,
             stop_timeout: self.config.stop_timeout.as_secs_f64(),
             started_unix: self.started_unix,
+            metrics: self.config.metrics.clone(),
         });
     }
 

@@ -28,6 +28,7 @@ pub(crate) fn sample_app() -> App {
                 track_note: String::new(),
                 stop_timeout: 5.0,
                 started_unix: 0.0,
+                metrics: None,
             },
         ),
         ev(
@@ -459,6 +460,7 @@ fn ten_thousand_processes_are_all_rows_and_render() {
             track_note: String::new(),
             stop_timeout: 1.0,
             started_unix: 0.0,
+            metrics: None,
         },
     ));
     app.update(ev(
