@@ -3,14 +3,14 @@
 //! of `multiprocessing.Pool` and of `ProcessPoolExecutor` (by their Python stacks), and
 //! joblib's loky workers and resource tracker (joblib: `pip install joblib`, as `.ci/run` does).
 
-mod lifecycle_support;
+mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lifecycle_support::python;
+use common::python;
 use serde_json::Value;
 
 /// A Manager, a Pool(2), a ProcessPoolExecutor(2) and one plain Process child.
@@ -94,17 +94,14 @@ fn snapshot_until(program: &str, arg: &str, done: impl Fn(&[Value]) -> bool) -> 
     // Whatever happens, the program's whole group is killed when the test ends.
     let _guard = KillGroup(group);
     let root = child.id();
-    let ready = lifecycle_support::first_line(&mut child, Duration::from_secs(60))
+    let ready = common::first_line(&mut child, Duration::from_secs(60))
         .expect("the program never said ready");
     let manager: i64 = ready
         .strip_prefix("ready ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("program said {ready:?}"));
     let inspect = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-            .args(["inspect", &root.to_string(), "--json"])
-            .output()
-            .expect("inspect");
+        let out = common::forkscope_output(&["inspect", &root.to_string(), "--json"]);
         assert_eq!(out.status.code(), Some(0));
         let json: Value = serde_json::from_slice(&out.stdout).expect("json");
         json["processes"].as_array().expect("processes").clone()
@@ -275,10 +272,7 @@ fn inspect_labels_forkscope_workers() {
         }
     });
     let ready = rx.recv_timeout(Duration::from_secs(30));
-    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["inspect", &guardian.to_string(), "--json"])
-        .output()
-        .expect("inspect");
+    let out = common::forkscope_output(&["inspect", &guardian.to_string(), "--json"]);
     // SAFETY: our own child; SIGTERM makes forkscope stop its tree and exit.
     unsafe { libc::kill(guardian as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(30);

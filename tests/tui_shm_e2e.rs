@@ -1,10 +1,9 @@
 //! End to end: the shared-memory view of the TUI over a real Python ShareableList.
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 const PROGRAM: &str = r#"
 import sys, time
