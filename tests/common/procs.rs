@@ -87,13 +87,15 @@ pub fn assert_nothing_left(marker: &str) {
     );
 }
 
-/// Kills whatever carries the marker when dropped (for tests that start forkscope by hand),
-/// and reports what it had to kill.
+/// Kills whatever carries the marker when dropped, silently: for the test's own fixtures
+/// (a `sleep` it inspects) and for cleaning up after a failure. The leak checks are those of
+/// the session guards ([`super::Forkscope`], [`super::tui::Tmux`], [`super::shm::Py`]) and
+/// [`assert_nothing_left`].
 pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        report_leaks(&self.0, LEAK_GRACE);
+        kill_marked(&self.0);
     }
 }
 
