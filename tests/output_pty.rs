@@ -99,6 +99,7 @@ fn a_flood_through_the_pty_loses_nothing() {
     const LINES: u64 = 50_000;
     const WIDTH: usize = 4000;
     let m = marker("ptyflood");
+    let _cleanup = Cleanup(m.clone());
     let shell = format!(
         "head -c {} /dev/zero | tr '\\0' x | fold -w {WIDTH}",
         LINES as usize * WIDTH

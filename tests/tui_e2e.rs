@@ -194,18 +194,20 @@ fn help_signal_menu_scale_and_restart() {
 fn replay_plays_a_recording_paused_and_stepped() {
     let tmux = Tmux::start(120, 40);
     let record = tmux.path("demo.jsonl");
-    let status = std::process::Command::new(forkscope())
-        .args(["run", "-n", "2", "--headless", "--record"])
-        .arg(&record)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "echo hello-from-$FORKSCOPE_WORKER; exit 3",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = common::command_output(
+        std::process::Command::new(forkscope())
+            .args(["run", "-n", "2", "--headless", "--record"])
+            .arg(&record)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "echo hello-from-$FORKSCOPE_WORKER; exit 3",
+            ])
+            .stdin(std::process::Stdio::null()),
+        common::secs(60.0),
+    )
+    .status;
     assert_eq!(status.code(), Some(1));
     let spawns = wait_recorded(&record, "spawn", 2, 1);
     tmux.type_line(&format!(
