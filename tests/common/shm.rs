@@ -15,32 +15,14 @@ use super::{MARKER_VAR, as_users_run, forkscope_output, marker};
 /// The deadline of every wait of the shared-memory tests.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Removes `/dev/shm/NAME` for every name, and every `/dev/shm` entry containing one of
-/// the needles, on drop (also when the test fails).
+/// Removes `/dev/shm/NAME` for every name on drop (also when the test fails).
 #[derive(Default)]
 pub struct ShmGuard(pub Vec<String>);
-
-impl ShmGuard {
-    /// A guard of every `/dev/shm` name containing `needle` at drop (names the test cannot
-    /// know in advance, such as those a program derives from a pid).
-    pub fn containing(needle: &str) -> ShmGuard {
-        ShmGuard(vec![format!("*{needle}")])
-    }
-}
 
 impl Drop for ShmGuard {
     fn drop(&mut self) {
         for name in &self.0 {
-            match name.strip_prefix('*') {
-                Some(needle) => {
-                    for found in dev_shm_with(needle) {
-                        let _ = std::fs::remove_file(format!("/dev/shm/{found}"));
-                    }
-                }
-                None => {
-                    let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
-                }
-            }
+            let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
         }
     }
 }
