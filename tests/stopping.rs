@@ -153,7 +153,9 @@ fn worker_ignoring_sigterm_is_killed_after_the_stop_timeout() {
     let (mut fs, pid, child, _dir) = start_script(
         "stubborn",
         "stubborn.sh",
-        "trap '' TERM\nsleep 30 &\necho child $!\nwait",
+        // Not `wait`: the sweep may kill the child a moment before the worker, and `wait`
+        // would then return and the worker exit 0 first (seen on a loaded machine).
+        "trap '' TERM\nsleep 30 &\necho child $!\nwhile :; do sleep 1; done",
         "child",
     );
     fs.signal(libc::SIGTERM);
@@ -166,7 +168,8 @@ fn worker_ignoring_sigterm_is_killed_after_the_stop_timeout() {
     assert_eq!(to_worker[1]["signal"], "SIGKILL");
     assert_eq!(to_worker[1]["reason"], "escalation");
     let waited = t(&to_worker[1]) - t(&to_worker[0]);
-    assert!((0.45..3.0).contains(&waited), "escalation after {waited}s");
+    // The 0.5 s stop timeout on the session's clock; 10 s is the margin for a loaded machine.
+    assert!((0.45..10.0).contains(&waited), "escalation after {waited}s");
     // The child (ignoring SIGTERM too) is part of the sweep.
     let to_child = signals_to(&events, child);
     assert!(
