@@ -10,12 +10,13 @@ use common::*;
 /// Runs forkscope with `args`, expecting a usage error.
 fn usage_error(args: &[&str]) -> String {
     let m = marker("usage");
-    let output = Command::new(bin())
-        .args(args)
-        .env(MARKER_VAR, &m)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run forkscope");
+    let output = common::command_output(
+        Command::new(bin())
+            .args(args)
+            .env(MARKER_VAR, &m)
+            .stdin(std::process::Stdio::null()),
+        common::secs(60.0),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
@@ -141,7 +142,7 @@ fn a_directory_is_not_permission_denied() {
 #[test]
 fn help_and_version_exit_zero() {
     for args in [&["--help"][..], &["--version"][..], &["run", "--help"][..]] {
-        let output = Command::new(bin()).args(args).output().expect("run");
+        let output = common::forkscope_output(args);
         assert_eq!(output.status.code(), Some(0), "{args:?}");
         assert!(!output.stdout.is_empty());
     }

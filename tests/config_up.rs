@@ -261,10 +261,7 @@ fn every_config_error_exits_2_with_file_line_col() {
         let path = dir.path().join(format!("bad{i}.toml"));
         std::fs::write(&path, text).expect("write");
         let shown = path.to_string_lossy().into_owned();
-        let out = Command::new(bin())
-            .args(["up", "--headless", "-f", &shown])
-            .output()
-            .expect("run forkscope");
+        let out = common::forkscope_output(&["up", "--headless", "-f", &shown]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
         assert!(
@@ -317,13 +314,14 @@ impl Drop for Segment {
 }
 
 fn show_json(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(bin())
-        .args(["shm", "show"])
-        .args(args)
-        .arg("--json")
-        .current_dir(dir)
-        .output()
-        .expect("run forkscope");
+    let out = common::command_output(
+        Command::new(bin())
+            .args(["shm", "show"])
+            .args(args)
+            .arg("--json")
+            .current_dir(dir),
+        common::secs(60.0),
+    );
     assert_eq!(
         out.status.code(),
         Some(0),

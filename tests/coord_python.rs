@@ -148,10 +148,10 @@ fn watched_values_follow_a_spawn_child() {
 
 #[test]
 fn outside_forkscope_every_call_is_a_silent_no_op() {
-    let dir = std::process::Command::new(bin())
-        .arg("python-path")
-        .output()
-        .expect("python-path");
+    let dir = common::command_output(
+        std::process::Command::new(bin()).arg("python-path"),
+        common::secs(60.0),
+    );
     assert!(dir.status.success());
     let dir = String::from_utf8_lossy(&dir.stdout).trim().to_string();
     let out = std::process::Command::new("python3")

@@ -197,21 +197,22 @@ fn another_uid_is_refused() {
     let mut fs = sockets.start(&m, &["run", "--headless", "--", "sleep", "60"]);
     let path = sockets.wait_socket(&fs);
     let as_nobody = |path: &std::path::Path| {
-        std::process::Command::new("setpriv")
-            .args([
-                "--reuid",
-                "65534",
-                "--regid",
-                "65534",
-                "--clear-groups",
-                bin(),
-            ])
-            .args(["ctl", "--socket"])
-            .arg(path)
-            .arg("status")
-            .env_remove("FORKSCOPE_SOCKET")
-            .output()
-            .expect("setpriv")
+        common::command_output(
+            std::process::Command::new("setpriv")
+                .args([
+                    "--reuid",
+                    "65534",
+                    "--regid",
+                    "65534",
+                    "--clear-groups",
+                    bin(),
+                ])
+                .args(["ctl", "--socket"])
+                .arg(path)
+                .arg("status")
+                .env_remove("FORKSCOPE_SOCKET"),
+            common::secs(60.0),
+        )
     };
     // The directory (0700) and the socket (0600) keep others out...
     let out = as_nobody(&path);

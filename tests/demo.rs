@@ -7,10 +7,10 @@ use common::*;
 
 #[test]
 fn list_names_every_demo_and_unknown_names_exit_2() {
-    let out = std::process::Command::new(bin())
-        .args(["demo", "--list"])
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(bin()).args(["demo", "--list"]),
+        common::secs(60.0),
+    );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for name in ["tour", "ignore-term", "crashloop", "flood"] {
@@ -19,16 +19,16 @@ fn list_names_every_demo_and_unknown_names_exit_2() {
             "{name} missing from\n{text}"
         );
     }
-    let out = std::process::Command::new(bin())
-        .args(["demo", "nosuch"])
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(bin()).args(["demo", "nosuch"]),
+        common::secs(60.0),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--list"));
-    let out = std::process::Command::new(bin())
-        .args(["demo", "--pace", "0", "--headless"])
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(bin()).args(["demo", "--pace", "0", "--headless"]),
+        common::secs(60.0),
+    );
     assert_eq!(out.status.code(), Some(2), "a pace of 0 is refused");
 }
 

@@ -503,10 +503,10 @@ fn auto_releases_each_step_before_the_next() {
 
 #[test]
 fn list_print_and_missing_python() {
-    let out = std::process::Command::new(bin())
-        .args(["demo", "--list"])
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(bin()).args(["demo", "--list"]),
+        common::secs(60.0),
+    );
     let list = String::from_utf8_lossy(&out.stdout);
     for demo in forkscope::demo::python::PY_DEMOS {
         let line = list
@@ -514,19 +514,20 @@ fn list_print_and_missing_python() {
             .find(|l| l.split_whitespace().next() == Some(demo.name))
             .unwrap_or_else(|| panic!("{} missing from\n{list}", demo.name));
         assert!(line.contains(demo.summary));
-        let printed = std::process::Command::new(bin())
-            .args(["demo", demo.name, "--print"])
-            .output()
-            .unwrap();
+        let printed = common::command_output(
+            std::process::Command::new(bin()).args(["demo", demo.name, "--print"]),
+            common::secs(60.0),
+        );
         assert!(printed.status.success());
         assert_eq!(String::from_utf8_lossy(&printed.stdout), demo.source);
     }
     let empty = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["demo", "pool", "--headless"])
-        .env("PATH", empty.path())
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(bin())
+            .args(["demo", "pool", "--headless"])
+            .env("PATH", empty.path()),
+        common::secs(60.0),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -534,11 +535,12 @@ fn list_print_and_missing_python() {
         "{err}"
     );
     // The built-in tour needs no Python.
-    let out = std::process::Command::new(bin())
-        .args(["demo", "--print"])
-        .env("PATH", empty.path())
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(bin())
+            .args(["demo", "--print"])
+            .env("PATH", empty.path()),
+        common::secs(60.0),
+    );
     assert!(out.status.success());
 }
 

@@ -2,11 +2,11 @@
 //! grandchildren must match Python's own `Process.exitcode`, pid by pid, for a normal
 //! exit, `sys.exit(7)`, `terminate()`, `kill()` and SIGSEGV, under each start method.
 
-mod lifecycle_support;
+mod common;
 
 use std::time::Duration;
 
-use lifecycle_support::{assert_every_fork_has_one_exit, python, run, tracks};
+use common::{assert_every_fork_has_one_exit, python, run, tracks};
 
 const PROGRAM: &str = r#"
 import multiprocessing as mp, os, resource, signal, sys, time
@@ -58,7 +58,7 @@ fn check(track: &str, method: &str) {
             || (track == "auto" && (session["track"] == "poll" || session["track"] == "kernel")),
         "{session}"
     );
-    let exact = lifecycle_support::exact(&run);
+    let exact = common::exact(&run);
     let lines = run.stdout_lines();
     assert_eq!(lines.len(), 5, "python printed {lines:?}");
     let expected = [Some(0), Some(7), Some(-15), Some(-9), Some(-11)];

@@ -3,14 +3,14 @@
 //! of `multiprocessing.Pool` and of `ProcessPoolExecutor` (by their Python stacks), and
 //! joblib's loky workers and resource tracker (joblib: `pip install joblib`, as `.ci/run` does).
 
-mod lifecycle_support;
+mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lifecycle_support::python;
+use common::python;
 use serde_json::Value;
 
 /// A Manager, a Pool(2), a ProcessPoolExecutor(2) and one plain Process child.
@@ -94,17 +94,14 @@ fn snapshot_until(program: &str, arg: &str, done: impl Fn(&[Value]) -> bool) -> 
     // Whatever happens, the program's whole group is killed when the test ends.
     let _guard = KillGroup(group);
     let root = child.id();
-    let ready = lifecycle_support::first_line(&mut child, Duration::from_secs(60))
+    let ready = common::first_line(&mut child, Duration::from_secs(60))
         .expect("the program never said ready");
     let manager: i64 = ready
         .strip_prefix("ready ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("program said {ready:?}"));
     let inspect = || {
-        let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-            .args(["inspect", &root.to_string(), "--json"])
-            .output()
-            .expect("inspect");
+        let out = common::forkscope_output(&["inspect", &root.to_string(), "--json"]);
         assert_eq!(out.status.code(), Some(0));
         let json: Value = serde_json::from_slice(&out.stdout).expect("json");
         json["processes"].as_array().expect("processes").clone()
@@ -254,39 +251,15 @@ fn inspect_labels_loky_workers_and_tracker() {
 
 #[test]
 fn inspect_labels_forkscope_workers() {
-    let mut forkscope = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["run", "-n", "2", "--headless", "--", "sleep", "30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("forkscope");
-    let guardian = forkscope.id();
-    let stdout = forkscope.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut spawns = 0;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("\"kind\":\"spawn\"") {
-                spawns += 1;
-                if spawns == 2 {
-                    let _ = tx.send(());
-                }
-            }
-        }
-    });
-    let ready = rx.recv_timeout(Duration::from_secs(30));
-    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["inspect", &guardian.to_string(), "--json"])
-        .output()
-        .expect("inspect");
-    // SAFETY: our own child; SIGTERM makes forkscope stop its tree and exit.
-    unsafe { libc::kill(guardian as i32, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while forkscope.try_wait().expect("wait").is_none() {
-        assert!(Instant::now() < deadline, "forkscope did not stop");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(ready.is_ok(), "no spawn events");
+    let mut fs = common::Forkscope::start(
+        &common::marker("roles_workers"),
+        &["run", "-n", "2", "--headless", "--", "sleep", "30"],
+    );
+    fs.wait_kind("spawn", 2, Duration::from_secs(30));
+    let out = common::forkscope_output(&["inspect", &fs.pid().to_string(), "--json"]);
+    // SIGTERM makes forkscope stop its tree and exit.
+    fs.signal(libc::SIGTERM);
+    fs.finish_clean(Duration::from_secs(30));
     let json: Value = serde_json::from_slice(&out.stdout).expect("json");
     let procs = json["processes"].as_array().expect("processes");
     let workers: Vec<&Value> = procs.iter().filter(|p| p["role"] == "worker").collect();

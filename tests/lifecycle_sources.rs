@@ -3,11 +3,11 @@
 //! grandchild shorter than its interval (its documented blind spot), which kernel and
 //! ptrace see (real-time signals included).
 
-mod lifecycle_support;
+mod common;
 
 use std::time::Duration;
 
-use lifecycle_support::{assert_every_fork_has_one_exit, kernel_available, run};
+use common::{assert_every_fork_has_one_exit, kernel_available, run};
 
 /// `/bin/true` lives about a millisecond; `/bin/sleep 1` lives through several polls.
 const SCRIPT: &str = "/bin/true; /bin/sleep 1; echo done";
@@ -122,7 +122,7 @@ fn auto_names_the_source_it_chose() {
 
 #[test]
 fn ptrace_sees_what_poll_misses() {
-    if !lifecycle_support::ptrace_available() {
+    if !common::ptrace_available() {
         return;
     }
     let run = run(
@@ -159,7 +159,7 @@ fn ptrace_sees_what_poll_misses() {
 /// (SIGCONT cannot reach a stopped tracee), so stop signals are not honoured: it goes on.
 #[test]
 fn ptrace_does_not_leave_a_self_stopped_program_hanging() {
-    if !lifecycle_support::ptrace_available() {
+    if !common::ptrace_available() {
         return;
     }
     let run = run(

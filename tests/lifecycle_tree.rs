@@ -1,13 +1,11 @@
 //! Exactness under load: 40 children exiting at once with distinct codes, a bounded fork
 //! bomb (every fork has its exit, exact codes per level), and exec reported with its argv.
 
-mod lifecycle_support;
+mod common;
 
 use std::time::Duration;
 
-use lifecycle_support::{
-    assert_every_fork_has_one_exit, kernel_available, python, run, run_env, tracks,
-};
+use common::{assert_every_fork_has_one_exit, kernel_available, python, run, run_env, tracks};
 
 const FORTY: &str = r#"
 import os
@@ -32,7 +30,7 @@ fn forty_children_exit_at_once_with_distinct_codes() {
     for track in tracks() {
         let run = run(track, &[], &[&python, "-c", FORTY], Duration::from_secs(60));
         assert_eq!(run.status, 0, "stderr: {}", run.stderr);
-        if !lifecycle_support::exact(&run) {
+        if !common::exact(&run) {
             eprintln!(
                 "auto chose {}: exactness not checked",
                 run.session()["track"]
@@ -92,7 +90,7 @@ fn bounded_fork_bomb_loses_no_event() {
         let run = run(track, &[], &[&python, "-c", BOMB], Duration::from_secs(120));
         assert_eq!(run.status, 0, "stderr: {}", run.stderr);
         assert!(run.kind("end").count() == 1, "{track}: no end event");
-        if !lifecycle_support::exact(&run) {
+        if !common::exact(&run) {
             eprintln!(
                 "auto chose {}: exactness not checked",
                 run.session()["track"]
@@ -210,7 +208,7 @@ fn children_dying_with_their_parent_get_one_exact_exit_each() {
             Duration::from_secs(60),
         );
         assert_eq!(run.status, 0, "stderr: {}", run.stderr);
-        let exact = lifecycle_support::exact(&run);
+        let exact = common::exact(&run);
         let lines = run.stdout_lines();
         assert_eq!(lines.len(), 50);
         for line in &lines {

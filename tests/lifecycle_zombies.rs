@@ -3,13 +3,13 @@
 //! adopted as a zombie), and an orphan's adoption is a `reparent` event, its `exit` naming
 //! the parent it had when it died. Real programs: the tour demo, sh and python3.
 
-mod lifecycle_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{Run, assert_every_fork_has_one_exit, every_source, python, run, run_demo};
 use forkscope::model::{Event, EventBody, State, update};
 use forkscope::ui::replay::Playback;
-use lifecycle_support::{Run, assert_every_fork_has_one_exit, every_source, python, run, run_demo};
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -343,10 +343,7 @@ fn inspect_shows_a_zombie_with_its_status() {
     // The child exits at once; wait (bounded) until /proc shows it a zombie.
     let deadline = Instant::now() + Duration::from_secs(10);
     let entry = loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-            .args(["inspect", &root, "--json"])
-            .output()
-            .expect("inspect");
+        let out = common::forkscope_output(&["inspect", &root, "--json"]);
         let snapshot: Value = serde_json::from_slice(&out.stdout).expect("json");
         let entry = snapshot["processes"]
             .as_array()
@@ -359,10 +356,7 @@ fn inspect_shows_a_zombie_with_its_status() {
     };
     assert_eq!(entry["state"], "zombie", "{entry}");
     assert_eq!(entry["zombie_exit"], "exit 5", "{entry}");
-    let text = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["inspect", &root])
-        .output()
-        .expect("inspect");
+    let text = common::forkscope_output(&["inspect", &root]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains(&format!("[exit 5; waiting for {root} to reap it]")),

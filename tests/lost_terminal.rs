@@ -3,11 +3,10 @@
 //! running, and nothing is reported as an error.
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 use common::{Cleanup, assert_nothing_left, marked_processes, secs, wait_for};
 use serde_json::Value;
-use tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 
 /// Starts `forkscope run -n 2 EXTRA` in tmux with workers that take half a second to stop
 /// (long enough for the TUI to find its terminal gone), closes the terminal once both run

@@ -123,11 +123,12 @@ fn line_buffered_preloads_libstdbuf_or_says_why_not() {
 #[test]
 fn line_buffered_without_stdbuf_is_a_usage_error() {
     let empty = tempfile::tempdir().expect("tempdir");
-    let out = as_users_run(&mut std::process::Command::new(bin()))
-        .env("PATH", empty.path())
-        .args(["run", "--headless", "--line-buffered", "--", "/bin/true"])
-        .output()
-        .expect("run forkscope");
+    let out = common::command_output(
+        as_users_run(&mut std::process::Command::new(bin()))
+            .env("PATH", empty.path())
+            .args(["run", "--headless", "--line-buffered", "--", "/bin/true"]),
+        common::secs(60.0),
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("libstdbuf"), "{stderr}");

@@ -76,10 +76,17 @@ fn stdin_pty_gives_the_worker_its_pty_as_stdin() {
 
 #[test]
 fn stdin_pty_without_pty_is_a_usage_error() {
-    let out = as_users_run(&mut Command::new(bin()))
-        .args(["run", "--headless", "--stdin", "pty", "--", "true"])
-        .output()
-        .expect("run forkscope");
+    let out = common::command_output(
+        as_users_run(&mut Command::new(bin())).args([
+            "run",
+            "--headless",
+            "--stdin",
+            "pty",
+            "--",
+            "true",
+        ]),
+        common::secs(60.0),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --pty"));
 }
@@ -92,6 +99,7 @@ fn a_flood_through_the_pty_loses_nothing() {
     const LINES: u64 = 50_000;
     const WIDTH: usize = 4000;
     let m = marker("ptyflood");
+    let _cleanup = Cleanup(m.clone());
     let shell = format!(
         "head -c {} /dev/zero | tr '\\0' x | fold -w {WIDTH}",
         LINES as usize * WIDTH

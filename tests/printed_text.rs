@@ -2,9 +2,8 @@
 //! process's escape sequences to the terminal: any process chooses its own argv.
 
 mod common;
-mod tui;
 
-use tui::{Tmux, forkscope, wait_recorded};
+use common::tui::{Tmux, forkscope, wait_recorded};
 
 /// Retitles the terminal and clears the screen if printed raw.
 const HOSTILE: &str = r"$(printf 'X\033]0;PWNED\007\033[2J')";
@@ -52,10 +51,7 @@ fn errors_escape_what_they_quote() {
     // File names are anyone's choice too; the errors quote them.
     let hostile = "/nonexistent/X\x1b]0;PWNED\x07\x1b[2J";
     for args in [vec!["replay", hostile], vec!["up", "-f", hostile]] {
-        let out = std::process::Command::new(forkscope())
-            .args(&args)
-            .output()
-            .expect("forkscope runs");
+        let out = common::forkscope_output(&args);
         let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
         let text = String::from_utf8_lossy(&all);
         assert!(
@@ -77,10 +73,7 @@ fn inspect_escapes_argv() {
     common::wait_for("argv in /proc", common::secs(10.0), || {
         std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains(&0x1b))
     });
-    let out = std::process::Command::new(forkscope())
-        .args(["inspect", &pid])
-        .output()
-        .expect("forkscope runs");
+    let out = common::forkscope_output(&["inspect", &pid]);
     drop(child.stdin.take());
     let _ = child.wait();
     let text = String::from_utf8_lossy(&out.stdout);

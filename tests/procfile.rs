@@ -112,11 +112,12 @@ fn bad_procfiles_exit_2_with_file_line_col() {
         if !dotenv.is_empty() {
             std::fs::write(case.join(".env"), dotenv).expect("write .env");
         }
-        let out = Command::new(bin())
-            .args(["up", "--headless", "--procfile"])
-            .arg(&procfile)
-            .output()
-            .expect("run forkscope");
+        let out = common::command_output(
+            Command::new(bin())
+                .args(["up", "--headless", "--procfile"])
+                .arg(&procfile),
+            common::secs(60.0),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
         assert!(stderr.contains(place), "{text:?}: {stderr}");
@@ -129,12 +130,13 @@ fn bad_procfiles_exit_2_with_file_line_col() {
         vec!["--env-file", "/nonexistent/forkscope.env"],
         vec!["-f", "forkscope.toml"],
     ] {
-        let out = Command::new(bin())
-            .args(["up", "--headless", "--procfile"])
-            .arg(&procfile)
-            .args(&extra)
-            .output()
-            .expect("run forkscope");
+        let out = common::command_output(
+            Command::new(bin())
+                .args(["up", "--headless", "--procfile"])
+                .arg(&procfile)
+                .args(&extra),
+            common::secs(60.0),
+        );
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
         assert!(out.stdout.is_empty(), "{out:?}");
     }

@@ -4,15 +4,14 @@
 //! that vanishes mid-read give errors, never a panic.
 
 mod common;
-mod lifecycle_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, MARKER_VAR, bin, marker};
+use common::python;
+use common::{Cleanup, MARKER_VAR, marker};
 use forkscope::inspect::pystack::StackReader;
 use forkscope::model::pystack::StackError;
-use lifecycle_support::python;
 use serde_json::Value;
 
 /// Two barrier waiters, a sleeper (the missing party) and a queue consumer.
@@ -67,7 +66,7 @@ fn start(dir: &std::path::Path, method: &str, marker: &str) -> (Child, Vec<i64>)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python");
-    let ready = lifecycle_support::first_line(&mut child, Duration::from_secs(60))
+    let ready = common::first_line(&mut child, Duration::from_secs(60))
         .expect("the program never said its children");
     let pids: Vec<i64> = ready
         .split_whitespace()
@@ -78,10 +77,7 @@ fn start(dir: &std::path::Path, method: &str, marker: &str) -> (Child, Vec<i64>)
 }
 
 fn inspect(pid: i64) -> Value {
-    let out = Command::new(bin())
-        .args(["inspect", &pid.to_string(), "--json"])
-        .output()
-        .expect("inspect");
+    let out = common::forkscope_output(&["inspect", &pid.to_string(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     serde_json::from_slice(&out.stdout).expect("json")
 }

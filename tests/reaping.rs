@@ -149,7 +149,6 @@ fn fork_storm_is_handled() {
     // 4 workers, each forking 200 short-lived children as fast as it can, twice over:
     // once waited for by the worker, once left behind to forkscope.
     let m = marker("forkstorm");
-    let started = Instant::now();
     let mut fs = Forkscope::start(
         &m,
         &[
@@ -165,8 +164,9 @@ fn fork_storm_is_handled() {
              sleep 0.5; echo done",
         ],
     );
-    let (code, events) = fs.finish_clean(secs(9.0));
-    assert!(started.elapsed() < secs(9.0));
+    // The program's work takes about a second; a reaping that hangs shows as this 60 s
+    // deadline (the margin for a loaded machine). Speed is measured by the benches.
+    let (code, events) = fs.finish_clean(secs(60.0));
     assert_eq!(code, 0, "{}", dump(&events));
     let stderr = fs.stderr();
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -193,7 +193,7 @@ fn idle_forkscope_does_not_spin() {
     fs.wait_kind("spawn", 2, secs(5.0));
     let engine = fs.engine_pid();
     let guardian = fs.pid();
-    let ticks = |pid: i32| read_stat(pid).map(|s| s.utime + s.stime).expect("stat");
+    let ticks = |pid: i32| read_stat(pid).map(|s| s.cpu_ticks).expect("stat");
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let watchdog = read_stat(engine).expect("engine").ppid;

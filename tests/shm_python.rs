@@ -2,14 +2,14 @@
 //! Event and Queue, under the fork and spawn start methods: `shm ls`, `shm show`, `inspect`
 //! and the watcher see them, and see a change the program makes while watched.
 
-mod shm_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::shm::*;
 use forkscope::inspect::shm::watch::{WatchRequest, Watcher};
 use forkscope::inspect::shm::{Scope, discover, find};
 use serde_json::json;
-use shm_support::*;
 
 const PROGRAM: &str = r#"
 import multiprocessing as mp, os, sys

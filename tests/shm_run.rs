@@ -4,14 +4,12 @@
 //! Files of the same `forkscope-<pid>-` prefix that the session did not create are never
 //! removed, and a `--shm` name that is taken is refused (exit 2) without touching it.
 
-mod shm_support;
+mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use shm_support::*;
+use common::shm::*;
+use common::{Forkscope, alive, command_output, kind, marker, secs, wait_for};
 
 /// Writes worker+1 at its index, prints the segment name, waits for the flag file.
 const WORKER: &str = r#"
@@ -31,11 +29,12 @@ shm.close()
 "#;
 
 struct Session {
-    child: Child,
-    lines: Receiver<serde_json::Value>,
-    _dir: tempfile::TempDir,
+    fs: Forkscope,
     flag: std::path::PathBuf,
     segment: String,
+    /// Removes the segment if the session did not (the test then fails on its own check).
+    _segment_guard: ShmGuard,
+    _dir: tempfile::TempDir,
 }
 
 impl Session {
@@ -44,92 +43,78 @@ impl Session {
         let script = dir.path().join("worker.py");
         std::fs::write(&script, WORKER).unwrap();
         let flag = dir.path().join("go");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-            .args(["run", "--headless", "-n", "2", "--stop-timeout", "5"])
-            .args(["--shm", "counts:4K", "--"])
-            .arg("python3")
-            .arg(&script)
-            .arg(&flag)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line)
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let segment = format!("forkscope-{}-counts", child.id());
+        let fs = Forkscope::start(
+            &marker("shmrun"),
+            &[
+                "run",
+                "--headless",
+                "-n",
+                "2",
+                "--stop-timeout",
+                "5",
+                "--shm",
+                "counts:4K",
+                "--",
+                "python3",
+                script.to_str().unwrap(),
+                flag.to_str().unwrap(),
+            ],
+        );
+        let segment = format!("forkscope-{}-counts", fs.pid());
         Session {
-            child,
-            lines: rx,
-            _dir: dir,
+            fs,
             flag,
+            _segment_guard: ShmGuard(vec![segment.clone()]),
             segment,
+            _dir: dir,
         }
+    }
+
+    fn pid(&self) -> i32 {
+        self.fs.pid()
     }
 
     /// Waits until both workers printed `wrote NAME SIZE`; returns their pids.
     fn wait_written(&self) -> Vec<i64> {
-        let deadline = Instant::now() + DEADLINE;
-        let mut pids = Vec::new();
-        while pids.len() < 2 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let event = self.lines.recv_timeout(left).expect("workers write");
-            if event["kind"] == "output" {
-                let line = event["line"].as_str().unwrap_or("");
-                if line.starts_with("wrote") {
-                    assert_eq!(line, format!("wrote {} 4096", self.segment));
-                    pids.push(event["pid"].as_i64().unwrap());
-                }
-            }
-        }
-        pids
+        let wrote = |e: &serde_json::Value| {
+            kind(e) == "output" && e["line"].as_str().unwrap_or("").starts_with("wrote")
+        };
+        let events = self
+            .fs
+            .wait_until("both workers to write", DEADLINE, |events| {
+                events.iter().filter(|e| wrote(e)).count() >= 2
+            });
+        events
+            .iter()
+            .filter(|e| wrote(e))
+            .map(|e| {
+                assert_eq!(e["line"], format!("wrote {} 4096", self.segment));
+                e["pid"].as_i64().unwrap()
+            })
+            .collect()
     }
 
     /// A file named like the session's segments that the session did not create; the guard
     /// removes it at the end of the test.
     fn foreign_file(&self) -> (String, ShmGuard) {
-        let name = format!("forkscope-{}-not_created_by_it", self.child.id());
+        let name = format!("forkscope-{}-not_created_by_it", self.pid());
         std::fs::write(format!("/dev/shm/{name}"), b"someone else's").unwrap();
         (name.clone(), ShmGuard(vec![name]))
     }
 
     fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "forkscope did not end");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.fs.finish(DEADLINE).0
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         let _ = std::fs::write(&self.flag, b"");
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: our own child.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let _ = self.wait_exit();
-        }
-        let _ = std::fs::remove_file(format!("/dev/shm/{}", self.segment));
     }
 }
 
 fn gone(pid: i64) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
-        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true)
+    !alive(pid as i32)
 }
 
 #[test]
@@ -141,10 +126,8 @@ fn segment_lives_for_the_session() {
     assert_eq!(shown["size"], 4096);
     assert_eq!(shown["kind"], "posix");
     assert_eq!(shown["values"].as_array().unwrap()[..3], [1, 2, 0]);
-    let entry = find_entry(session.child.id() as i32, |e| {
-        e["name"] == session.segment.as_str()
-    })
-    .expect("listed under forkscope's tree");
+    let entry = find_entry(session.pid(), |e| e["name"] == session.segment.as_str())
+        .expect("listed under forkscope's tree");
     for w in &workers {
         assert!(
             entry["pids"].as_array().unwrap().contains(&(*w).into()),
@@ -168,14 +151,15 @@ fn segment_lives_for_the_session() {
 fn removed_on_sigterm() {
     let mut session = Session::start();
     let workers = session.wait_written();
-    // SAFETY: our own child.
-    unsafe { libc::kill(session.child.id() as i32, libc::SIGTERM) };
+    session.fs.signal(libc::SIGTERM);
     session.wait_exit();
     assert!(
         dev_shm_with(&session.segment).is_empty(),
         "removed after SIGTERM"
     );
-    wait_until("workers gone", || workers.iter().all(|w| gone(*w)));
+    wait_for("workers gone", DEADLINE, || {
+        workers.iter().all(|w| gone(*w))
+    });
 }
 
 #[test]
@@ -183,16 +167,7 @@ fn guardian_removes_it_when_the_engine_is_killed() {
     let mut session = Session::start();
     let workers = session.wait_written();
     let (foreign, _guard) = session.foreign_file();
-    let guardian = session.child.id() as i32;
-    // The engine: the child of the guardian's child (the watchdog).
-    let procs = forkscope::inspect::proc::scan_all().unwrap();
-    let child_of = |parent: i32| {
-        procs
-            .values()
-            .find(|s| s.ppid == parent && s.comm.starts_with("forkscope"))
-            .map(|s| s.pid)
-    };
-    let engine = child_of(guardian).and_then(child_of).expect("engine found");
+    let engine = session.fs.engine_pid();
     // SAFETY: a process this test started (through forkscope).
     unsafe { libc::kill(engine, libc::SIGKILL) };
     session.wait_exit();
@@ -205,18 +180,21 @@ fn guardian_removes_it_when_the_engine_is_killed() {
         std::slice::from_ref(&foreign),
         "not ours: kept"
     );
-    wait_until("workers gone", || workers.iter().all(|w| gone(*w)));
+    wait_for("workers gone", DEADLINE, || {
+        workers.iter().all(|w| gone(*w))
+    });
 }
 
 #[test]
 fn a_taken_name_is_refused_and_kept() {
     // The shell's pid is forkscope's after `exec`: the name the session would create.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(r#"printf keep > "/dev/shm/forkscope-$$-taken"; echo $$ >&2; exec "$0" run --headless --shm taken:4K -- true"#)
-        .arg(env!("CARGO_BIN_EXE_forkscope"))
-        .output()
-        .unwrap();
+    let out = command_output(
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"printf keep > "/dev/shm/forkscope-$$-taken"; echo $$ >&2; exec "$0" run --headless --shm taken:4K -- true"#)
+            .arg(env!("CARGO_BIN_EXE_forkscope")),
+        secs(60.0),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let pid = stderr.lines().next().unwrap_or("").trim().to_string();
     let name = format!("forkscope-{pid}-taken");

@@ -1,9 +1,9 @@
 //! A C-style SysV segment (Python ctypes shmget/shmat): listed by key, read through
 //! /proc/PID/mem (no fd holds it), decoded as i32 and as a struct layout; changes seen.
 
-mod shm_support;
+mod common;
 
-use shm_support::*;
+use common::shm::*;
 
 const PROGRAM: &str = r#"
 import ctypes, ctypes.util, os, sys

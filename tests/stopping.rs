@@ -63,14 +63,30 @@ fn start_script(
 
 fn stop_on(signo: i32, name: &str) {
     let m = marker(&format!("stopon{name}"));
-    let mut fs = Forkscope::start(&m, &["run", "-n", "3", "--headless", "--", "sleep", "30"]);
+    // A stop timeout far above the polite stop's few milliseconds: waiting for it would
+    // show as 30 s, and 20 s is the margin for a loaded machine.
+    let mut fs = Forkscope::start(
+        &m,
+        &[
+            "run",
+            "-n",
+            "3",
+            "--headless",
+            "--stop-timeout",
+            "30",
+            "--",
+            "sleep",
+            "30",
+        ],
+    );
     let spawns = fs.wait_kind("spawn", 3, secs(5.0));
     let asked = Instant::now();
     fs.signal(signo);
-    let (code, events) = fs.finish_clean(secs(8.0));
+    let (code, events) = fs.finish_clean(secs(40.0));
     assert!(
-        asked.elapsed() < secs(4.0),
-        "a polite stop must not wait for the 5 s stop timeout"
+        asked.elapsed() < secs(20.0),
+        "a polite stop must not wait for the 30 s stop timeout ({:?})",
+        asked.elapsed()
     );
     assert_eq!(code, 1, "workers killed by SIGTERM did not exit 0");
     let stopping = &of_kind(&events, "stopping")[0];
@@ -137,7 +153,9 @@ fn worker_ignoring_sigterm_is_killed_after_the_stop_timeout() {
     let (mut fs, pid, child, _dir) = start_script(
         "stubborn",
         "stubborn.sh",
-        "trap '' TERM\nsleep 30 &\necho child $!\nwait",
+        // Not `wait`: the sweep may kill the child a moment before the worker, and `wait`
+        // would then return and the worker exit 0 first (seen on a loaded machine).
+        "trap '' TERM\nsleep 30 &\necho child $!\nwhile :; do sleep 1; done",
         "child",
     );
     fs.signal(libc::SIGTERM);
@@ -150,7 +168,8 @@ fn worker_ignoring_sigterm_is_killed_after_the_stop_timeout() {
     assert_eq!(to_worker[1]["signal"], "SIGKILL");
     assert_eq!(to_worker[1]["reason"], "escalation");
     let waited = t(&to_worker[1]) - t(&to_worker[0]);
-    assert!((0.45..3.0).contains(&waited), "escalation after {waited}s");
+    // The 0.5 s stop timeout on the session's clock; 10 s is the margin for a loaded machine.
+    assert!((0.45..10.0).contains(&waited), "escalation after {waited}s");
     // The child (ignoring SIGTERM too) is part of the sweep.
     let to_child = signals_to(&events, child);
     assert!(
@@ -232,10 +251,20 @@ fn group_leader_exiting_on_sigterm_does_not_shield_a_child_ignoring_it() {
     wait_for("the child to exec sleep", secs(5.0), || {
         read_stat(child).is_some_and(|s| s.comm == "sleep" && s.pgrp == pid)
     });
-    let asked = Instant::now();
     fs.signal(libc::SIGTERM);
-    let (_, events) = fs.finish_clean(secs(8.0));
-    assert!(asked.elapsed() < secs(5.0));
+    let (_, events) = fs.finish_clean(secs(30.0));
+    // On the session's clock: the escalation comes at the 0.5 s stop timeout, not before,
+    // and not at the end of the child's 30 s sleep (10 s is the margin for a loaded machine).
+    let stopping = t(of_kind(&events, "stopping")[0]);
+    let killed = t(signals_to(&events, child)
+        .iter()
+        .find(|s| s["signal"] == "SIGKILL")
+        .expect("the child is killed"));
+    assert!(
+        (0.495..10.0).contains(&(killed - stopping)),
+        "escalation {:.3} s after the stop began (5 ms for the rounding of `t`)",
+        killed - stopping
+    );
     assert_eq!(exit_of(&events, pid).unwrap()["signal"], "SIGTERM");
     let exit = exit_of(&events, child).expect("the child's exit is reported");
     assert_eq!(exit["signal"], "SIGKILL");
@@ -271,11 +300,9 @@ fn leftover_descendants_are_stopped_when_every_worker_ended() {
             worker.to_str().unwrap(),
         ],
     );
-    let started = Instant::now();
     let polite = announced_pid(&fs, "polite");
     let rude = announced_pid(&fs, "rude");
-    let (code, events) = fs.finish_clean(secs(8.0));
-    assert!(started.elapsed() < secs(5.0));
+    let (code, events) = fs.finish_clean(secs(30.0));
     assert_eq!(code, 0, "the only worker exited 0");
     let pid = spawned_pids(&events)[0];
     assert_eq!(exit_of(&events, pid).unwrap()["code"], 0);
@@ -296,6 +323,14 @@ fn leftover_descendants_are_stopped_when_every_worker_ended() {
     assert_eq!(to_rude.last().unwrap()["signal"], "SIGKILL");
     assert_eq!(to_rude.last().unwrap()["reason"], "escalation");
     assert_eq!(exit_of(&events, rude).unwrap()["signal"], "SIGKILL");
+    // On the session's clock: the leftovers are escalated at the 0.5 s stop timeout (5 ms
+    // for the rounding of `t`), not at the end of their 30 s sleeps (10 s is the margin for
+    // a loaded machine).
+    let escalated = t(to_rude.last().unwrap()) - t(stopping);
+    assert!(
+        (0.495..10.0).contains(&escalated),
+        "escalation {escalated:.3} s after the stop began"
+    );
     assert_eq!(events.last().unwrap()["status"], 0);
 }
 
@@ -329,11 +364,17 @@ fn reader_going_away_stops_the_tree() {
     drop(reader);
     // The next event forkscope writes fails with EPIPE: it stops the tree as if told to quit.
     let mut status = None;
-    wait_for("forkscope to exit after its reader left", secs(8.0), || {
-        status = child.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    assert!(closed.elapsed() < secs(5.0), "took {:?}", closed.elapsed());
+    wait_for(
+        "forkscope to exit after its reader left",
+        secs(30.0),
+        || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        },
+    );
+    // The workers' ticks run for 30 s; a stop on EPIPE takes well under a second, and 20 s
+    // is the margin for a loaded machine.
+    assert!(closed.elapsed() < secs(20.0), "took {:?}", closed.elapsed());
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(1),

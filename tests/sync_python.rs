@@ -2,13 +2,13 @@
 //! `forkscope inspect PID --json` is polled until the expected waits show (30 s deadline),
 //! then the program's process group is killed and the semaphore files it left are removed.
 
-mod shm_support;
+mod common;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use common::shm::*;
 use serde_json::Value;
-use shm_support::*;
 
 /// A program under test: its pids line, and cleanup of the group and its /dev/shm names.
 struct Program {

@@ -2,10 +2,9 @@
 //! config's `[[shm.layout]]`, not with auto-detection (which would show hex).
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 #[test]
 fn up_tui_decodes_a_segment_with_the_config_layout() {

@@ -2,11 +2,10 @@
 //! screen follows.
 
 mod common;
-mod tui;
 
 use common::socket::SocketDir;
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, alive, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 #[test]
 fn ctl_scales_signals_and_stops_a_tui_session() {

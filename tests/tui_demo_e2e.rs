@@ -1,10 +1,9 @@
 //! End to end: a Python demo in the real TUI, held at each lesson step until `.` is pressed.
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 
 #[test]
 fn dot_steps_the_process_demo_through_its_lesson() {

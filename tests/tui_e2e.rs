@@ -1,10 +1,9 @@
 //! End to end: the real binary in tmux, keys sent, the screen read.
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, alive, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 /// Starts `forkscope run -n N -- sleep MARKER` in tmux, saving the terminal mode before and
 /// after; returns the worker pids once all are on screen.
@@ -195,18 +194,20 @@ fn help_signal_menu_scale_and_restart() {
 fn replay_plays_a_recording_paused_and_stepped() {
     let tmux = Tmux::start(120, 40);
     let record = tmux.path("demo.jsonl");
-    let status = std::process::Command::new(forkscope())
-        .args(["run", "-n", "2", "--headless", "--record"])
-        .arg(&record)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "echo hello-from-$FORKSCOPE_WORKER; exit 3",
-        ])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
+    let status = common::command_output(
+        std::process::Command::new(forkscope())
+            .args(["run", "-n", "2", "--headless", "--record"])
+            .arg(&record)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "echo hello-from-$FORKSCOPE_WORKER; exit 3",
+            ])
+            .stdin(std::process::Stdio::null()),
+        common::secs(60.0),
+    )
+    .status;
     assert_eq!(status.code(), Some(1));
     let spawns = wait_recorded(&record, "spawn", 2, 1);
     tmux.type_line(&format!(
@@ -240,11 +241,12 @@ fn replay_of_a_bad_file_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"t\":0.1,\"kind\":\"notice\",\"pid\":null,\"level\":\"info\",\"message\":\"x\"}\nnot json\n").unwrap();
-    let out = std::process::Command::new(forkscope())
-        .arg("replay")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = common::command_output(
+        std::process::Command::new(forkscope())
+            .arg("replay")
+            .arg(&bad),
+        common::secs(60.0),
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
@@ -259,7 +261,7 @@ fn wait_recorded_event(
 ) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
-        if let Some(found) = tui::recorded(path).into_iter().find(&matches) {
+        if let Some(found) = common::tui::recorded(path).into_iter().find(&matches) {
             return found;
         }
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");

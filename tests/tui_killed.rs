@@ -4,10 +4,9 @@
 //! terminal modes saved before).
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, assert_nothing_left, read_stat, secs, wait_for};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 #[test]
 fn sigkill_of_the_tuis_process_group_leaves_nothing_and_restores_the_terminal() {

@@ -2,14 +2,13 @@
 //! size and follows it when the terminal is resized.
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 /// The last "size COLS ROWS" line the worker printed, from the recording.
 fn last_size(record: &std::path::Path, worker: i64) -> Option<(u32, u32)> {
-    tui::recorded(record)
+    common::tui::recorded(record)
         .iter()
         .rev()
         .filter(|e| e["kind"] == "output" && e["pid"] == worker)

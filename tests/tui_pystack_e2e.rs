@@ -2,12 +2,10 @@
 //! its frames innermost first) in the detail pane, read off the render path.
 
 mod common;
-mod lifecycle_support;
-mod tui;
 
+use common::python;
+use common::tui::{Tmux, forkscope, marker};
 use common::{Cleanup, assert_nothing_left};
-use lifecycle_support::python;
-use tui::{Tmux, forkscope, marker};
 
 const NAP: &str = "import sys, time\n\ndef nap():\n    time.sleep(600)\n\nnap()\n";
 

@@ -6,11 +6,9 @@
 //! forkscope's own cleanup SIGTERMs is "stopped by forkscope", not a failure of the program.
 
 mod common;
-mod lifecycle_support;
-mod tui;
 
-use lifecycle_support::python;
-use tui::{Tmux, forkscope, wait_recorded};
+use common::python;
+use common::tui::{Tmux, forkscope, wait_recorded};
 
 /// A Manager under fork; says `ready PID` and waits (at most 60 s) for the flag file.
 const PROGRAM: &str = r#"
@@ -166,9 +164,9 @@ fn what_forkscope_stopped_is_not_a_failure() {
             && events.iter().any(|e| e["kind"] == "stopping")
     };
     common::wait_for("every process ended", common::secs(60.0), || {
-        all_ended(&tui::recorded(&record))
+        all_ended(&common::tui::recorded(&record))
     });
-    let stopped: Vec<serde_json::Value> = tui::recorded(&record)
+    let stopped: Vec<serde_json::Value> = common::tui::recorded(&record)
         .into_iter()
         .filter(|e| e["kind"] == "signal" && e["reason"] == "leftover")
         .collect();

@@ -2,10 +2,9 @@
 //! in the replay of a recording (whose `shm` events carry the changes).
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, recorded, wait_recorded};
 
 const PROGRAM: &str = r#"
 import sys, time

@@ -2,10 +2,9 @@
 //! `multiprocessing.Barrier(3)` with two waiters and a sleeper.
 
 mod common;
-mod tui;
 
+use common::tui::{Tmux, forkscope, marker, wait_recorded};
 use common::{Cleanup, assert_nothing_left};
-use tui::{Tmux, forkscope, marker, wait_recorded};
 
 const PROGRAM: &str = r#"
 import multiprocessing as mp, sys, time

@@ -3,16 +3,19 @@
 //! on stderr. Needs root (to start a process another user cannot read) and `setpriv`; CI has
 //! both.
 
+mod common;
+
 use std::process::{Command, Stdio};
 
 /// Runs forkscope as user and group 65534 (nobody) with no supplementary groups.
 fn as_nobody(args: &[&str]) -> std::process::Output {
-    Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_forkscope"))
-        .args(args)
-        .output()
-        .expect("setpriv runs")
+    common::command_output(
+        Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_forkscope"))
+            .args(args),
+        common::secs(60.0),
+    )
 }
 
 fn can_run() -> bool {
@@ -58,10 +61,7 @@ fn another_users_process_is_reported_unreadable() {
     }
     let inspect = as_nobody(&["inspect", &pid, "--json"]);
     let ls = as_nobody(&["shm", "ls", "--pid", &pid, "--json"]);
-    let as_root = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(["shm", "ls", "--pid", &pid, "--json"])
-        .output()
-        .expect("forkscope");
+    let as_root = common::forkscope_output(&["shm", "ls", "--pid", &pid, "--json"]);
     drop(child.stdin.take());
     let _ = child.wait();
     let _ = std::fs::remove_file(&path);

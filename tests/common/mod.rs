@@ -1,31 +1,44 @@
-//! Shared helpers of the integration tests: run the real `forkscope` binary, collect its JSON
-//! lines as they come, wait on conditions with deadlines, and check that nothing a test started
-//! is left running.
+//! The one harness of the integration tests: run the real `forkscope` binary as users run
+//! it (a headless session whose JSON lines are read as they come: `session`; a whole run to
+//! its end: `run`; TUI in tmux: `tui`; one-shot commands: [`forkscope_output`]), wait on
+//! events with bounded deadlines, and check that nothing a test started is left running on
+//! every way out (`procs`). Shared memory (`shm`), the control socket (`socket`) and memory
+//! watching (`memory`) have their own modules.
 //!
-//! Every test gets a unique marker token that is put in the environment of forkscope (and so of
-//! every worker and descendant). `/proc/*/environ` is then scanned for it: a process carrying the
-//! marker after the test is a process the test leaked. Only processes carrying the marker are
-//! ever signalled by the helpers.
+//! Every test gets a unique marker token that is put in the environment of forkscope (and so
+//! of every worker and descendant). `/proc/*/environ` is then scanned for it: a process
+//! carrying the marker after the test is a process the test leaked. Only processes carrying
+//! the marker are ever signalled by the helpers.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod memory;
-#[allow(unused_imports)]
-pub use memory::MemoryWatch;
+mod procs;
+mod run;
+mod session;
+pub mod shm;
+pub mod socket;
+pub mod tui;
 
-use std::io::{BufRead, BufReader, Read};
+pub use memory::MemoryWatch;
+pub use procs::{
+    Cleanup, LEAK_GRACE, Stat, alive, assert_nothing_left, children_of, engine_of, kill_marked,
+    marked_processes, read_stat, report_leaks, status_kb, still_running, survivors,
+};
+pub use run::{
+    Run, assert_every_fork_has_one_exit, every_source, exact, first_line, kernel_available,
+    ptrace_available, python, run, run_demo, run_env, run_forkscope, tracks,
+};
+pub use session::{Forkscope, StartOptions};
+
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-pub mod socket;
 
 /// The environment variable that carries the marker.
 pub const MARKER_VAR: &str = "FKS_TEST_MARKER";
@@ -72,328 +85,61 @@ pub fn as_users_run(command: &mut Command) -> &mut Command {
     command
 }
 
-/// How a test starts forkscope.
-#[derive(Default)]
-pub struct StartOptions {
-    /// Read nothing from stdout until this receives a message or is dropped.
-    pub gate: Option<std::sync::mpsc::Receiver<()>>,
-    /// The soft open-files limit forkscope starts with.
-    pub soft_nofile: Option<u64>,
-    /// Extra environment (`XDG_RUNTIME_DIR` for a private control-socket directory).
-    pub env: Vec<(String, String)>,
-    /// Count `output` events instead of keeping them (floods that would fill the test's
-    /// memory); [`Forkscope::output_count`] says how many came.
-    pub count_output: bool,
-    /// Start forkscope in a process group of its own (as a shell job), so a test can signal
-    /// the whole group without signalling itself.
-    pub own_group: bool,
+/// Runs `forkscope ARGS` (a one-shot command: `ctl`, `shm ls`, `replay`, a bad flag) as users
+/// run it, to its end within 60 s; see [`command_output`].
+pub fn forkscope_output(args: &[&str]) -> Output {
+    let mut command = Command::new(bin());
+    as_users_run(&mut command).args(args).stdin(Stdio::null());
+    command_output(&mut command, secs(60.0))
 }
 
-#[derive(Default)]
-struct Shared {
-    events: Vec<Value>,
-    /// Lines of stdout that were not JSON objects (there must be none).
-    garbage: Vec<String>,
-    eof: bool,
-    /// `output` events counted, not kept (`StartOptions::count_output`).
-    output_count: usize,
-}
-
-/// One running `forkscope` (the guardian is the process spawned here).
-pub struct Forkscope {
-    pub marker: String,
-    child: Child,
-    shared: Arc<(Mutex<Shared>, Condvar)>,
-    reader: Option<JoinHandle<()>>,
-    stderr: Option<JoinHandle<String>>,
-    exited: Option<std::process::ExitStatus>,
-}
-
-impl Forkscope {
-    /// Starts `forkscope ARGS...` with stdout captured as events.
-    pub fn start(marker: &str, args: &[&str]) -> Forkscope {
-        Forkscope::start_with(marker, args, StartOptions::default())
-    }
-
-    /// Like `start`, but nothing is read from forkscope's stdout until `gate` receives a
-    /// message (or is dropped): forkscope then meets a consumer that does not keep up.
-    pub fn start_gated(
-        marker: &str,
-        args: &[&str],
-        gate: Option<std::sync::mpsc::Receiver<()>>,
-    ) -> Forkscope {
-        Forkscope::start_with(
-            marker,
-            args,
-            StartOptions {
-                gate,
-                ..StartOptions::default()
-            },
-        )
-    }
-
-    pub fn start_with(marker: &str, args: &[&str], options: StartOptions) -> Forkscope {
-        let StartOptions {
-            gate,
-            soft_nofile,
-            env,
-            count_output,
-            own_group,
-        } = options;
-        let mut command = Command::new(bin());
-        as_users_run(&mut command)
-            .args(args)
-            .envs(env)
-            .env(MARKER_VAR, marker)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if own_group {
-            command.process_group(0);
+/// `command.output()` bounded by `timeout` (then the command is killed and the test fails).
+/// The command carries a marker (a fresh one unless it set [`MARKER_VAR`]): nothing carrying
+/// it may be left at the end. Stdin is as the command set it (inherited by default).
+pub fn command_output(command: &mut Command, timeout: Duration) -> Output {
+    let set = command
+        .get_envs()
+        .find(|(name, _)| *name == MARKER_VAR)
+        .and_then(|(_, value)| value.and_then(|v| v.to_str()).map(str::to_string));
+    let m = set.unwrap_or_else(|| marker("cmd"));
+    let mut child = command
+        .env(MARKER_VAR, &m)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+    let readers = [
+        child.stdout.take().map(drain),
+        child.stderr.take().map(drain),
+    ];
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
         }
-        if let Some(soft) = soft_nofile {
-            // SAFETY: only async-signal-safe calls (getrlimit, setrlimit) between fork and exec.
-            unsafe {
-                command.pre_exec(move || {
-                    let mut limit = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-                    limit.rlim_cur = soft.min(limit.rlim_max);
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            kill_marked(&m);
+            panic!("{command:?} did not end within {timeout:?}");
         }
-        let mut child = command.spawn().expect("start forkscope");
-        let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        let reader = {
-            let shared = shared.clone();
-            std::thread::spawn(move || {
-                if let Some(gate) = gate {
-                    let _ = gate.recv();
-                }
-                read_events(stdout, &shared, count_output)
-            })
-        };
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = BufReader::new(stderr).read_to_string(&mut text);
-            text
-        });
-        Forkscope {
-            marker: marker.to_string(),
-            child,
-            shared,
-            reader: Some(reader),
-            stderr: Some(stderr),
-            exited: None,
-        }
-    }
-
-    /// The pid of the process spawned here: the guardian.
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// A copy of every event so far.
-    pub fn events(&self) -> Vec<Value> {
-        self.shared.0.lock().expect("lock").events.clone()
-    }
-
-    /// Waits until `done(events)` holds; panics with the events seen after `timeout`.
-    pub fn wait_until(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut done: impl FnMut(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        let (lock, cond) = &*self.shared;
-        let mut shared = lock.lock().expect("lock");
-        loop {
-            if done(&shared.events) {
-                return shared.events.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline || shared.eof {
-                let tail = dump(&shared.events);
-                drop(shared);
-                panic!(
-                    "[{}] timed out or stream ended waiting for {what}; events:\n{tail}",
-                    self.marker
-                );
-            }
-            let left = (deadline - now).min(Duration::from_millis(50));
-            shared = cond.wait_timeout(shared, left).expect("wait").0;
-        }
-    }
-
-    /// Waits for the first event matching `pred` and returns it.
-    pub fn wait_event(
-        &self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let events = self.wait_until(what, timeout, |events| events.iter().any(&pred));
-        events
-            .into_iter()
-            .find(|e| pred(e))
-            .expect("event just seen")
-    }
-
-    /// Waits for `n` events of `kind`.
-    pub fn wait_kind(&self, kind_name: &str, n: usize, timeout: Duration) -> Vec<Value> {
-        let events = self.wait_until(&format!("{n} {kind_name} event(s)"), timeout, |events| {
-            events.iter().filter(|e| kind(e) == kind_name).count() >= n
-        });
-        events
-            .into_iter()
-            .filter(|e| kind(e) == kind_name)
-            .collect()
-    }
-
-    /// How many `output` events were counted (with `StartOptions::count_output`).
-    pub fn output_count(&self) -> usize {
-        self.shared.0.lock().expect("lock").output_count
-    }
-
-    /// The engine's pid, from the `session` event.
-    pub fn engine_pid(&self) -> i32 {
-        let session = self.wait_event("the session event", secs(5.0), |e| kind(e) == "session");
-        session["pid"].as_i64().expect("session pid") as i32
-    }
-
-    /// Sends a signal to the guardian (a process this test started).
-    pub fn signal(&self, signo: i32) {
-        // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        let rc = unsafe { libc::kill(self.pid(), signo) };
-        assert_eq!(rc, 0, "kill({}, {signo})", self.pid());
-    }
-
-    /// Waits for forkscope to exit and its stdout to close; returns (exit status, events).
-    pub fn finish(&mut self, timeout: Duration) -> (std::process::ExitStatus, Vec<Value>) {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let tail = dump(&self.events());
-                panic!(
-                    "[{}] forkscope did not exit within {timeout:?}; events:\n{tail}",
-                    self.marker
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        self.exited = Some(status);
-        self.wait_eof(deadline.saturating_duration_since(Instant::now()) + secs(2.0));
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        let shared = self.shared.0.lock().expect("lock");
-        assert!(
-            shared.garbage.is_empty(),
-            "stdout lines that are not JSON objects: {:?}",
-            shared.garbage.iter().take(3).collect::<Vec<_>>()
-        );
-        (status, shared.events.clone())
-    }
-
-    /// Waits until forkscope's stdout is closed (by whichever process held it).
-    pub fn wait_eof(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let (lock, cond) = &*self.shared;
-        let mut shared = lock.lock().expect("lock");
-        while !shared.eof {
-            let now = Instant::now();
-            if now >= deadline {
-                let tail = dump(&shared.events);
-                drop(shared);
-                panic!("[{}] stdout still open; events:\n{tail}", self.marker);
-            }
-            shared = cond
-                .wait_timeout(shared, (deadline - now).min(Duration::from_millis(50)))
-                .expect("wait")
-                .0;
-        }
-    }
-
-    /// What forkscope wrote on stderr (after `finish`).
-    pub fn stderr(&mut self) -> String {
-        self.stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default()
-    }
-
-    /// `finish` plus the checks every test ends with: an exit code (not a signal), and
-    /// nothing carrying the marker left running. Returns (exit code, events).
-    pub fn finish_clean(&mut self, timeout: Duration) -> (i32, Vec<Value>) {
-        let (status, events) = self.finish(timeout);
-        assert_nothing_left(&self.marker);
-        let code = status
-            .code()
-            .unwrap_or_else(|| panic!("forkscope killed by signal {:?}", status.signal()));
-        assert!(
-            !events.is_empty() && kind(events.last().expect("last")) == "end",
-            "the last event must be `end`:\n{}",
-            dump(&events)
-        );
-        (code, events)
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let [stdout, stderr] = readers.map(|r| r.and_then(|h| h.join().ok()).unwrap_or_default());
+    report_leaks(&m, LEAK_GRACE);
+    Output {
+        status,
+        stdout,
+        stderr,
     }
 }
 
-impl Drop for Forkscope {
-    fn drop(&mut self) {
-        if self.exited.is_none() && self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        kill_marked(&self.marker);
-    }
-}
-
-fn read_events(stdout: impl Read, shared: &Arc<(Mutex<Shared>, Condvar)>, count_output: bool) {
-    let mut reader = BufReader::with_capacity(1 << 20, stdout);
-    let mut line = Vec::new();
-    let output = b"\"kind\":\"output\"";
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_)
-                if count_output
-                    && line[..line.len().min(64)]
-                        .windows(output.len())
-                        .any(|w| w == output) =>
-            {
-                shared.0.lock().expect("lock").output_count += 1;
-            }
-            Ok(_) => {
-                let parsed: Option<Value> = serde_json::from_slice(&line).ok();
-                let (lock, cond) = &**shared;
-                let mut guard = lock.lock().expect("lock");
-                match parsed {
-                    Some(value) if value.is_object() => guard.events.push(value),
-                    _ => guard
-                        .garbage
-                        .push(String::from_utf8_lossy(&line).chars().take(200).collect()),
-                }
-                cond.notify_all();
-            }
-        }
-    }
-    let (lock, cond) = &**shared;
-    lock.lock().expect("lock").eof = true;
-    cond.notify_all();
+fn drain(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 /// Seconds as a Duration.
@@ -460,150 +206,6 @@ pub fn dump(events: &[Value]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Live processes (not zombies) whose environment or command line carries `marker`.
-pub fn marked_processes(marker: &str) -> Vec<(i32, String)> {
-    let me = std::process::id() as i32;
-    let needle = marker.as_bytes();
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let mut hit = false;
-        for file in ["environ", "cmdline"] {
-            if let Ok(bytes) = std::fs::read(format!("/proc/{pid}/{file}"))
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                hit = true;
-            }
-        }
-        if !hit {
-            continue;
-        }
-        let Some(stat) = read_stat(pid) else { continue };
-        if stat.state == 'Z' || stat.state == 'X' {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .unwrap_or_default();
-        found.push((pid, format!("{} [{}] {cmdline}", stat.comm, stat.state)));
-    }
-    found
-}
-
-/// Panics (after killing them) if processes carrying `marker` are still running 3 s from now.
-pub fn assert_nothing_left(marker: &str) {
-    let deadline = Instant::now() + secs(3.0);
-    loop {
-        let left = marked_processes(marker);
-        if left.is_empty() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            kill_marked(marker);
-            panic!("[{marker}] processes left running: {left:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Kills whatever carries the marker when dropped (for tests that start forkscope by hand).
-pub struct Cleanup(pub String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        kill_marked(&self.0);
-    }
-}
-
-/// SIGKILLs every live process carrying `marker` (cleanup after a failed test).
-pub fn kill_marked(marker: &str) {
-    for _ in 0..20 {
-        let left = marked_processes(marker);
-        if left.is_empty() {
-            return;
-        }
-        for (pid, _) in left {
-            // SAFETY: kill(2); the process carries this test's unique marker, so it is ours.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The fields of `/proc/PID/stat` the tests look at (parsed here, independently of forkscope).
-#[derive(Debug, Clone)]
-pub struct Stat {
-    pub comm: String,
-    pub state: char,
-    pub ppid: i32,
-    pub pgrp: i32,
-    pub session: i32,
-    pub utime: u64,
-    pub stime: u64,
-}
-
-pub fn read_stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text[open + 1..close].to_string();
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    let field = |n: usize| rest.get(n - 3).copied();
-    Some(Stat {
-        comm,
-        state: field(3)?.chars().next()?,
-        ppid: field(4)?.parse().ok()?,
-        pgrp: field(5)?.parse().ok()?,
-        session: field(6)?.parse().ok()?,
-        utime: field(14)?.parse().ok()?,
-        stime: field(15)?.parse().ok()?,
-    })
-}
-
-/// A `VmHWM`/`VmRSS`-style field of `/proc/PID/status`, in KiB.
-pub fn status_kb(pid: i32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-/// The pids whose parent is `pid`.
-pub fn children_of(pid: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
-        .filter(|&child| read_stat(child).is_some_and(|s| s.ppid == pid))
-        .collect()
-}
-
-/// The engine of the forkscope whose guardian is `guardian`: the child of its only child
-/// (the watchdog).
-pub fn engine_of(guardian: i32) -> Option<i32> {
-    let watchdog = children_of(guardian).first().copied()?;
-    children_of(watchdog).first().copied()
-}
-
-/// Whether `pid` is alive (exists and is not a zombie).
-pub fn alive(pid: i32) -> bool {
-    read_stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
 }
 
 /// Waits until `cond` holds, polling every 5 ms; panics with `what` after `timeout`.

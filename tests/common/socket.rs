@@ -5,11 +5,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Forkscope, StartOptions, bin, secs, wait_for};
+use super::{Forkscope, StartOptions, bin, command_output, secs, wait_for};
 
 /// A private `XDG_RUNTIME_DIR`: sessions started with [`SocketDir::start`] put their socket
 /// in it, and `ctl` run through [`SocketDir::ctl`] finds them there.
@@ -62,24 +61,13 @@ impl SocketDir {
 
     /// Runs `forkscope ARGS` (ctl, barrier) with this directory; bounded to 30 s.
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(bin())
+        let mut command = Command::new(bin());
+        command
             .args(args)
             .envs(self.env())
             .env_remove("FORKSCOPE_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start forkscope ctl");
-        let deadline = std::time::Instant::now() + secs(30.0);
-        while child.try_wait().expect("try_wait").is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.wait_with_output().expect("ctl output")
+            .stdin(Stdio::null());
+        command_output(&mut command, secs(30.0))
     }
 
     /// `forkscope ctl ARGS`, asserting success; its stdout.

@@ -1,17 +1,22 @@
-//! Helpers of the shared-memory integration tests: a Python child driven through its stdin
-//! and stdout lines (no sleeps), a guard that removes the /dev/shm names a test creates, and a
-//! runner of the forkscope binary.
-#![allow(dead_code)]
+//! Shared-memory tests' helpers: a guard that removes the `/dev/shm` names a test creates
+//! (also when it fails), a Python program driven through its stdin and stdout lines (no
+//! sleeps) whose processes are checked for leaks at its end, and the `shm`/`inspect`
+//! commands' JSON.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use super::procs::{LEAK_GRACE, report_leaks};
+use super::{MARKER_VAR, as_users_run, forkscope_output, marker};
+
+/// The deadline of every wait of the shared-memory tests.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Removes `/dev/shm/NAME` for every name on drop (also when the test fails), and checks
-/// nothing of the test is left.
+/// Removes `/dev/shm/NAME` for every name on drop (also when the test fails).
+#[derive(Default)]
 pub struct ShmGuard(pub Vec<String>);
 
 impl Drop for ShmGuard {
@@ -27,10 +32,12 @@ pub fn unique(tag: &str) -> String {
     format!("fstest_{}_{tag}", std::process::id())
 }
 
-/// A `python3 SCRIPT ARGS` child in its own process group. Programs end cleanly at the end
-/// of their stdin; on drop stdin is closed, then the group is killed if still there.
+/// A `python3 SCRIPT ARGS` child in its own process group, carrying a marker. Programs end
+/// cleanly at the end of their stdin; on drop stdin is closed, then the group is killed if
+/// still there, and nothing carrying the marker may be left.
 pub struct Py {
     pub child: Child,
+    pub marker: String,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     /// Holds the script file (spawn needs an importable `__main__`).
@@ -39,13 +46,15 @@ pub struct Py {
 
 impl Py {
     pub fn start(script: &str, args: &[&str]) -> Py {
-        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("program.py");
         std::fs::write(&path, script).expect("script written");
-        let mut child = Command::new("python3")
+        let marker = marker("py");
+        let mut command = Command::new("python3");
+        let mut child = as_users_run(&mut command)
             .arg(&path)
             .args(args)
+            .env(MARKER_VAR, &marker)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -64,6 +73,7 @@ impl Py {
         Py {
             stdin: child.stdin.take(),
             child,
+            marker,
             lines: rx,
             _dir: dir,
         }
@@ -92,7 +102,7 @@ impl Py {
         stdin.flush().expect("flush");
     }
 
-    /// Waits for a clean exit (status 0) within the deadline.
+    /// Waits for a clean exit (status 0) within the deadline; then nothing of it may be left.
     pub fn finish(mut self) {
         self.stdin = None;
         let deadline = Instant::now() + DEADLINE;
@@ -120,7 +130,7 @@ impl Drop for Py {
         // SAFETY: signalling our own child's process group.
         unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
         let _ = self.child.wait();
-        wait_group_gone(self.pid());
+        report_leaks(&self.marker, LEAK_GRACE);
     }
 }
 
@@ -138,12 +148,9 @@ fn group_alive(pgid: i32) -> bool {
     unsafe { libc::kill(-pgid, 0) == 0 }
 }
 
-/// Runs the forkscope binary; returns (status code, stdout, stderr).
+/// Runs `forkscope ARGS` to its end (bounded); returns (status code, stdout, stderr).
 pub fn forkscope(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_forkscope"))
-        .args(args)
-        .output()
-        .expect("forkscope runs");
+    let out = forkscope_output(args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -167,15 +174,6 @@ pub fn find_entry(
 ) -> Option<serde_json::Value> {
     let list = forkscope_json(&["shm", "ls", "--pid", &pid.to_string()]);
     list.as_array()?.iter().find(|e| pred(e)).cloned()
-}
-
-/// Polls `cond` every 10 ms until true or the deadline.
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// `/dev/shm` names containing `needle`.

@@ -1,25 +1,33 @@
-//! Shared helpers of the lifecycle tests: run `forkscope run --headless` on a real program
-//! with a time limit, parse its JSON lines, and check that nothing it reported is left
-//! running.
+//! Whole headless runs (`forkscope run --headless ...` to its end, within a limit) for the tests
+//! that look at a finished session, the process-event sources that work on this machine
+//! (probed once per test binary), and the checks these tests share.
 
-#![allow(dead_code)]
-
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::Value;
 
-/// The real Python interpreter (not a version-manager shim that forks a dozen helpers).
+use super::procs::{assert_nothing_left, still_running};
+use super::{Forkscope, StartOptions, marker};
+
+/// The real Python interpreter (not a version-manager shim that forks a dozen helpers),
+/// asked once per test binary.
 pub fn python() -> String {
-    let out = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 must be installed for the lifecycle tests");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    static PYTHON: OnceLock<String> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let out = Command::new("python3")
+                .args(["-c", "import sys; print(sys.executable)"])
+                .output()
+                .expect("python3 must be installed for these tests");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .clone()
 }
 
-/// One headless run.
+/// One finished headless run.
 pub struct Run {
     pub status: i32,
     pub events: Vec<Value>,
@@ -64,17 +72,16 @@ impl Run {
             .collect()
     }
 
-    /// Checks that every process the run reported is gone (its pid is free or reused).
+    /// Checks that every process the run reported is gone (its pid is free or reused), also
+    /// those that dropped the marker from their environment. (Every run already checked
+    /// that nothing carrying its marker is left.)
     pub fn assert_nothing_left(&self) {
         for (pid, start) in self.births() {
             let Some(start) = start else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            let still = fields.get(19).and_then(|f| f.parse::<u64>().ok()) == Some(start);
-            assert!(!still, "process {pid} (start {start}) is still running");
+            assert!(
+                !still_running(pid as i32, start),
+                "process {pid} (start {start}) is still running"
+            );
         }
     }
 }
@@ -106,55 +113,25 @@ pub fn run_demo(track: &str, name: &str, extra: &[&str], limit: Duration) -> Run
     run_forkscope(&args, &[], limit)
 }
 
-/// `forkscope ARGS` (a headless session) with a time limit, its events parsed.
-fn run_forkscope(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_forkscope"));
-    for (name, _) in std::env::vars_os() {
-        // As users run: no PYTHONUNBUFFERED and the like (see tests/common).
-        if name.to_str().is_some_and(|n| n.starts_with("PYTHON")) {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start forkscope");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            // SIGTERM lets the guardian stop the whole tree; then wait for it.
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let status = child.wait().expect("wait");
-            panic!("forkscope did not finish within {limit:?} ({status:?})");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let text = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    let events = text
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line}: {e}")))
-        .collect();
+/// `forkscope ARGS` (a headless session) to its end within `limit`, as a [`Forkscope`]: on
+/// a timeout the panic lists what still runs, and after the end nothing carrying the run's
+/// marker may be left.
+pub fn run_forkscope(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+    let m = marker("run");
+    let mut fs = Forkscope::start_with(
+        &m,
+        args,
+        StartOptions {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..StartOptions::default()
+        },
+    );
+    let (status, events) = fs.finish(limit);
+    let stderr = fs.stderr();
+    assert_nothing_left(&m);
     Run {
         status: status.code().unwrap_or(-1),
         events,
@@ -162,27 +139,35 @@ fn run_forkscope(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
     }
 }
 
-/// Whether `--track kernel` works here (else the kernel variants are skipped, loudly).
+/// Whether `--track kernel` works here (else the kernel variants are skipped, loudly);
+/// probed once per test binary.
 pub fn kernel_available() -> bool {
-    let run = run("kernel", &[], &["true"], Duration::from_secs(30));
-    if run.status == 2 {
-        eprintln!(
-            "kernel process events unavailable here: {}",
-            run.stderr.trim()
-        );
-        return false;
-    }
-    true
+    static KERNEL: OnceLock<bool> = OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        let run = run("kernel", &[], &["true"], Duration::from_secs(30));
+        if run.status == 2 {
+            eprintln!(
+                "kernel process events unavailable here: {}",
+                run.stderr.trim()
+            );
+            return false;
+        }
+        true
+    })
 }
 
-/// Whether `--track ptrace` works here (ptrace can be forbidden, e.g. Yama scope 3).
+/// Whether `--track ptrace` works here (ptrace can be forbidden, e.g. Yama scope 3);
+/// probed once per test binary.
 pub fn ptrace_available() -> bool {
-    let run = run("ptrace", &[], &["true"], Duration::from_secs(30));
-    if run.status != 0 {
-        eprintln!("ptrace unavailable here: {}", run.stderr.trim());
-        return false;
-    }
-    true
+    static PTRACE: OnceLock<bool> = OnceLock::new();
+    *PTRACE.get_or_init(|| {
+        let run = run("ptrace", &[], &["true"], Duration::from_secs(30));
+        if run.status != 0 {
+            eprintln!("ptrace unavailable here: {}", run.stderr.trim());
+            return false;
+        }
+        true
+    })
 }
 
 /// Every source that works here: kernel and ptrace (when available) and poll.
@@ -213,7 +198,6 @@ pub fn exact(run: &Run) -> bool {
 
 /// Every fork in the run has exactly one exit, and no process exits twice.
 pub fn assert_every_fork_has_one_exit(run: &Run) {
-    use std::collections::HashMap;
     let mut open: HashMap<i64, usize> = HashMap::new();
     for event in &run.events {
         let pid = event["pid"].as_i64().unwrap_or(0);
