@@ -18,8 +18,8 @@ pub mod inspect;
 #[forbid(unsafe_code)]
 pub mod model;
 pub mod notify;
-pub mod record;
 pub mod obs;
+pub mod record;
 pub mod session;
 pub mod supervise;
 pub mod track;

@@ -177,7 +177,7 @@ fn ptrace_does_not_leave_a_self_stopped_program_hanging() {
 /// one is reaped (nix's `waitid` fails to decode it; hence the raw peek).
 #[test]
 fn ptrace_delivers_real_time_signals() {
-    if !lifecycle_support::ptrace_available() {
+    if !common::ptrace_available() {
         return;
     }
     let run = run(
