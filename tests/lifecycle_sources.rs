@@ -111,6 +111,64 @@ fn kernel_sees_what_poll_misses() {
     assert_every_fork_has_one_exit(&run);
 }
 
+/// While the machine forks busily outside the tree and the tree is quiet, the engine reads
+/// kernel events in batches (every 25 ms, not at each event): the tree's own short-lived
+/// grandchildren are still all seen, each with its exact status, its fork before its exit.
+#[test]
+fn kernel_batches_a_busy_machine_without_losing_the_tree() {
+    if !kernel_available() {
+        return;
+    }
+    // Outside the tree: a bounded loop of 3,000 forks, killed at the end if still running.
+    let mut outside = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "i=0; while [ $i -lt 3000 ]; do /bin/true; i=$((i+1)); done",
+        ])
+        .spawn()
+        .expect("sh");
+    let script = "sleep 0.5; sh -c 'exit 3'; sleep 0.3; sh -c 'kill -TERM $$'; sleep 0.3; \
+                  /bin/true; echo done";
+    let run = run(
+        "kernel",
+        &[],
+        &["sh", "-c", script],
+        Duration::from_secs(30),
+    );
+    let _ = outside.kill();
+    let _ = outside.wait();
+    assert_eq!(run.status, 0, "stderr: {}", run.stderr);
+    let end = run.kind("end").next().expect("end");
+    assert!(end["unknown_exits"].is_null(), "every exit exact: {end}");
+    let worker = run.worker_pid();
+    let forks: Vec<&serde_json::Value> = run.kind("fork").filter(|f| f["ppid"] == worker).collect();
+    // Three sleeps, two shells, one true.
+    assert_eq!(forks.len(), 6, "{:?}", run.events);
+    let mut statuses = Vec::new();
+    for fork in forks {
+        let pid = fork["pid"].as_i64().unwrap_or(0);
+        let exits = run.exits_of(pid);
+        assert_eq!(exits.len(), 1, "{pid}: {exits:?}");
+        assert_eq!(exits[0]["source"], "kernel");
+        let (born, ended) = (fork["t"].as_f64(), exits[0]["t"].as_f64());
+        assert!(born <= ended, "fork at {born:?} after exit at {ended:?}");
+        statuses.push((exits[0]["code"].as_i64(), exits[0]["signal"].as_str()));
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![
+            (None, Some("SIGTERM")),
+            (Some(0), None),
+            (Some(0), None),
+            (Some(0), None),
+            (Some(0), None),
+            (Some(3), None)
+        ]
+    );
+    assert_every_fork_has_one_exit(&run);
+}
+
 #[test]
 fn auto_names_the_source_it_chose() {
     let run = run("auto", &[], &["true"], Duration::from_secs(30));

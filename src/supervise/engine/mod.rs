@@ -334,10 +334,12 @@ impl Engine {
                 );
                 self.begin_stop("engine error".into(), true);
             }
+            self.kernel_batch_due();
             for event in events.iter() {
                 match event.token() {
                     SIGNALS => self.on_signals(),
-                    WAKER | NETLINK => {}
+                    NETLINK => self.on_kernel_readable(),
+                    WAKER => {}
                     token => {
                         self.captures.mark_ready(token);
                     }

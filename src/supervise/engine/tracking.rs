@@ -23,6 +23,14 @@ use crate::track::netlink::{ConnectorError, ProcConnector, ProcMessage};
 pub(super) const NETLINK: Token = Token(2);
 /// Datagrams read per drain before the loop gets a turn (the rest: next iteration).
 const DRAIN_BUDGET: usize = 4096;
+/// While the tree is quiet (the last events read were none of its own), the socket's
+/// readiness is taken at most this often: the machine's other processes then cost the engine
+/// one wake-up per batch instead of one per event. Event times come from the kernel's
+/// timestamps, and every reap drains the socket first, so nothing is reordered or misdated.
+const QUIET_BATCH: Duration = Duration::from_millis(25);
+/// A quiet batch larger than this ends the batching (the receive queue must not fill up;
+/// at such rates each wake-up reads many events anyway).
+const QUIET_BATCH_MAX: usize = 256;
 /// Reconciliations after dropped events are at most this frequent.
 const OVERFLOW_RECONCILE_GAP: Duration = Duration::from_millis(50);
 /// With the kernel source, the full `/proc` scan that reconciles the tree runs at most this
@@ -41,6 +49,21 @@ pub(crate) struct KernelSource {
     overflows: u64,
     reconcile_due: Option<Instant>,
     last_reconcile: Option<Instant>,
+    /// The last drain read events, none of them about the tree.
+    quiet: bool,
+    listening: Listening,
+}
+
+/// How the engine learns that the socket holds events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listening {
+    /// In the poll: each arrival wakes the loop.
+    Polled,
+    /// Out of the poll while a batch gathers (the tree is quiet); the loop wakes at `until`.
+    Gathering { until: Instant },
+    /// The batch is read on this turn; then gathering again if it was quiet, else back
+    /// into the poll.
+    Due,
 }
 
 impl std::fmt::Debug for KernelSource {
@@ -83,6 +106,8 @@ pub(crate) fn open(
         overflows: 0,
         reconcile_due: None,
         last_reconcile: None,
+        quiet: false,
+        listening: Listening::Polled,
     };
     registry.register(&mut source.connector, NETLINK, Interest::READABLE)?;
     Ok((Some(source), None))
@@ -163,7 +188,44 @@ impl Engine {
 
     /// The next instant the tracker wants the loop to wake.
     pub(super) fn tracking_deadline(&self) -> Option<Instant> {
-        self.kernel.as_ref().and_then(|k| k.reconcile_due)
+        let kernel = self.kernel.as_ref()?;
+        let gathering = match kernel.listening {
+            Listening::Gathering { until } => Some(until),
+            Listening::Polled | Listening::Due => None,
+        };
+        match (kernel.reconcile_due, gathering) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The socket is readable: while the tree is quiet, it leaves the poll and the loop
+    /// reads it every [`QUIET_BATCH`] instead (the reap path still drains it every turn).
+    pub(super) fn on_kernel_readable(&mut self) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        if !kernel.quiet || kernel.listening != Listening::Polled {
+            return;
+        }
+        match self.poll.registry().deregister(&mut kernel.connector) {
+            Ok(()) => {
+                kernel.listening = Listening::Gathering {
+                    until: Instant::now() + QUIET_BATCH,
+                }
+            }
+            Err(err) => tracing::debug!("kernel events stay in the poll: {err}"),
+        }
+    }
+
+    /// At the start of a turn: a gathered batch is due to be read.
+    pub(super) fn kernel_batch_due(&mut self) {
+        if let Some(kernel) = self.kernel.as_mut()
+            && let Listening::Gathering { until } = kernel.listening
+            && until <= Instant::now()
+        {
+            kernel.listening = Listening::Due;
+        }
     }
 
     /// Drains the kernel socket, then reconciles with `/proc` if events were dropped.
@@ -196,8 +258,10 @@ impl Engine {
         };
         kernel.more = drained.more;
         let clock = KernelClock::read();
+        let mut about_tree = 0usize;
         for message in &messages {
             for tracked in kernel.tracker.on_message(message, &LiveProc) {
+                about_tree += 1;
                 if let EventBody::Exit { pid, .. } = tracked.body {
                     // A process with pipes of its own: its last lines before its exit.
                     self.captures
@@ -206,8 +270,32 @@ impl Engine {
                 emit_tracked(&self.events, &clock, tracked);
             }
         }
+        if !messages.is_empty() {
+            kernel.quiet = about_tree == 0 && messages.len() <= QUIET_BATCH_MAX;
+        }
+        if kernel.listening == Listening::Due {
+            // A quiet batch: gather the next one; nothing at all, or the tree's own events:
+            // back to waking at each arrival.
+            kernel.listening = if kernel.quiet && !messages.is_empty() {
+                Listening::Gathering {
+                    until: Instant::now() + QUIET_BATCH,
+                }
+            } else {
+                let registry = self.poll.registry();
+                match registry.register(&mut kernel.connector, NETLINK, Interest::READABLE) {
+                    Ok(()) => Listening::Polled,
+                    Err(err) => {
+                        tracing::warn!("kernel events back into the poll failed: {err}");
+                        Listening::Gathering {
+                            until: Instant::now() + QUIET_BATCH,
+                        }
+                    }
+                }
+            };
+        }
         kernel.buffer = messages;
         if drained.overflowed {
+            kernel.quiet = false;
             kernel.overflows += 1;
             let now = Instant::now();
             let earliest = kernel
