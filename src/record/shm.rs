@@ -1,14 +1,16 @@
 //! Shared memory in recordings: while a session records, a thread discovers the segments the
 //! supervised tree maps or holds, reads and decodes them, and emits an `shm` event for each
 //! one that appeared, changed (bytes, size or mappers) or is gone. Bounds ([`Bounds`],
-//! `docs/events.md`): a tick every 500 ms, at most 64 segments a tick, 64 KiB read per
+//! `docs/events.md`): a tick every 500 ms (the discovery of segments, which walks the maps of
+//! every process of the tree, at most every 500 ms and about 1 % of the time, so at least every
+//! 5 s), at most 64 segments a tick, 64 KiB read per
 //! segment, 16 KiB of decoded JSON per event (over it: `truncated`, no value), 64 changed
 //! ranges per event, and 256 KiB of values a tick (the rest waits for the next tick).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
@@ -170,6 +172,32 @@ impl ShmTracker {
     }
 }
 
+/// Finding the segments walks the maps and descriptors of every process of the tree, which
+/// costs far more than reading the segments found: it runs at most this share of the time.
+const DISCOVERY_SHARE: u32 = 100;
+/// ...but at least this often.
+const DISCOVERY_MAX_GAP: Duration = Duration::from_secs(5);
+
+/// The segments the descendants of `root` map or hold.
+fn discover_tree(root: i32) -> Vec<Segment> {
+    let pids: Vec<i32> = crate::inspect::proc::descendants(root)
+        .map(|procs| procs.iter().map(|p| p.pid).collect())
+        .unwrap_or_default();
+    if pids.is_empty() {
+        Vec::new()
+    } else {
+        discover(&Scope::Pids(pids))
+    }
+}
+
+/// The time until the next discovery, after one that took `cost`: at least `every`, about
+/// [`DISCOVERY_SHARE`] times its cost, at most [`DISCOVERY_MAX_GAP`].
+fn discovery_gap(every: Duration, cost: Duration) -> Duration {
+    cost.saturating_mul(DISCOVERY_SHARE)
+        .min(DISCOVERY_MAX_GAP)
+        .max(every)
+}
+
 /// The running watcher; dropping it stops and joins the thread.
 pub struct ShmEvents {
     stop: Option<Sender<()>>,
@@ -190,15 +218,15 @@ impl ShmEvents {
             .spawn(move || {
                 let mut tracker = ShmTracker::new(bounds, rules);
                 let mut buf = Vec::new();
+                let mut segments = Vec::new();
+                let mut next_discovery = Instant::now();
                 loop {
-                    let pids: Vec<i32> = crate::inspect::proc::descendants(root)
-                        .map(|procs| procs.iter().map(|p| p.pid).collect())
-                        .unwrap_or_default();
-                    let segments = if pids.is_empty() {
-                        Vec::new()
-                    } else {
-                        discover(&Scope::Pids(pids))
-                    };
+                    if Instant::now() >= next_discovery {
+                        let began = Instant::now();
+                        segments = discover_tree(root);
+                        next_discovery =
+                            Instant::now() + discovery_gap(bounds.every, began.elapsed());
+                    }
                     let read = |seg: &Segment, max: u64| {
                         read_segment_into(seg, max, &mut buf).ok()?;
                         Some(buf.clone())
@@ -263,6 +291,20 @@ mod tests {
             } => (changed.clone(), *truncated, *gone || value.is_none()),
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn discovery_takes_a_bounded_share_of_the_time() {
+        let every = Duration::from_millis(500);
+        assert_eq!(discovery_gap(every, Duration::from_micros(100)), every);
+        assert_eq!(
+            discovery_gap(every, Duration::from_millis(20)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            discovery_gap(every, Duration::from_secs(1)),
+            DISCOVERY_MAX_GAP
+        );
     }
 
     #[test]
