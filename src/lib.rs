@@ -21,6 +21,8 @@ pub mod notify;
 pub mod obs;
 pub mod record;
 pub mod session;
+#[forbid(unsafe_code)]
+pub mod settings;
 pub mod supervise;
 pub mod track;
 #[forbid(unsafe_code)]

@@ -8,6 +8,7 @@ use clap::Parser as _;
 use forkscope::cli::{Cli, Command};
 use forkscope::model::printable::lines;
 use forkscope::session::{self, SessionOptions};
+use forkscope::settings::{IoFlags, Output, Supervision, Up, WorkerLogFlags};
 use forkscope::{demo, inspect};
 
 fn main() -> ExitCode {
@@ -35,8 +36,10 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            let segments = session::prepare(&args.supervision, args.output.view.headless)?;
-            let mut pool = session::pool_from_run(&args);
+            let supervision = Supervision::from(&args.supervision);
+            let output = Output::from(&args.output);
+            let segments = session::prepare(&supervision, output.view.headless)?;
+            let mut pool = args.pool();
             if args.python_helper {
                 let dir = forkscope::coord::python::write_helper()
                     .context("writing the Python helper")?;
@@ -45,8 +48,8 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
             }
             let title = args.command.join(" ");
             let options = SessionOptions {
-                supervision: &args.supervision,
-                output: &args.output,
+                supervision: &supervision,
+                output: &output,
                 log: cli.log.as_deref(),
                 title,
                 shm_rules: Vec::new(),
@@ -56,7 +59,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     metrics: args.metrics.addr(),
                     logs: {
                         let mut logs = Vec::new();
-                        args.worker_log
+                        WorkerLogFlags::from(&args.worker_log)
                             .apply_to(std::slice::from_ref(&pool.name), &mut logs);
                         logs
                     },
@@ -66,7 +69,8 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
         }
         Command::Up(args) => {
             // Every config problem is found before anything starts: exit 2, FILE:LINE:COL.
-            let plan = match forkscope::config::up::plan(&args) {
+            let up = Up::from(&args);
+            let plan = match forkscope::config::up::plan(&up) {
                 Ok(plan) => plan,
                 Err(err) => {
                     eprintln!("forkscope: {}", lines(&err.to_string()));
@@ -85,7 +89,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     metrics: args.metrics.addr(),
                     logs: plan.logs.clone(),
                 },
-                reload: Some(session::up_reloader(args)),
+                reload: Some(session::up_reloader(up)),
             };
             session::run_pools(plan.pools.clone(), options, segments, clock)
         }
@@ -164,8 +168,10 @@ fn run_demo(
         eprintln!("forkscope: {err}");
         return Ok(2);
     }
-    let segments = session::prepare(&args.supervision, args.output.view.headless)?;
-    let stop_signal = args.supervision.stop_signal;
+    let supervision = Supervision::from(&args.supervision);
+    let output = Output::from(&args.output);
+    let segments = session::prepare(&supervision, output.view.headless)?;
+    let stop_signal = supervision.stop_signal;
     // Lives until the session ends: a built-in Python demo's file is removed with it.
     let mut _script = None;
     let pool = match (&chosen, python) {
@@ -188,12 +194,12 @@ fn run_demo(
         _ => anyhow::bail!("no Python interpreter for {name}"),
     };
     let mut pool = pool;
-    pool.io = session::default_io(&args.io);
-    let headless = args.output.view.headless;
+    pool.io = IoFlags::from(&args.io).worker_io();
+    let headless = output.view.headless;
     let auto = args.auto.map(std::time::Duration::from_secs_f64);
     let options = SessionOptions {
-        supervision: &args.supervision,
-        output: &args.output,
+        supervision: &supervision,
+        output: &output,
         log,
         title: format!("demo {name}"),
         shm_rules: Vec::new(),
