@@ -233,6 +233,7 @@ fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
     forkscope::ui::run(
         forkscope::ui::Source::Replay(playback),
         None,
+        None,
         10_000,
         &title,
         Vec::new(),

@@ -180,6 +180,7 @@ pub fn run_pools(
     } else {
         crate::ui::run(
             crate::ui::Source::Live(&engine),
+            Some(crate::live::Readers::live()),
             recorder,
             options.output.view.scrollback,
             &options.title,
