@@ -96,7 +96,9 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
         Command::Demo(args) => run_demo(&args, cli.log.as_deref(), clock),
         Command::Inspect(args) => forkscope::coord::ctl::inspect(args.pid, args.json),
         Command::Replay(args) => replay(&args),
-        Command::Shm(command) => inspect::shm::command::run(&command.request()),
+        Command::Shm(command) => inspect::shm::command::run(&command.request(), &|path| {
+            forkscope::config::layout_rules(path).map_err(|err| err.to_string())
+        }),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
         Command::Ctl(args) => Ok(forkscope::coord::ctl::run(
             args.socket,
