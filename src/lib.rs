@@ -15,6 +15,7 @@ pub mod coord;
 pub mod demo;
 pub mod headless;
 pub mod inspect;
+#[forbid(unsafe_code)]
 pub mod live;
 #[forbid(unsafe_code)]
 pub mod model;
