@@ -181,3 +181,71 @@ impl Readers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn idle_readers_start_nothing_and_deliver_nothing() {
+        let mut readers = Readers::idle();
+        assert!(!readers.roles_due(), "no role probe in a replay");
+        let results = readers.results();
+        let quiet = Duration::from_millis(50);
+        assert!(results.shm.recv_timeout(quiet).is_err());
+        assert!(results.stacks.recv_timeout(quiet).is_err());
+        assert!(results.sync.recv_timeout(quiet).is_err());
+        assert!(results.roles.recv_timeout(quiet).is_err());
+        // A target of nothing starts no stack reader.
+        readers.watch_stacks(None);
+        assert!(readers.stacks.is_none());
+    }
+
+    #[test]
+    fn the_role_probe_is_due_once_a_second_and_answers() {
+        let mut readers = Readers::live();
+        assert!(readers.roles.is_some());
+        assert!(readers.roles_due());
+        assert!(!readers.roles_due(), "asked again within the second");
+        let me = std::process::id() as i32;
+        let start = crate::inspect::proc::read_stat(me)
+            .expect("own stat")
+            .start_time;
+        readers.probe_roles(vec![(me, start)]);
+        let evidence = readers.results().roles.recv_timeout(DEADLINE);
+        assert!(evidence.is_ok(), "{evidence:?}");
+    }
+
+    #[test]
+    fn each_reader_starts_when_asked_and_reports_on_its_receiver() {
+        let me = std::process::id() as i32;
+        let mut readers = Readers::idle();
+        readers.watch_stacks(Some((me, None)));
+        let stacks = readers
+            .results()
+            .stacks
+            .recv_timeout(DEADLINE)
+            .expect("a stack report");
+        assert_eq!(stacks.pid, me);
+        assert!(stacks.stacks.is_err(), "the test binary is not Python");
+
+        let request = SyncRequest {
+            pids: vec![me],
+            full: false,
+        };
+        readers.watch_sync(request.clone());
+        let sync = readers.results().sync.recv_timeout(DEADLINE);
+        assert!(sync.is_ok_and(|s| !s.full));
+        readers.watch_sync(request.clone());
+        assert_eq!(readers.sync_request, Some(request));
+
+        readers.watch_shm(WatchRequest {
+            pids: vec![me],
+            ..Default::default()
+        });
+        let shm = readers.results().shm.recv_timeout(DEADLINE);
+        assert!(shm.is_ok_and(|s| s.contents.is_none()), "nothing selected");
+    }
+}
