@@ -219,8 +219,8 @@ fn run_demo(
 
 fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
     use forkscope::ui::replay::{Control, Playback};
-    let mut playback = match Playback::load(&args.file) {
-        Ok(playback) => playback,
+    let mut playback = match forkscope::record::read::load(&args.file) {
+        Ok(events) => Playback::new(events, Instant::now()),
         Err(err) => {
             eprintln!("forkscope: {}", lines(&err.to_string()));
             return Ok(2);

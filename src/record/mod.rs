@@ -1,9 +1,11 @@
 //! Recording a session (`--record FILE`): the file writes, on a thread of their own so
 //! neither the TUI nor the headless printer waits on the disk, the JSON-lines encoder both
-//! write with ([`json`]), and the shared-memory watcher ([`shm`]) that turns the tree's
-//! segments into `shm` events while a session records.
+//! write with ([`json`]), the reading of a recording back ([`read`]), and the shared-memory
+//! watcher ([`shm`]) that turns the tree's segments into `shm` events while a session
+//! records.
 
 pub(crate) mod json;
+pub mod read;
 pub mod shm;
 
 use std::fs::File;
