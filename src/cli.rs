@@ -9,6 +9,7 @@ use crate::model::policy::RestartPolicy;
 use crate::supervise::worker_io::StdinMode;
 use crate::track::TrackMode;
 
+mod convert;
 mod obs;
 pub use obs::{MetricsArgs, WorkerLogArgs};
 
@@ -230,28 +231,6 @@ pub struct IoArgs {
     /// No Python bootstrap: lines of a Python worker's children are filed under the worker.
     #[arg(long)]
     pub no_python_hooks: bool,
-}
-
-impl IoArgs {
-    /// Applies the flags given to a pool's settings (flags not given change nothing).
-    pub fn apply_to(&self, io: &mut crate::supervise::worker_io::WorkerIo) {
-        use crate::supervise::worker_io::Buffering;
-        if self.buffered {
-            io.buffering = Buffering::Buffered;
-        }
-        if self.line_buffered {
-            io.buffering = Buffering::LineBuffered { libstdbuf: None };
-        }
-        if self.pty {
-            io.pty = true;
-        }
-        if let Some(stdin) = self.stdin {
-            io.stdin = stdin;
-        }
-        if self.no_python_hooks {
-            io.python_hooks = false;
-        }
-    }
 }
 
 #[derive(Debug, Args)]

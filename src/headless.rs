@@ -9,8 +9,7 @@ use crate::notify::ServiceNotifier;
 use crate::record::Recorder;
 use crate::supervise::EngineHandle;
 
-pub(crate) mod json;
-use json::JsonLines;
+use crate::record::json::JsonLines;
 
 /// Bytes of JSON gathered before a write to stdout.
 const OUT_BUFFER: usize = 1 << 20;

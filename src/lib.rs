@@ -16,11 +16,15 @@ pub mod demo;
 pub mod headless;
 pub mod inspect;
 #[forbid(unsafe_code)]
+pub mod live;
+#[forbid(unsafe_code)]
 pub mod model;
 pub mod notify;
 pub mod obs;
 pub mod record;
 pub mod session;
+#[forbid(unsafe_code)]
+pub mod settings;
 pub mod supervise;
 pub mod track;
 #[forbid(unsafe_code)]

@@ -8,6 +8,7 @@ use clap::Parser as _;
 use forkscope::cli::{Cli, Command};
 use forkscope::model::printable::lines;
 use forkscope::session::{self, SessionOptions};
+use forkscope::settings::{IoFlags, Output, Supervision, Up, WorkerLogFlags};
 use forkscope::{demo, inspect};
 
 /// Output floods allocate a line on the engine thread and free it on the consumer's:
@@ -41,8 +42,10 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => {
-            let segments = session::prepare(&args.supervision, args.output.view.headless)?;
-            let mut pool = session::pool_from_run(&args);
+            let supervision = Supervision::from(&args.supervision);
+            let output = Output::from(&args.output);
+            let segments = session::prepare(&supervision, output.view.headless)?;
+            let mut pool = args.pool();
             if args.python_helper {
                 let dir = forkscope::coord::python::write_helper()
                     .context("writing the Python helper")?;
@@ -51,8 +54,8 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
             }
             let title = args.command.join(" ");
             let options = SessionOptions {
-                supervision: &args.supervision,
-                output: &args.output,
+                supervision: &supervision,
+                output: &output,
                 log: cli.log.as_deref(),
                 title,
                 shm_rules: Vec::new(),
@@ -62,7 +65,7 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     metrics: args.metrics.addr(),
                     logs: {
                         let mut logs = Vec::new();
-                        args.worker_log
+                        WorkerLogFlags::from(&args.worker_log)
                             .apply_to(std::slice::from_ref(&pool.name), &mut logs);
                         logs
                     },
@@ -72,7 +75,8 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
         }
         Command::Up(args) => {
             // Every config problem is found before anything starts: exit 2, FILE:LINE:COL.
-            let plan = match forkscope::config::up::plan(&args) {
+            let up = Up::from(&args);
+            let plan = match forkscope::config::up::plan(&up) {
                 Ok(plan) => plan,
                 Err(err) => {
                     eprintln!("forkscope: {}", lines(&err.to_string()));
@@ -91,14 +95,16 @@ fn dispatch(cli: Cli, clock: Instant) -> anyhow::Result<i32> {
                     metrics: args.metrics.addr(),
                     logs: plan.logs.clone(),
                 },
-                reload: Some(session::up_reloader(args)),
+                reload: Some(session::up_reloader(up)),
             };
             session::run_pools(plan.pools.clone(), options, segments, clock)
         }
         Command::Demo(args) => run_demo(&args, cli.log.as_deref(), clock),
         Command::Inspect(args) => forkscope::coord::ctl::inspect(args.pid, args.json),
         Command::Replay(args) => replay(&args),
-        Command::Shm(command) => inspect::shm::command::run(&command.request()),
+        Command::Shm(command) => inspect::shm::command::run(&command.request(), &|path| {
+            forkscope::config::layout_rules(path).map_err(|err| err.to_string())
+        }),
         Command::DemoWorker(args) => Ok(demo::worker::run(&args.name)),
         Command::Ctl(args) => Ok(forkscope::coord::ctl::run(
             args.socket,
@@ -170,8 +176,10 @@ fn run_demo(
         eprintln!("forkscope: {err}");
         return Ok(2);
     }
-    let segments = session::prepare(&args.supervision, args.output.view.headless)?;
-    let stop_signal = args.supervision.stop_signal;
+    let supervision = Supervision::from(&args.supervision);
+    let output = Output::from(&args.output);
+    let segments = session::prepare(&supervision, output.view.headless)?;
+    let stop_signal = supervision.stop_signal;
     // Lives until the session ends: a built-in Python demo's file is removed with it.
     let mut _script = None;
     let pool = match (&chosen, python) {
@@ -194,12 +202,12 @@ fn run_demo(
         _ => anyhow::bail!("no Python interpreter for {name}"),
     };
     let mut pool = pool;
-    pool.io = session::default_io(&args.io);
-    let headless = args.output.view.headless;
+    pool.io = IoFlags::from(&args.io).worker_io();
+    let headless = output.view.headless;
     let auto = args.auto.map(std::time::Duration::from_secs_f64);
     let options = SessionOptions {
-        supervision: &args.supervision,
-        output: &args.output,
+        supervision: &supervision,
+        output: &output,
         log,
         title: format!("demo {name}"),
         shm_rules: Vec::new(),
@@ -217,8 +225,8 @@ fn run_demo(
 
 fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
     use forkscope::ui::replay::{Control, Playback};
-    let mut playback = match Playback::load(&args.file) {
-        Ok(playback) => playback,
+    let mut playback = match forkscope::record::read::load(&args.file) {
+        Ok(events) => Playback::new(events, Instant::now()),
         Err(err) => {
             eprintln!("forkscope: {}", lines(&err.to_string()));
             return Ok(2);
@@ -232,6 +240,7 @@ fn replay(args: &forkscope::cli::ReplayArgs) -> anyhow::Result<i32> {
     let title = format!("replay of {}", args.file.display());
     forkscope::ui::run(
         forkscope::ui::Source::Replay(playback),
+        None,
         None,
         10_000,
         &title,

@@ -1,21 +1,22 @@
-//! Running a supervised session: turns `run`/`demo` arguments into an engine configuration,
-//! splits off the guardian, starts the engine and hands it to the TUI or the headless printer.
+//! Running a supervised session: turns the session's settings (`settings`) into an engine
+//! configuration, splits off the guardian, starts the engine and hands it to the TUI or the
+//! headless printer.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::cli::{OutputArgs, SupervisionArgs};
 use crate::headless::print_events;
 use crate::model::printable;
 use crate::record::Recorder;
+use crate::settings::{Output, Supervision};
 use crate::supervise::{self, EngineConfig, PoolSpec};
 
 /// Everything a session needs besides its pools.
 pub struct SessionOptions<'a> {
-    pub supervision: &'a SupervisionArgs,
-    pub output: &'a OutputArgs,
+    pub supervision: &'a Supervision,
+    pub output: &'a Output,
     pub log: Option<&'a Path>,
     pub title: String,
     /// Decoder rules for the TUI's shared-memory view (the config's `[[shm.layout]]`).
@@ -37,7 +38,7 @@ pub struct UsageError(pub String);
 /// guardian knows exactly what the session created), then splits off the guardian and the
 /// watchdog. `headless`: no TUI will own the terminal.
 pub fn prepare(
-    supervision: &SupervisionArgs,
+    supervision: &Supervision,
     headless: bool,
 ) -> anyhow::Result<supervise::shm::OwnedSegments> {
     // From here a stop signal waits for a handler (the guardian's, the engine's) instead of
@@ -179,6 +180,7 @@ pub fn run_pools(
     } else {
         crate::ui::run(
             crate::ui::Source::Live(&engine),
+            Some(crate::live::Readers::live()),
             recorder,
             options.output.view.scrollback,
             &options.title,
@@ -197,7 +199,7 @@ pub fn run_pools(
 }
 
 /// The reload of `forkscope up`: the same file (or Procfile) and command line, read again.
-pub fn up_reloader(args: crate::cli::UpArgs) -> supervise::Reloader {
+pub fn up_reloader(args: crate::settings::Up) -> supervise::Reloader {
     let args = std::sync::Arc::new(args);
     supervise::Reloader(std::sync::Arc::new(move || {
         let plan = crate::config::up::plan(&args).map_err(|err| err.to_string())?;
@@ -225,36 +227,4 @@ fn init_logging(path: Option<&Path>) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
-}
-
-/// The pool a `run` command describes.
-pub fn pool_from_run(args: &crate::cli::RunArgs) -> PoolSpec {
-    let name = args.name.clone().unwrap_or_else(|| {
-        Path::new(&args.command[0])
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "workers".into())
-    });
-    PoolSpec {
-        name,
-        size: args.workers,
-        argv: args.command.clone(),
-        env: Vec::new(),
-        cwd: None,
-        restart: args.supervision.restart,
-        stop_signal: args.supervision.stop_signal,
-        io: default_io(&args.io),
-        policy: Default::default(),
-        launch: Default::default(),
-    }
-}
-
-/// Output settings of `run` and `demo`: live, pipes, Python hooks on, then the flags.
-pub fn default_io(args: &crate::cli::IoArgs) -> supervise::worker_io::WorkerIo {
-    let mut io = supervise::worker_io::WorkerIo {
-        python_hooks: true,
-        ..Default::default()
-    };
-    args.apply_to(&mut io);
-    io
 }

@@ -217,7 +217,8 @@ fn a_zombie_whose_parent_ends_is_reaped_by_forkscope() {
         assert_every_zombie_reaped_once(&run);
         assert_every_fork_has_one_exit(&run);
         // The recording replays them: a zombie until the reap, collected by forkscope after.
-        let mut playback = Playback::load(&recording).expect("the recording loads");
+        let events = forkscope::record::read::load(&recording).expect("the recording loads");
+        let mut playback = Playback::new(events, Instant::now());
         let replayed = playback.due(Instant::now() + Duration::from_secs(86_400));
         let reap_index = replayed
             .iter()

@@ -93,19 +93,30 @@ fn a_recording_replays_shared_memory_changing() {
     let script = tmux.path("changing.py");
     std::fs::write(&script, CHANGING).unwrap();
     let record = tmux.path("shm.jsonl");
-    let status = std::process::Command::new(forkscope())
+    let run = std::process::Command::new(forkscope())
         .args(["run", "--headless", "--record"])
         .arg(&record)
         .args(["--", "python3"])
         .arg(&script)
         .args([&name, &marker])
-        .stdout(std::process::Stdio::null())
-        .status()
+        .stderr(std::process::Stdio::null())
+        .output()
         .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(run.status.code(), Some(0));
     assert_nothing_left(&marker);
     let events = recorded(&record);
     let shm: Vec<&serde_json::Value> = events.iter().filter(|e| e["kind"] == "shm").collect();
+    // `--headless --record` prints the same shm events on stdout (docs/events.md).
+    let printed: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["kind"] == "shm")
+        .collect();
+    assert_eq!(
+        printed.iter().collect::<Vec<_>>(),
+        shm,
+        "stdout against the file"
+    );
     // The list: item 0 seen with several values, each change naming the item.
     let list: Vec<i64> = shm
         .iter()

@@ -1,11 +1,11 @@
-//! The flags of logs and metrics for operators (`run`, `up`, `demo`): clap definitions, and
-//! their translation into `obs::ObsOptions`.
+//! The flags of logs and metrics for operators (`run`, `up`, `demo`): clap definitions
+//! (`convert.rs` turns the worker-log flags into `settings::WorkerLogFlags`).
 
 use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::obs::logs::{self, LogSpec};
+use crate::obs::logs;
 
 /// `--metrics` (on `run`, `up` and `demo`).
 #[derive(Debug, Args, Clone, Default)]
@@ -37,27 +37,6 @@ pub struct WorkerLogArgs {
 impl MetricsArgs {
     pub fn addr(&self) -> Option<(SocketAddr, bool)> {
         self.metrics.map(|addr| (addr, self.metrics_public))
-    }
-}
-
-impl WorkerLogArgs {
-    /// Applies the flags to the pools' logs: `--worker-log` gives every pool one, the size
-    /// flags change every log there is.
-    pub fn apply_to(&self, pools: &[String], specs: &mut Vec<(String, LogSpec)>) {
-        if let Some(template) = &self.worker_log {
-            specs.clear();
-            for pool in pools {
-                specs.push((pool.clone(), LogSpec::new(template.clone())));
-            }
-        }
-        for (_, spec) in specs.iter_mut() {
-            if let Some(max) = self.worker_log_max {
-                spec.max_bytes = max;
-            }
-            if let Some(keep) = self.worker_log_keep {
-                spec.keep = keep;
-            }
-        }
     }
 }
 

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use super::up::merge;
 use super::*;
-use crate::cli::{Cli, Command, UpArgs};
+use crate::cli::{Cli, Command};
+use crate::settings::Up;
 use clap::Parser;
 
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -419,11 +420,12 @@ fn missing_files() {
     assert!(layout_rules(None).is_ok());
 }
 
-fn up_args(extra: &[&str]) -> UpArgs {
+/// What a real `forkscope up` command line asks for.
+fn up_args(extra: &[&str]) -> Up {
     let mut argv = vec!["forkscope", "up"];
     argv.extend_from_slice(extra);
     match Cli::try_parse_from(argv).expect("parses").command {
-        Command::Up(args) => args,
+        Command::Up(args) => Up::from(&args),
         other => panic!("{other:?}"),
     }
 }

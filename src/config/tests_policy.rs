@@ -97,7 +97,7 @@ fn the_command_line_stop_timeout_stays_the_default() {
     let Command::Up(args) = cli.command else {
         panic!("not up");
     };
-    let plan = super::up::merge(config, &args).expect("plan");
+    let plan = super::up::merge(config, &(&args).into()).expect("plan");
     assert_eq!(plan.supervision.stop_timeout, 7.0);
     assert_eq!(
         plan.pools[0].policy.stop_timeout,

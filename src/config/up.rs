@@ -8,9 +8,9 @@ use std::path::Path;
 
 use super::procfile::{DEFAULT_PORT_BASE, ProcfileSource};
 use super::{Config, ConfigError, DEFAULT_FILE, Located, load};
-use crate::cli::{OutputArgs, SupervisionArgs, UpArgs};
 use crate::inspect::shm::decode::rules::FormatRule;
 use crate::model::policy::RestartPolicy;
+use crate::settings::{Output, Supervision, Up};
 use crate::supervise::PoolSpec;
 use crate::supervise::shm::ShmSpec;
 use crate::track::TrackMode;
@@ -23,8 +23,8 @@ const DEFAULT_SAMPLE_INTERVAL: f64 = 1.0;
 #[derive(Debug)]
 pub struct UpPlan {
     pub pools: Vec<PoolSpec>,
-    pub supervision: SupervisionArgs,
-    pub output: OutputArgs,
+    pub supervision: Supervision,
+    pub output: Output,
     /// The file's `[[shm.layout]]` rules, for the TUI's shared-memory view.
     pub layouts: Vec<FormatRule>,
     pub title: String,
@@ -34,7 +34,7 @@ pub struct UpPlan {
 
 /// Loads the config `up` names (or `./forkscope.toml`, or the `--procfile`) and merges the
 /// command line into it.
-pub fn plan(args: &UpArgs) -> Result<UpPlan, ConfigError> {
+pub fn plan(args: &Up) -> Result<UpPlan, ConfigError> {
     if let Some(procfile) = &args.procfile {
         let config = super::procfile::load(&ProcfileSource {
             procfile,
@@ -52,7 +52,7 @@ pub fn plan(args: &UpArgs) -> Result<UpPlan, ConfigError> {
 }
 
 /// Merges the command line into a loaded config. A config without pools is an error here.
-pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
+pub fn merge(config: Config, args: &Up) -> Result<UpPlan, ConfigError> {
     if config.pools.is_empty() {
         return Err(ConfigError::At(Box::new(Located {
             path: config.path.display().to_string(),
@@ -81,19 +81,19 @@ pub fn merge(config: Config, args: &UpArgs) -> Result<UpPlan, ConfigError> {
             None => shm.push(spec.clone()),
         }
     }
-    let supervision = SupervisionArgs {
+    let supervision = Supervision {
         stop_timeout: args
             .stop_timeout
             .or(config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
-        // Per pool (already in `pools`); kept here only because the struct has them.
+        // Per pool (already in `pools`); the session-wide values are only defaults.
         restart: args.restart.unwrap_or(RestartPolicy::Never),
         stop_signal: args.stop_signal.unwrap_or(libc::SIGTERM),
         track: args.track.or(config.track).unwrap_or(TrackMode::Auto),
         shm,
         no_guardian: args.no_guardian,
     };
-    let output = OutputArgs {
+    let output = Output {
         view: args.view.clone(),
         sample_interval: args
             .sample_interval

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrackSource;
 use super::pystack::ThreadStack;
-use super::state::{ProcId, Role, State};
+use super::state::{Origin, ProcId, State};
 
 /// What a process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -273,7 +273,7 @@ pub fn role_in_state(
     classify(&RoleInput {
         argv: &proc.argv,
         parent_argv: parent.map(|p| p.argv.as_slice()),
-        is_worker: matches!(proc.role, Role::Worker { .. }),
+        is_worker: matches!(proc.origin, Origin::Worker { .. }),
         execed: exact.then_some(!proc.execs.is_empty()),
         listening,
         stack_hint,

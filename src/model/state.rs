@@ -15,9 +15,10 @@ pub type ProcId = u64;
 /// Samples of history kept per process for sparklines.
 pub const HISTORY: usize = 60;
 
-/// What a process is to the supervised program.
+/// How forkscope knows a process: it started it, or found it below one it started. What the
+/// process is to the program (a forkserver, a pool worker...) is `roles::ProcRole`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum Origin {
     /// Started by forkscope as worker `worker` of `pool`.
     Worker { pool: String, worker: u32 },
     /// Forked by a worker or one of its descendants.
@@ -60,7 +61,7 @@ pub struct ProcessView {
     pub parent: Option<ProcId>,
     pub start_time: Option<u64>,
     pub argv: Vec<String>,
-    pub role: Role,
+    pub origin: Origin,
     pub source: TrackSource,
     pub born: f64,
     pub ended: Option<Ended>,
@@ -310,7 +311,7 @@ impl State {
         pid: i32,
         ppid: i32,
         start_time: Option<u64>,
-        role: Role,
+        origin: Origin,
         source: TrackSource,
     ) -> ProcId {
         if let Some(old) = self.live.remove(&pid)
@@ -341,7 +342,7 @@ impl State {
                 parent,
                 start_time,
                 argv: Vec::new(),
-                role,
+                origin,
                 source,
                 born: t,
                 ended: None,

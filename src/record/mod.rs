@@ -1,7 +1,11 @@
 //! Recording a session (`--record FILE`): the file writes, on a thread of their own so
-//! neither the TUI nor the headless printer waits on the disk, and the shared-memory
-//! watcher ([`shm`]) that turns the tree's segments into `shm` events while a session records.
+//! neither the TUI nor the headless printer waits on the disk, the JSON-lines encoder both
+//! write with ([`json`]), the reading of a recording back ([`read`]), and the shared-memory
+//! watcher ([`shm`]) that turns the tree's segments into `shm` events while a session
+//! records.
 
+pub(crate) mod json;
+pub mod read;
 pub mod shm;
 
 use std::fs::File;
@@ -11,8 +15,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::headless::json::JsonLines;
 use crate::model::Event;
+use json::JsonLines;
 
 /// Blocks queued for the writer before `write` waits (backpressure, nothing is dropped).
 const QUEUED_BLOCKS: usize = 64;

@@ -239,7 +239,7 @@ impl App {
         self.state
             .procs
             .values()
-            .filter(|p| p.is_alive() && matches!(p.role, crate::model::state::Role::Descendant))
+            .filter(|p| p.is_alive() && matches!(p.origin, crate::model::state::Origin::Descendant))
             .filter(|p| {
                 matches!(
                     crate::model::roles::role_in_state(&self.state, p.id, &[], None),

@@ -361,8 +361,10 @@ impl App {
         let worker = self
             .selected_proc_id()
             .and_then(|id| self.state.procs.get(&id))
-            .and_then(|proc| match &proc.role {
-                crate::model::state::Role::Worker { pool, worker } => Some((pool.clone(), *worker)),
+            .and_then(|proc| match &proc.origin {
+                crate::model::state::Origin::Worker { pool, worker } => {
+                    Some((pool.clone(), *worker))
+                }
                 _ => None,
             });
         match worker {

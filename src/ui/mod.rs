@@ -43,26 +43,13 @@ use ratatui::backend::CrosstermBackend;
 pub mod shm_view;
 mod summary;
 
-use crate::inspect::pystack::watch::{StackTarget, StackWatcher};
-use crate::inspect::role_probe::RoleProbe;
 use crate::inspect::shm::decode::rules::FormatRule;
-use crate::inspect::shm::watch::{WatchRequest, Watcher};
-use crate::inspect::sync::watch::{SyncRequest, SyncWatcher};
+use crate::live::Readers;
 use crate::model::Event;
 use crate::record::Recorder;
 use crate::supervise::EngineHandle;
 use app::{App, Areas, Effect, Msg};
 
-/// How often the shared-memory view re-reads the segments.
-const SHM_REFRESH: Duration = Duration::from_millis(500);
-/// The most of one segment the view reads.
-const SHM_MAX_BYTES: u64 = 64 << 20;
-/// How often the role probe is asked about the tree (live sessions only).
-const ROLE_PROBE_EVERY: Duration = Duration::from_secs(1);
-/// How often the selected process's Python stacks are read.
-const PYSTACK_REFRESH: Duration = Duration::from_secs(1);
-/// How often the tree's waits are scanned (the WAITING ON column, the Sync view).
-const SYNC_REFRESH: Duration = Duration::from_secs(1);
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(33);
 /// Engine events applied per wake-up before the loop draws again (whole batches: at least
@@ -124,9 +111,11 @@ pub enum Source<'a> {
 }
 
 /// Runs the TUI until the session ends (live) or the person quits (replay); returns the
-/// session's exit status.
+/// session's exit status. `readers` (a live session's, `None` in a replay) read what the
+/// views ask for off the render path.
 pub fn run(
     mut source: Source,
+    readers: Option<Readers>,
     mut recorder: Option<Recorder>,
     scrollback: usize,
     title: &str,
@@ -147,22 +136,7 @@ pub fn run(
         })
         .context("starting the input thread")?;
     let no_events = crossbeam_channel::never();
-    let no_snapshots = crossbeam_channel::never();
-    let mut shm_watcher: Option<Watcher> = None;
-    let mut shm_request: Option<WatchRequest> = None;
-    // Roles that need /proc (a Manager server's socket) are probed off the render path.
-    let role_probe = match &source {
-        Source::Live(_) => RoleProbe::spawn().ok(),
-        Source::Replay(_) => None,
-    };
-    let no_answers = crossbeam_channel::never();
-    let mut last_probe: Option<Instant> = None;
-    let no_stacks = crossbeam_channel::never();
-    let mut stack_watcher: Option<StackWatcher> = None;
-    let mut stack_target: StackTarget = None;
-    let no_reports = crossbeam_channel::never();
-    let mut sync_watcher: Option<SyncWatcher> = None;
-    let mut sync_request: Option<SyncRequest> = None;
+    let mut readers = readers.unwrap_or_else(Readers::idle);
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     // The terminal went away (hangup, EIO): nothing is drawn any more, the session stops
@@ -203,57 +177,8 @@ pub fn run(
             dirty = false;
             last_draw = Some(Instant::now());
         }
-        if let Some(request) = app.shm_request()
-            && shm_request.as_ref() != Some(&request)
-        {
-            if shm_watcher.is_none() {
-                shm_watcher = Watcher::spawn(SHM_REFRESH, SHM_MAX_BYTES).ok();
-            }
-            if let Some(watcher) = &shm_watcher {
-                watcher.set(request.clone());
-            }
-            shm_request = Some(request);
-        }
-        if let Some(probe) = &role_probe
-            && last_probe.is_none_or(|t| t.elapsed() >= ROLE_PROBE_EVERY)
-        {
-            last_probe = Some(Instant::now());
-            let procs = app.role_probe_procs();
-            if procs.is_empty() {
-                if app.role_evidence != Default::default() {
-                    app.update(Msg::RoleEvidence(Default::default()));
-                }
-            } else {
-                probe.ask(procs);
-            }
-        }
-        let answers = role_probe.as_ref().map_or(&no_answers, |p| p.answers());
-        let target = app.stack_target();
-        if target != stack_target {
-            if stack_watcher.is_none() && target.is_some() {
-                stack_watcher = StackWatcher::spawn(PYSTACK_REFRESH).ok();
-            }
-            if let Some(watcher) = &stack_watcher {
-                watcher.set(target);
-            }
-            stack_target = target;
-        }
-        let stack_reports = stack_watcher.as_ref().map_or(&no_stacks, |w| w.reports());
-        let snapshots = shm_watcher
-            .as_ref()
-            .map_or(&no_snapshots, |w| w.snapshots());
-        if let Some(request) = app.sync_request()
-            && sync_request.as_ref() != Some(&request)
-        {
-            if sync_watcher.is_none() {
-                sync_watcher = SyncWatcher::spawn(SYNC_REFRESH).ok();
-            }
-            if let Some(watcher) = &sync_watcher {
-                watcher.set(request.clone());
-            }
-            sync_request = Some(request);
-        }
-        let sync_reports = sync_watcher.as_ref().map_or(&no_reports, |w| w.reports());
+        ask_readers(&mut app, &mut readers);
+        let results = readers.results();
         let events = match &source {
             Source::Live(engine) => {
                 if let Some(status) = app.finished {
@@ -313,25 +238,25 @@ pub fn run(
                     break 0;
                 }
             }
-            recv(answers) -> received => {
+            recv(results.roles) -> received => {
                 if let Ok(evidence) = received {
                     dirty |= app.role_evidence != evidence;
                     app.update(Msg::RoleEvidence(evidence));
                 }
             }
-            recv(stack_reports) -> received => {
+            recv(results.stacks) -> received => {
                 if let Ok(stacks) = received {
                     app.update(Msg::PyStack(Box::new(stacks)));
                     dirty = true;
                 }
             }
-            recv(sync_reports) -> received => {
+            recv(results.sync) -> received => {
                 if let Ok(report) = received {
                     app.update(Msg::Sync(Box::new(report)));
                     dirty = true;
                 }
             }
-            recv(snapshots) -> received => {
+            recv(results.shm) -> received => {
                 if let Ok(snapshot) = received {
                     app.update(Msg::Shm(Box::new(snapshot)));
                     dirty |= app.main_view == app::MainView::Shm;
@@ -358,6 +283,27 @@ pub fn run(
         print_summary(&app);
     }
     Ok(status)
+}
+
+/// Hands the readers what the views ask for now (each request only when it changed).
+fn ask_readers(app: &mut App, readers: &mut Readers) {
+    if let Some(request) = app.shm_request() {
+        readers.watch_shm(request);
+    }
+    if readers.roles_due() {
+        let procs = app.role_probe_procs();
+        if procs.is_empty() {
+            if app.role_evidence != Default::default() {
+                app.update(Msg::RoleEvidence(Default::default()));
+            }
+        } else {
+            readers.probe_roles(procs);
+        }
+    }
+    readers.watch_stacks(app.stack_target());
+    if let Some(request) = app.sync_request() {
+        readers.watch_sync(request);
+    }
 }
 
 /// Draws a frame; returns where the panes went.

@@ -1,36 +1,10 @@
-//! Playback of a `--record` file for `forkscope replay`: the same TUI, fed from the file at
-//! the recorded pace (or faster, slower, paused, one event at a time) instead of the engine.
+//! Playback of a `--record` file for `forkscope replay`: the same TUI, fed from the file's
+//! events (read by `record::read`) at the recorded pace (or faster, slower, paused, one event
+//! at a time) instead of the engine.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::bounded::{BoundedLines, LineError};
 use crate::model::Event;
-
-/// Why a recording could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: not a forkscope event: {message}")]
-    BadLine {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{path}: no events in the recording")]
-    Empty { path: String },
-    #[error("{path}:{line}: {message}")]
-    Line {
-        path: String,
-        line: usize,
-        message: String,
-    },
-}
 
 /// Controls a person has over playback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,55 +38,10 @@ pub struct Playback {
     anchor_t: f64,
 }
 
-/// Longest line of a recording (an event): a `sample` of 10,000 processes is about 1 MiB.
-const MAX_EVENT_LINE: usize = 16 << 20;
-
 /// Fastest and slowest playback.
 const SPEEDS: (f64, f64) = (1.0 / 16.0, 256.0);
 
 impl Playback {
-    /// Reads a recording, streamed line by line (any kind of file: a FIFO, `/dev/zero`);
-    /// every line must be one event of at most 16 MiB.
-    pub fn load(path: &Path) -> Result<Playback, ReplayError> {
-        let shown = path.display().to_string();
-        let io_error = |source| ReplayError::Io {
-            path: shown.clone(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(io_error)?;
-        let mut events = Vec::new();
-        let lines = BoundedLines::new(std::io::BufReader::new(file), MAX_EVENT_LINE);
-        for read in lines {
-            let (number, bytes) = read.map_err(|err| match err {
-                LineError::Io(source) => io_error(source),
-                LineError::TooLong { line, .. } => ReplayError::Line {
-                    path: shown.clone(),
-                    line,
-                    message: err.to_string(),
-                },
-            })?;
-            let line = std::str::from_utf8(&bytes).map_err(|_| ReplayError::Line {
-                path: shown.clone(),
-                line: number,
-                message: "not UTF-8 text".into(),
-            })?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let event: Event = serde_json::from_str(line).map_err(|err| ReplayError::BadLine {
-                path: shown.clone(),
-                line: number,
-                column: err.column(),
-                message: err.to_string(),
-            })?;
-            events.push(event);
-        }
-        if events.is_empty() {
-            return Err(ReplayError::Empty { path: shown });
-        }
-        Ok(Playback::new(events, Instant::now()))
-    }
-
     pub fn new(events: Vec<Event>, now: Instant) -> Playback {
         Playback {
             events,
@@ -242,25 +171,5 @@ mod tests {
         let stepped = playback.control(Control::Step, start + Duration::from_secs(20));
         assert_eq!(stepped.map(|e| e.t), Some(1.0));
         assert_eq!(playback.status(start).position, 2);
-    }
-
-    #[test]
-    fn bad_lines_are_located() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("rec.jsonl");
-        std::fs::write(
-            &path,
-            "{\"t\":0,\"kind\":\"end\",\"pid\":null,\"status\":0}\n{oops\n",
-        )
-        .unwrap();
-        let err = Playback::load(&path).unwrap_err().to_string();
-        assert!(err.contains("rec.jsonl:2:2"), "{err}");
-        std::fs::write(&path, "").unwrap();
-        assert!(
-            Playback::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("no events")
-        );
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::model::state::{ProcId, ProcessView, Role, State};
+use crate::model::state::{Origin, ProcId, ProcessView, State};
 
 /// What a row stands for; stable while rows come and go, so the selection is too.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,18 +70,20 @@ pub fn visible_rows(state: &State, folded: &HashSet<RowKey>, filter: &str) -> Ve
         let mut workers: Vec<ProcId> = roots
             .iter()
             .copied()
-            .filter(|id| matches!(&state.procs[id].role, Role::Worker { pool, .. } if pool == name))
+            .filter(
+                |id| matches!(&state.procs[id].origin, Origin::Worker { pool, .. } if pool == name),
+            )
             .collect();
-        workers.sort_by_key(|id| match &state.procs[id].role {
-            Role::Worker { worker, .. } => (*worker, *id),
-            Role::Descendant => (u32::MAX, *id),
+        workers.sort_by_key(|id| match &state.procs[id].origin {
+            Origin::Worker { worker, .. } => (*worker, *id),
+            Origin::Descendant => (u32::MAX, *id),
         });
         tree.group(&mut rows, RowKey::Pool(name.clone()), &workers, true);
     }
     let adopted: Vec<ProcId> = roots
         .iter()
         .copied()
-        .filter(|id| state.procs[id].role == Role::Descendant)
+        .filter(|id| state.procs[id].origin == Origin::Descendant)
         .collect();
     if !adopted.is_empty() {
         tree.group(&mut rows, RowKey::Adopted, &adopted, false);
@@ -150,9 +152,9 @@ pub fn adoption_mark(proc: &ProcessView) -> Option<String> {
 pub fn pool_of(state: &State, mut id: ProcId) -> Option<(String, Option<u32>)> {
     for _ in 0..128 {
         let proc = state.procs.get(&id)?;
-        match &proc.role {
-            Role::Worker { pool, worker } => return Some((pool.clone(), Some(*worker))),
-            Role::Descendant => id = proc.parent?,
+        match &proc.origin {
+            Origin::Worker { pool, worker } => return Some((pool.clone(), Some(*worker))),
+            Origin::Descendant => id = proc.parent?,
         }
     }
     None

@@ -5,10 +5,11 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::decode::rules::FormatRule;
 use super::decode::{self, hex};
 use super::discover::{Scope, discover, discover_reporting, find};
 use super::read::read_segment;
@@ -52,11 +53,15 @@ pub struct ShowRequest {
 
 /// Runs a `shm` subcommand; returns the exit status. Output is written at the end in one
 /// go; a closed pipe (`| head`) is not an error.
-pub fn run(request: &ShmRequest) -> anyhow::Result<i32> {
+/// The `[[shm.layout]]` rules of a config file (`None`: ./forkscope.toml if it exists), or
+/// why the file is refused: given by the caller, since the config file sits above `inspect`.
+pub type LayoutRules<'a> = &'a dyn Fn(Option<&Path>) -> Result<Vec<FormatRule>, String>;
+
+pub fn run(request: &ShmRequest, layout_rules: LayoutRules) -> anyhow::Result<i32> {
     let mut out = String::new();
     let (code, json) = match request {
         ShmRequest::Ls(args) => (ls(args, &mut out)?, args.json),
-        ShmRequest::Show(args) => (show(args, &mut out)?, args.json),
+        ShmRequest::Show(args) => (show(args, layout_rules, &mut out)?, args.json),
     };
     // Names and contents come from other processes: nothing reaches the terminal raw.
     let out = if json {
@@ -174,13 +179,13 @@ fn ls(args: &LsRequest, out: &mut String) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn show(args: &ShowRequest, out: &mut String) -> anyhow::Result<i32> {
+fn show(args: &ShowRequest, layout_rules: LayoutRules, out: &mut String) -> anyhow::Result<i32> {
     // The config's layouts matter only for `--as auto`; a named file is checked regardless.
     let rules = if args.format == decode::Format::Auto || args.config.is_some() {
-        match crate::config::layout_rules(args.config.as_deref()) {
+        match layout_rules(args.config.as_deref()) {
             Ok(rules) => rules,
             Err(err) => {
-                eprintln!("forkscope: {}", printable::lines(&err.to_string()));
+                eprintln!("forkscope: {}", printable::lines(&err));
                 return Ok(2);
             }
         }

@@ -74,11 +74,11 @@ pub fn update(state: &mut State, event: &Event) {
             start_time,
             restarts,
         } => {
-            let role = Role::Worker {
+            let origin = Origin::Worker {
                 pool: pool.clone(),
                 worker: *worker,
             };
-            let id = state.add_process(t, *pid, *ppid, *start_time, role, TrackSource::Engine);
+            let id = state.add_process(t, *pid, *ppid, *start_time, origin, TrackSource::Engine);
             if let Some(proc) = state.procs.get_mut(&id) {
                 proc.argv = argv.clone();
                 proc.restarts = *restarts;
@@ -116,7 +116,8 @@ pub fn update(state: &mut State, event: &Event) {
                 .and_then(|id| state.procs.get(id))
                 .is_some_and(|p| start_time.is_none() || p.start_time == *start_time);
             if !known {
-                let id = state.add_process(t, *pid, *ppid, *start_time, Role::Descendant, *source);
+                let id =
+                    state.add_process(t, *pid, *ppid, *start_time, Origin::Descendant, *source);
                 // A fork child runs its parent's program until it execs: same argv.
                 let inherited = state
                     .procs

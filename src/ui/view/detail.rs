@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, Wrap};
 
 use crate::model::Delivery;
-use crate::model::state::{ProcessView, Role};
+use crate::model::state::{Origin, ProcessView};
 use crate::ui::app::App;
 use crate::ui::format::{Condition, duration, kib};
 use crate::ui::rows::RowKey;
@@ -51,11 +51,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
             sample.pgid, sample.sid, sample.threads
         )));
     }
-    lines.push(Line::from(match &proc.role {
-        Role::Worker { pool, worker } => {
+    lines.push(Line::from(match &proc.origin {
+        Origin::Worker { pool, worker } => {
             format!("worker {pool}[{worker}] · restarts {}", proc.restarts)
         }
-        Role::Descendant => format!(
+        Origin::Descendant => format!(
             "{} · seen by {}",
             app.role_of(proc).label(),
             proc.source.label()

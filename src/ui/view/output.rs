@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::model::Stream;
-use crate::model::state::{ProcessView, Role};
+use crate::model::state::{Origin, ProcessView};
 use crate::ui::ansi::styled_line;
 use crate::ui::app::{App, Focus};
 
@@ -104,7 +104,7 @@ fn output_owner<'a>(app: &'a App, proc: &'a ProcessView) -> (Option<&'a ProcessV
     {
         return (Some(owner), true);
     }
-    if !proc.output.is_empty() || matches!(proc.role, Role::Worker { .. }) {
+    if !proc.output.is_empty() || matches!(proc.origin, Origin::Worker { .. }) {
         return (Some(proc), false);
     }
     let mut current = proc;
@@ -112,7 +112,7 @@ fn output_owner<'a>(app: &'a App, proc: &'a ProcessView) -> (Option<&'a ProcessV
         let Some(parent) = current.parent.and_then(|id| app.state.procs.get(&id)) else {
             break;
         };
-        if matches!(parent.role, Role::Worker { .. }) {
+        if matches!(parent.origin, Origin::Worker { .. }) {
             return (Some(parent), true);
         }
         current = parent;

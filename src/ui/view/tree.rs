@@ -205,11 +205,11 @@ fn row_cells<'a>(app: &'a App, row: &Row, columns: &Columns) -> TableRow<'a> {
                 cells.push(Cell::from(cell).style(theme.dim()));
             }
             let mut command = proc.short_command();
-            match &proc.role {
-                crate::model::state::Role::Worker { pool, worker } => {
+            match &proc.origin {
+                crate::model::state::Origin::Worker { pool, worker } => {
                     command = format!("[{pool}:{worker}] {command}");
                 }
-                crate::model::state::Role::Descendant => {
+                crate::model::state::Origin::Descendant => {
                     let role = app.role_of(proc);
                     if role != crate::model::roles::ProcRole::Process {
                         command = format!("({}) {command}", role.label());
