@@ -11,12 +11,6 @@ use forkscope::session::{self, SessionOptions};
 use forkscope::settings::{IoFlags, Output, Supervision, Up, WorkerLogFlags};
 use forkscope::{demo, inspect};
 
-/// Output floods allocate a line on the engine thread and free it on the consumer's:
-/// mimalloc's per-thread heaps take that pattern without glibc's arena locking and
-/// consolidation (`docs/PERFORMANCE.md`, "Output").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let clock = Instant::now();
     let cli = match Cli::try_parse() {

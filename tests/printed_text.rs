@@ -30,7 +30,9 @@ fn the_exit_summary_escapes_argv() {
     if !screen.contains("EXIT:") {
         tmux.keys(&["y"]);
     }
-    let screen = tmux.wait_screen("forkscope exit", 15, |s| s.contains("EXIT:"));
+    let screen = tmux.wait_screen("forkscope exit", 15, |s| {
+        common::tui::shell_exit(s).is_some()
+    });
     assert!(screen.contains(SHOWN), "argv shown escaped: {screen}");
     assert_ne!(tmux.pane_title(), "PWNED", "the terminal was retitled");
     let bytes = std::fs::read(&log).expect("pane log");

@@ -64,7 +64,7 @@ layout = "count:i64, flags:u8[16], label:char[8]"
     tmux.keys(&["q"]);
     tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
-    tmux.wait_screen("exit", 15, |s| s.contains("EXIT:"));
+    tmux.wait_screen("exit", 15, |s| common::tui::shell_exit(s).is_some());
     assert_nothing_left(&marker);
     assert!(
         !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),

@@ -39,7 +39,9 @@ fn ctl_scales_signals_and_stops_a_tui_session() {
     assert!(alive(third), "worker 2 ({third}) must live");
 
     sockets.ctl(&["stop"]);
-    tmux.wait_screen("forkscope exit", 20, |s| s.contains("EXIT:"));
+    tmux.wait_screen("forkscope exit", 20, |s| {
+        common::tui::shell_exit(s).is_some()
+    });
     assert_nothing_left(&marker);
     assert!(
         !sockets

@@ -11,7 +11,7 @@ fn start_pool(tmux: &Tmux, workers: usize, marker: &str) -> Vec<i32> {
     let record = tmux.path("rec.jsonl");
     tmux.type_line(&format!(
         "stty -g > {before}; {bin} run -n {workers} --stop-timeout 2 --record {rec} -- sleep {marker}; \
-         echo EXIT:$?; stty -g > {after}; cmp -s {before} {after} && echo TERMINAL-RESTORED",
+         echo EXIT:$?; stty -g > {after}; cmp -s {before} {after} && echo TERMINAL-''RESTORED",
         before = tmux.path("before").display(),
         after = tmux.path("after").display(),
         bin = forkscope(),
@@ -41,7 +41,9 @@ fn quit(tmux: &Tmux) {
     tmux.keys(&["q"]);
     tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
-    tmux.wait_screen("forkscope exit", 15, |s| s.contains("EXIT:"));
+    tmux.wait_screen("forkscope exit", 15, |s| {
+        common::tui::shell_exit(s).is_some()
+    });
 }
 
 #[test]
@@ -109,7 +111,9 @@ fn quit_stops_everything_and_restores_the_terminal() {
     let _cleanup = Cleanup(marker.clone());
     let pids = start_pool(&tmux, 3, &marker);
     quit(&tmux);
-    let screen = tmux.wait_screen("terminal restored", 10, |s| s.contains("TERMINAL-RESTORED"));
+    let screen = tmux.wait_screen("terminal restored", 10, |s| {
+        s.contains(common::tui::RESTORED)
+    });
     assert!(
         screen.contains("EXIT:1"),
         "workers were killed by SIGTERM: {screen}"
@@ -138,7 +142,9 @@ fn sigterm_to_forkscope_stops_the_tree_and_restores_the_terminal() {
     let guardian = common::read_stat(engine).unwrap().pgrp;
     // SAFETY: the guardian is the forkscope this test started.
     assert_eq!(unsafe { libc::kill(guardian, libc::SIGTERM) }, 0);
-    tmux.wait_screen("terminal restored", 15, |s| s.contains("TERMINAL-RESTORED"));
+    tmux.wait_screen("terminal restored", 15, |s| {
+        s.contains(common::tui::RESTORED)
+    });
     assert_nothing_left(&marker);
 }
 

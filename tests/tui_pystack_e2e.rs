@@ -33,6 +33,8 @@ fn the_detail_pane_shows_the_python_stack_of_the_selected_worker() {
     tmux.keys(&["q"]);
     tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
-    tmux.wait_screen("forkscope exit", 15, |s| s.contains("EXIT:"));
+    tmux.wait_screen("forkscope exit", 15, |s| {
+        common::tui::shell_exit(s).is_some()
+    });
     assert_nothing_left(&marker);
 }

@@ -133,7 +133,9 @@ fn quit(tmux: &Tmux) -> String {
     if !screen.contains("EXIT:") {
         tmux.keys(&["y"]);
     }
-    tmux.wait_screen("forkscope exit", 20, |s| s.contains("EXIT:"))
+    tmux.wait_screen("forkscope exit", 20, |s| {
+        common::tui::shell_exit(s).is_some()
+    })
 }
 
 #[test]

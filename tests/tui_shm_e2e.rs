@@ -61,7 +61,7 @@ fn shm_view_decodes_a_live_shareable_list() {
     tmux.keys(&["q"]);
     tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
-    tmux.wait_screen("exit", 15, |s| s.contains("EXIT:"));
+    tmux.wait_screen("exit", 15, |s| common::tui::shell_exit(s).is_some());
     assert_nothing_left(&marker);
 }
 

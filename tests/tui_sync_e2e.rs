@@ -58,6 +58,6 @@ fn waiting_column_and_sync_view_show_a_barrier() {
     tmux.keys(&["q"]);
     tmux.wait_screen("quit confirmation", 5, |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
-    tmux.wait_screen("exit", 15, |s| s.contains("EXIT:"));
+    tmux.wait_screen("exit", 15, |s| common::tui::shell_exit(s).is_some());
     assert_nothing_left(&marker);
 }

@@ -166,6 +166,24 @@ impl Drop for Tmux {
     }
 }
 
+/// The status a shell printed with `echo EXIT:$?`, once it did: the typed command itself
+/// shows `EXIT:$?`, never `EXIT:` and a digit.
+pub fn shell_exit(screen: &str) -> Option<i32> {
+    screen.match_indices("EXIT:").find_map(|(at, _)| {
+        let digits: String = screen[at + 5..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    })
+}
+
+/// The shell line that prints [`RESTORED`] when the terminal's modes equal those saved: the
+/// typed line shows `TERMINAL-''RESTORED`, so only the output matches.
+pub const ECHO_RESTORED: &str = "echo TERMINAL-''RESTORED";
+/// What [`ECHO_RESTORED`] prints.
+pub const RESTORED: &str = "TERMINAL-RESTORED";
+
 pub fn forkscope() -> &'static str {
     env!("CARGO_BIN_EXE_forkscope")
 }
