@@ -217,6 +217,8 @@ mod tests {
             key in "[a-z_]{0,10}",
             value in any::<i32>(),
         ) {
+            // A repeated "id" or "op" key would replace the first (serde_json keeps the last).
+            prop_assume!(key != "id" && key != "op");
             let line = format!(r#"{{"id":{id},"op":"{op}","{key}":{value}}}"#);
             let (got, result) = decode(line.as_bytes());
             prop_assert_eq!(got, Value::from(id));
