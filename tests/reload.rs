@@ -7,20 +7,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
+use common::obs::write_config;
 use common::socket::SocketDir;
 use common::*;
 use serde_json::Value;
-
-fn write_config(dir: &Path, text: &str) -> String {
-    let path = dir.join("forkscope.toml");
-    // Written aside and renamed: a reload never reads half a file.
-    let tmp = dir.join("forkscope.toml.tmp");
-    std::fs::write(&tmp, text).expect("write config");
-    std::fs::rename(&tmp, &path).expect("rename config");
-    path.to_string_lossy().into_owned()
-}
 
 fn pool(name: &str, workers: u32, body: &str) -> String {
     format!(

@@ -58,6 +58,8 @@ pub struct MetricsFold {
     pub connector_drops: u64,
     pub processes: i64,
     last_sample_t: f64,
+    /// Pools a reload removed: their workers' series go as each worker ends.
+    removed: std::collections::BTreeSet<String>,
 }
 
 impl MetricsFold {
@@ -96,6 +98,10 @@ impl MetricsFold {
                     self.processes -= 1;
                 }
                 if let (Some(pool), Some(worker)) = (pool, worker) {
+                    if self.removed.contains(pool) {
+                        self.workers.remove(&(Arc::from(pool.as_str()), *worker));
+                        return;
+                    }
                     let stats = self
                         .workers
                         .entry((Arc::from(pool.as_str()), *worker))
@@ -129,6 +135,23 @@ impl MetricsFold {
             }
             EventBody::Scale { pool, to, .. } => {
                 self.pools.entry(pool.clone()).or_default().size = u64::from(*to);
+            }
+            EventBody::Reload {
+                ok: true,
+                removed,
+                pools,
+                ..
+            } => {
+                for pool in removed {
+                    self.pools.remove(pool);
+                    self.workers
+                        .retain(|(p, _), stats| **p != **pool || stats.up);
+                    self.removed.insert(pool.clone());
+                }
+                for pool in pools {
+                    self.removed.remove(&pool.name);
+                    self.pools.entry(pool.name.clone()).or_default().size = u64::from(pool.size);
+                }
             }
             EventBody::Output { line, partial, .. } => {
                 if let Some(stats) = slot.and_then(|slot| self.workers.get_mut(slot)) {
