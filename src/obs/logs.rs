@@ -3,7 +3,8 @@
 //! them to rotating files. The queue is unbounded in count but its bytes are watched: above
 //! `HIGH_WATER_BYTES` the tap reports congestion, the engine stops reading pipes (as for a
 //! slow consumer), and the writer wakes it below `LOW_WATER_BYTES`. No line is dropped, and
-//! neither the engine nor the tap ever waits for the disk.
+//! neither the engine nor the tap ever waits for the disk. A worker's file is chosen when its
+//! process starts and closed when it ends; a reload replaces the pools' logs (`reload`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
