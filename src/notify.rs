@@ -1,6 +1,7 @@
 //! systemd notification (`Type=notify`, `docs/systemd.md`) from the headless consumer: it
-//! reacts to the engine's events, never to the UI. `READY=1` once every worker of every pool
-//! is started (spawned, and up for its pool's `start_secs`), `STATUS=` when the summary of
+//! reacts to the engine's events, never to the UI. `READY=1` once every pool is started as
+//! `depends_on` means it (each worker up for its pool's `start_secs` or ended with a success
+//! code, and the pool's `ready` check passed), `STATUS=` when the summary of
 //! running workers changes, `WATCHDOG=1` at half of `WATCHDOG_USEC`, `STOPPING=1` when the
 //! session begins to stop. Nothing is sent without `NOTIFY_SOCKET`. Sending goes through the
 //! `sd-notify` crate; [`Readiness`] is the pure part that decides what to send.
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use crate::model::policy::PoolPolicy;
 use crate::model::{Event, EventBody};
 use crate::supervise::PoolSpec;
 
@@ -29,11 +31,19 @@ struct Slot {
     started: bool,
 }
 
+/// What readiness needs of one pool.
+#[derive(Debug)]
+struct PoolGate {
+    size: u32,
+    policy: PoolPolicy,
+    /// No `ready` check, or it passed.
+    checked: bool,
+}
+
 /// Which workers are started and running, from the events alone.
 #[derive(Debug)]
 pub struct Readiness {
-    /// Pool name → (target size, start_secs), in pool order.
-    pools: BTreeMap<String, (u32, Duration)>,
+    pools: BTreeMap<String, PoolGate>,
     order: Vec<String>,
     slots: HashMap<(String, u32), Slot>,
     ready_sent: bool,
@@ -48,7 +58,14 @@ impl Readiness {
         Readiness {
             pools: pools
                 .iter()
-                .map(|p| (p.name.clone(), (p.size, p.policy.start_secs)))
+                .map(|p| {
+                    let gate = PoolGate {
+                        size: p.size,
+                        policy: p.policy.clone(),
+                        checked: p.launch.ready.is_none(),
+                    };
+                    (p.name.clone(), gate)
+                })
                 .collect(),
             order: pools.iter().map(|p| p.name.clone()).collect(),
             slots: HashMap::new(),
@@ -66,7 +83,7 @@ impl Readiness {
             EventBody::Spawn {
                 pid, pool, worker, ..
             } => {
-                let start_secs = self.pools.get(pool).map_or(Duration::ZERO, |p| p.1);
+                let start_secs = self.start_secs(pool);
                 let slot = self.slots.entry((pool.clone(), *worker)).or_insert(Slot {
                     pid: None,
                     since: now,
@@ -80,19 +97,37 @@ impl Readiness {
                 pool: Some(pool),
                 worker: Some(worker),
                 pid,
+                status,
                 ..
             } => {
+                // A one-shot job that succeeded is started, as for `depends_on`.
+                let success = self
+                    .pools
+                    .get(pool)
+                    .is_some_and(|p| p.policy.is_success(*status));
                 if let Some(slot) = self.slots.get_mut(&(pool.clone(), *worker))
                     && slot.pid == Some(*pid)
                 {
                     slot.pid = None;
+                    slot.started |= success;
                 }
             }
             EventBody::Scale { pool, to, .. } => {
                 if let Some(entry) = self.pools.get_mut(pool) {
-                    entry.0 = *to;
+                    entry.size = *to;
                 }
             }
+            EventBody::Ready { pool, ok, .. } => {
+                if let Some(entry) = self.pools.get_mut(pool) {
+                    entry.checked = *ok;
+                }
+            }
+            EventBody::Reload {
+                ok: true,
+                pools,
+                removed,
+                ..
+            } => self.reloaded(pools, removed),
             EventBody::Stopping { .. } | EventBody::End { .. } if !self.stopping => {
                 self.stopping = true;
                 self.deadline = None;
@@ -118,18 +153,22 @@ impl Readiness {
             return Vec::new();
         }
         for ((pool, _), slot) in self.slots.iter_mut() {
-            let start_secs = self.pools.get(pool).map_or(Duration::ZERO, |p| p.1);
+            let start_secs = self
+                .pools
+                .get(pool)
+                .map_or(Duration::ZERO, |p| p.policy.start_secs);
             if slot.pid.is_some() && now.saturating_duration_since(slot.since) >= start_secs {
                 slot.started = true;
             }
         }
         let mut out = Vec::new();
-        let all_started = self.pools.iter().all(|(name, (size, _))| {
-            (0..*size).all(|i| {
-                self.slots
-                    .get(&(name.clone(), i))
-                    .is_some_and(|s| s.started)
-            })
+        let all_started = self.pools.iter().all(|(name, gate)| {
+            gate.checked
+                && (0..gate.size).all(|i| {
+                    self.slots
+                        .get(&(name.clone(), i))
+                        .is_some_and(|s| s.started)
+                })
         });
         let status = self.summary(all_started);
         if self.last_status.as_ref() != Some(&status) {
@@ -144,9 +183,34 @@ impl Readiness {
             .slots
             .iter()
             .filter(|(_, s)| s.pid.is_some() && !s.started)
-            .filter_map(|((pool, _), s)| self.pools.get(pool).map(|p| s.since + p.1))
+            .filter_map(|((pool, _), s)| {
+                self.pools.get(pool).map(|p| s.since + p.policy.start_secs)
+            })
             .min();
         out
+    }
+
+    fn start_secs(&self, pool: &str) -> Duration {
+        self.pools
+            .get(pool)
+            .map_or(Duration::ZERO, |p| p.policy.start_secs)
+    }
+
+    /// The pools after a reload, for the status (an added pool's policy is not in the
+    /// event: it counts as started once its workers are spawned).
+    fn reloaded(&mut self, pools: &[crate::model::PoolInfo], removed: &[String]) {
+        for name in removed {
+            self.pools.remove(name);
+        }
+        for info in pools {
+            let gate = self.pools.entry(info.name.clone()).or_insert(PoolGate {
+                size: info.size,
+                policy: PoolPolicy::default(),
+                checked: true,
+            });
+            gate.size = info.size;
+        }
+        self.order = pools.iter().map(|p| p.name.clone()).collect();
     }
 
     /// When a running worker reaches its `start_secs` next.
@@ -160,7 +224,7 @@ impl Readiness {
             .order
             .iter()
             .map(|name| {
-                let size = self.pools.get(name).map_or(0, |p| p.0);
+                let size = self.pools.get(name).map_or(0, |p| p.size);
                 let running = self
                     .slots
                     .iter()

@@ -24,10 +24,17 @@ pub struct SessionOptions<'a> {
     /// Hold the workers at their lesson steps (`forkscope demo`).
     pub steps: Option<supervise::steps::StepConfig>,
     /// Reads the pools again on SIGHUP and `ctl reload` (`forkscope up`).
-    pub reload: Option<supervise::Reloader>,
+    pub reload: Option<ReadPools>,
     /// Worker logs and `--metrics`.
     pub obs: crate::obs::ObsOptions,
 }
+
+/// What a reload of `forkscope up` reads: the pools and their logs, or the error to show.
+pub type ReadPools = std::sync::Arc<
+    dyn Fn() -> Result<(Vec<PoolSpec>, Vec<(String, crate::obs::logs::LogSpec)>), String>
+        + Send
+        + Sync,
+>;
 
 /// Bad usage found while setting up (a `--shm` name that is taken): exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +89,7 @@ pub fn run_pools(
     }
     // Logs and metrics: a bad address or log path is a usage problem, found before anything
     // starts.
-    let mut observers = match crate::obs::prepare(&options.obs, &pools) {
+    let mut observers = match crate::obs::prepare(&options.obs, &pools, options.reload.is_some()) {
         Ok(observers) => observers,
         Err(err) => {
             eprintln!("forkscope: {}", printable::lines(&err));
@@ -119,7 +126,16 @@ pub fn run_pools(
         track,
         extra_env,
         steps: options.steps,
-        reload: options.reload,
+        reload: options.reload.map(|read| {
+            let stage_logs = observers.as_ref().map(crate::obs::Observers::log_reloader);
+            supervise::Reloader(std::sync::Arc::new(move || {
+                let (pools, logs) = read()?;
+                if let Some(stage_logs) = &stage_logs {
+                    stage_logs(&pools, logs)?;
+                }
+                Ok(pools)
+            }))
+        }),
         tap: {
             let coord_tap = service.as_ref().map(crate::coord::Service::tap);
             match &observers {
@@ -199,14 +215,14 @@ pub fn run_pools(
 }
 
 /// The reload of `forkscope up`: the same file (or Procfile) and command line, read again.
-pub fn up_reloader(args: crate::settings::Up) -> supervise::Reloader {
+pub fn up_reloader(args: crate::settings::Up) -> ReadPools {
     let args = std::sync::Arc::new(args);
-    supervise::Reloader(std::sync::Arc::new(move || {
+    std::sync::Arc::new(move || {
         let plan = crate::config::up::plan(&args).map_err(|err| err.to_string())?;
         let mut pools = plan.pools;
         supervise::worker_io::resolve(&mut pools).map_err(|err| err.to_string())?;
-        Ok(pools)
-    }))
+        Ok((pools, plan.logs))
+    })
 }
 
 /// Logs go to a file or nowhere: the terminal belongs to the TUI or to the JSON stream.

@@ -4,58 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
+use common::obs::{kept_lines, split_line};
 use common::*;
 
 /// Lines each worker writes.
 const N: usize = 20_000;
-
-/// The lines of `base` and its rotated files, oldest first; and how many files there were.
-fn kept_lines(base: &Path) -> (Vec<String>, usize) {
-    let mut files: Vec<(u32, PathBuf)> = Vec::new();
-    let dir = base.parent().expect("dir");
-    let name = base
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
-    for entry in std::fs::read_dir(dir).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if file == name {
-            files.push((0, entry.path()));
-        } else if let Some(k) = file.strip_prefix(&format!("{name}.")) {
-            files.push((k.parse().expect("numbered file"), entry.path()));
-        }
-    }
-    files.sort_by_key(|(k, _)| std::cmp::Reverse(*k));
-    let mut lines = Vec::new();
-    for (_, path) in &files {
-        let text = std::fs::read_to_string(path).expect("read log");
-        lines.extend(text.lines().map(str::to_string));
-    }
-    (lines, files.len())
-}
-
-/// `2026-12-02T23:07:59.123Z stdout text` -> ("stdout", "text"), checking the timestamp.
-fn split_line(line: &str) -> (&str, &str) {
-    let mut parts = line.splitn(3, ' ');
-    let stamp = parts.next().expect("stamp");
-    let stream = parts.next().expect("stream");
-    let text = parts.next().unwrap_or("");
-    let b = stamp.as_bytes();
-    assert!(
-        stamp.len() == 24
-            && b[4] == b'-'
-            && b[10] == b'T'
-            && b[19] == b'.'
-            && b[23] == b'Z'
-            && stamp.starts_with("20"),
-        "not RFC 3339 with ms: {line:?}"
-    );
-    (stream, text)
-}
 
 fn numbered(lines: &[String], stream: &str) -> Vec<usize> {
     lines

@@ -5,54 +5,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use common::obs::{metrics_addr, scrape, value};
 use common::*;
 use serde_json::Value;
-
-/// GET /metrics from the session's address; returns the body.
-fn scrape(addr: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics address");
-    stream
-        .set_read_timeout(Some(secs(10.0)))
-        .expect("read timeout");
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.contains("application/openmetrics-text"), "{head}");
-    body.to_string()
-}
-
-/// The value of the sample `name{labels}` (labels in the order forkscope writes them).
-fn value(body: &str, name: &str, labels: &str) -> Option<f64> {
-    let key = if labels.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}{{{labels}}}")
-    };
-    body.lines()
-        .find_map(|line| line.strip_prefix(&key)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn metrics_addr(fs: &Forkscope) -> String {
-    let session = fs.wait_event("the session event", secs(10.0), |e| kind(e) == "session");
-    let addr = session["metrics"]
-        .as_str()
-        .expect("session.metrics")
-        .to_string();
-    assert!(
-        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
-        "{addr}"
-    );
-    addr
-}
 
 fn count(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
     events.iter().filter(|e| pred(e)).count()

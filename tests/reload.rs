@@ -2,25 +2,16 @@
 //! remove, resize and restart changed pools while unchanged ones keep their pids; an invalid
 //! file is refused with FILE:LINE:COL and nothing changes; reloads under load lose no
 //! process, leave no orphan and never run one worker index twice. Also `depends_on`
-//! (launch and stop order) and `ready`.
+//! (launch and stop order) and `ready` (a file, a command, a TCP port).
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
+use common::obs::write_config;
 use common::socket::SocketDir;
 use common::*;
 use serde_json::Value;
-
-fn write_config(dir: &Path, text: &str) -> String {
-    let path = dir.join("forkscope.toml");
-    // Written aside and renamed: a reload never reads half a file.
-    let tmp = dir.join("forkscope.toml.tmp");
-    std::fs::write(&tmp, text).expect("write config");
-    std::fs::rename(&tmp, &path).expect("rename config");
-    path.to_string_lossy().into_owned()
-}
 
 fn pool(name: &str, workers: u32, body: &str) -> String {
     format!(
@@ -331,4 +322,58 @@ fn a_ready_check_that_times_out_keeps_dependents_unstarted() {
         dump(&events)
     );
     assert_every_spawn_exited(&events_end);
+}
+
+#[test]
+fn a_tcp_ready_check_waits_for_the_port_to_accept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A free port, picked here and released: the worker binds it 0.3 s after it starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let server = format!(
+        "import socket, time\\n\
+         time.sleep(0.3)\\n\
+         s = socket.socket()\\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\\n\
+         s.bind(('127.0.0.1', {port}))\\n\
+         s.listen(16)\\n\
+         time.sleep(600)\\n"
+    );
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[pool]]\nname = \"front\"\ncommand = [\"sleep\", \"600\"]\ndepends_on = [\"api\"]\n\n\
+             [[pool]]\nname = \"api\"\ncommand = [\"{}\", \"-c\", \"{server}\"]\n\
+             ready = {{ tcp = \"127.0.0.1:{port}\", interval = \"20ms\", timeout = \"10s\" }}\n",
+            python()
+        ),
+    );
+    let m = marker("readytcp");
+    let mut fs = Forkscope::start(&m, &["up", "-f", &config, "--headless"]);
+    let events = fs.wait_until("front started", secs(10.0), |e| {
+        of_kind(e, "spawn").iter().any(|s| s["pool"] == "front")
+    });
+    let at = |k: &str, pool: &str| {
+        events
+            .iter()
+            .position(|e| kind(e) == k && e["pool"] == pool)
+            .unwrap_or_else(|| panic!("no {k} of {pool}: {}", dump(&events)))
+    };
+    let (spawned, ready) = (at("spawn", "api"), at("ready", "api"));
+    assert!(spawned < ready && ready < at("spawn", "front"));
+    let ready = &events[ready];
+    assert_eq!(ready["ok"], true, "{ready}");
+    assert_eq!(ready["check"], format!("tcp 127.0.0.1:{port}"));
+    // Refused until the worker listened, 0.3 s after its start.
+    let waited = ready["t"].as_f64().expect("t") - events[spawned]["t"].as_f64().expect("t");
+    assert!(waited >= 0.3, "ready after {waited} s: {ready}");
+    assert!(
+        ready["after_ms"].as_u64().is_some_and(|ms| ms >= 300),
+        "{ready}"
+    );
+    fs.signal(libc::SIGTERM);
+    let (_, events) = fs.finish_clean(secs(20.0));
+    assert_every_spawn_exited(&events);
 }

@@ -1,4 +1,5 @@
-//! Unit tests of [`Readiness`] (what is sent after which events, with time moved by hand)
+//! Unit tests of [`Readiness`] (what is sent after which events, with time moved by hand:
+//! spawns, `start_secs`, `ready` checks, one-shot jobs, reloads)
 //! and of the watchdog interval.
 
 use std::time::{Duration, Instant};
@@ -141,4 +142,92 @@ fn watchdog_interval_is_half_and_for_this_session_only() {
     assert_eq!(watchdog_interval(Some("0"), None, &ours), None);
     assert_eq!(watchdog_interval(Some("soon"), None, &ours), None);
     assert_eq!(watchdog_interval(None, None, &ours), None);
+}
+
+fn ready(pool: &str, ok: bool) -> Event {
+    event(EventBody::Ready {
+        pid: None,
+        pool: pool.into(),
+        ok,
+        check: "tcp 127.0.0.1:8080".into(),
+        after_ms: 10,
+        error: None,
+    })
+}
+
+#[test]
+fn a_pool_with_a_ready_check_is_started_only_when_it_passes() {
+    let now = Instant::now();
+    let mut api = pool("api", 1, 0.0);
+    api.launch.ready = Some(crate::supervise::launch_rules::ReadyCheck {
+        probe: crate::supervise::launch_rules::Probe::File("x".into()),
+        timeout: Duration::from_secs(1),
+        interval: Duration::from_millis(100),
+        dir: ".".into(),
+    });
+    let mut readiness = Readiness::new(&[api.clone(), pool("web", 1, 0.0)]);
+    readiness.on_event(&spawn("api", 0, 10), now);
+    assert_eq!(
+        readiness.on_event(&spawn("web", 0, 11), now),
+        vec![Message::Status("starting: api 1/1, web 1/1 running".into())]
+    );
+    assert_eq!(
+        readiness.on_event(&ready("api", true), now),
+        vec![
+            Message::Status("api 1/1, web 1/1 running".into()),
+            Message::Ready
+        ]
+    );
+    // A check that gave up never lets READY=1 out.
+    let mut readiness = Readiness::new(&[api]);
+    readiness.on_event(&spawn("api", 0, 10), now);
+    readiness.on_event(&ready("api", false), now);
+    assert!(!readiness.poll(now).contains(&Message::Ready));
+}
+
+#[test]
+fn a_one_shot_job_that_succeeds_is_started_before_its_start_secs() {
+    let now = Instant::now();
+    let mut readiness = Readiness::new(&[pool("migrate", 1, 5.0), pool("web", 1, 0.0)]);
+    readiness.on_event(&spawn("migrate", 0, 10), now);
+    readiness.on_event(&spawn("web", 0, 11), now);
+    let mut done = exit("migrate", 0, 10);
+    if let EventBody::Exit { status, .. } = &mut done.body {
+        *status = ExitStatus::Exited(0);
+    }
+    let sent = readiness.on_event(&done, now + Duration::from_millis(100));
+    assert!(sent.contains(&Message::Ready), "{sent:?}");
+    // A failure before start_secs is not a start.
+    let mut readiness = Readiness::new(&[pool("migrate", 1, 5.0)]);
+    readiness.on_event(&spawn("migrate", 0, 10), now);
+    let sent = readiness.on_event(&exit("migrate", 0, 10), now);
+    assert!(!sent.contains(&Message::Ready), "{sent:?}");
+}
+
+#[test]
+fn the_status_follows_a_reload() {
+    let now = Instant::now();
+    let mut readiness = Readiness::new(&[pool("web", 1, 0.0), pool("old", 1, 0.0)]);
+    readiness.on_event(&spawn("web", 0, 10), now);
+    readiness.on_event(&spawn("old", 0, 11), now);
+    let info = |name: &str, size: u32| crate::model::PoolInfo {
+        name: name.into(),
+        size,
+        argv: Vec::new(),
+        restart: "never".into(),
+    };
+    let reload = event(EventBody::Reload {
+        pid: None,
+        ok: true,
+        error: None,
+        added: vec!["new".into()],
+        removed: vec!["old".into()],
+        changed: Vec::new(),
+        resized: vec!["web".into()],
+        pools: vec![info("web", 2), info("new", 1)],
+    });
+    assert_eq!(
+        readiness.on_event(&reload, now),
+        vec![Message::Status("web 1/2, new 0/1 running".into())]
+    );
 }

@@ -3,10 +3,11 @@
 //! them to rotating files. The queue is unbounded in count but its bytes are watched: above
 //! `HIGH_WATER_BYTES` the tap reports congestion, the engine stops reading pipes (as for a
 //! slow consumer), and the writer wakes it below `LOW_WATER_BYTES`. No line is dropped, and
-//! neither the engine nor the tap ever waits for the disk.
+//! neither the engine nor the tap ever waits for the disk. A worker's file is chosen when its
+//! process starts and closed when it ends; a reload replaces the pools' logs (`reload`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -97,6 +98,8 @@ struct Record {
 
 enum Msg {
     Line(Record),
+    /// Flush and close a file no worker writes now (it opens again if a line comes).
+    Close(Arc<PathBuf>),
     End,
 }
 
@@ -109,10 +112,16 @@ struct Backlog {
     errors: AtomicU64,
 }
 
+/// The file a worker slot writes, chosen when its process started.
+struct Binding {
+    file: Arc<PathBuf>,
+    spec: Arc<LogSpec>,
+}
+
 /// The tap's side: routes output lines of pools with a `log` to the writer.
 pub struct LogRouter {
     specs: HashMap<String, Arc<LogSpec>>,
-    files: HashMap<Slot, Arc<PathBuf>>,
+    files: HashMap<Slot, Binding>,
     started_unix: f64,
     tx: Sender<Msg>,
     backlog: Arc<Backlog>,
@@ -167,24 +176,77 @@ impl LogRouter {
 
     /// Queues one line of `slot`'s tree (nothing for pools without a log).
     pub fn line(&mut self, slot: &Slot, t: f64, stream: Stream, text: &str) {
-        let Some(spec) = self.specs.get(&*slot.0) else {
+        if !self.files.contains_key(slot) {
+            let Some(binding) = self.binding(slot) else {
+                return;
+            };
+            self.files.insert(slot.clone(), binding);
+        }
+        let Some(binding) = self.files.get(slot) else {
             return;
         };
-        let file = self
-            .files
-            .entry(slot.clone())
-            .or_insert_with(|| Arc::new(spec.path(&slot.0, slot.1)))
-            .clone();
         self.backlog
             .bytes
             .fetch_add(text.len() + 40, Ordering::SeqCst);
         let _ = self.tx.send(Msg::Line(Record {
-            file,
-            spec: spec.clone(),
+            file: binding.file.clone(),
+            spec: binding.spec.clone(),
             unix: self.started_unix + t,
             stream,
             text: text.to_string(),
         }));
+    }
+
+    /// A worker process started in `slot`: its lines go where its pool's log says now.
+    pub fn spawned(&mut self, slot: &Slot) {
+        let binding = self.binding(slot);
+        let old = match binding {
+            Some(binding) => self.files.insert(slot.clone(), binding),
+            None => self.files.remove(slot),
+        };
+        if let Some(old) = old
+            && self.files.get(slot).is_none_or(|new| new.file != old.file)
+        {
+            let _ = self.tx.send(Msg::Close(old.file));
+        }
+    }
+
+    /// A worker process of `slot` ended: its file closes (after its last queued line).
+    pub fn exited(&self, slot: &Slot) {
+        if let Some(binding) = self.files.get(slot) {
+            let _ = self.tx.send(Msg::Close(binding.file.clone()));
+        }
+    }
+
+    /// A reload applied: the pools' logs from now on. Workers that keep running (pools
+    /// neither removed nor `restarting`) write to their new file at once; the others keep
+    /// theirs until they end, and their successors start with the new one.
+    pub fn reload(&mut self, specs: Vec<(String, LogSpec)>, restarting: &[String]) {
+        self.specs = specs.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let stale: Vec<Slot> = self
+            .files
+            .iter()
+            .filter(|(slot, binding)| {
+                !restarting.iter().any(|p| **p == *slot.0)
+                    && self
+                        .binding(slot)
+                        .is_none_or(|new| new.file != binding.file || new.spec != binding.spec)
+            })
+            .map(|(slot, _)| slot.clone())
+            .collect();
+        for slot in stale {
+            if let Some(old) = self.files.remove(&slot) {
+                let _ = self.tx.send(Msg::Close(old.file));
+            }
+        }
+    }
+
+    fn binding(&self, slot: &Slot) -> Option<Binding> {
+        let spec = self.specs.get(&*slot.0)?;
+        Some(Binding {
+            file: Arc::new(spec.path(&slot.0, slot.1)),
+            spec: spec.clone(),
+        })
     }
 
     /// The session ended: the writer finishes the queue and stops.
@@ -231,9 +293,19 @@ fn write_loop(rx: &Receiver<Msg>, backlog: &Backlog) {
         let mut written = 0;
         let mut bytes = 0;
         while let Some(msg) = next.take() {
-            let Msg::Line(record) = msg else {
-                flush_all(&mut files, backlog);
-                break 'outer;
+            let record = match msg {
+                Msg::Line(record) => record,
+                Msg::Close(path) => {
+                    if let Some(mut file) = files.remove(&path) {
+                        flush_one(&path, &mut file, backlog);
+                    }
+                    next = rx.try_recv().ok();
+                    continue;
+                }
+                Msg::End => {
+                    flush_all(&mut files, backlog);
+                    break 'outer;
+                }
             };
             bytes += record.text.len() + 40;
             format_line(&mut line, &record);
@@ -288,10 +360,14 @@ fn write_record(
 
 fn flush_all(files: &mut HashMap<Arc<PathBuf>, RotatingFile>, backlog: &Backlog) {
     for (path, file) in files.iter_mut() {
-        if let Err(err) = file.flush() {
-            backlog.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!("log {}: {err}", path.display());
-        }
+        flush_one(path, file, backlog);
+    }
+}
+
+fn flush_one(path: &Path, file: &mut RotatingFile, backlog: &Backlog) {
+    if let Err(err) = file.flush() {
+        backlog.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("log {}: {err}", path.display());
     }
 }
 

@@ -58,6 +58,8 @@ pub struct MetricsFold {
     pub connector_drops: u64,
     pub processes: i64,
     last_sample_t: f64,
+    /// Pools a reload removed: their workers' series go as each worker ends.
+    removed: std::collections::BTreeSet<String>,
 }
 
 impl MetricsFold {
@@ -78,10 +80,14 @@ impl MetricsFold {
                     self.pools.entry(pool.name.clone()).or_default().size = u64::from(pool.size);
                 }
             }
-            EventBody::Spawn { .. } => {
+            EventBody::Spawn { restarts, .. } => {
                 self.processes += 1;
                 if let Some(slot) = slot {
-                    self.workers.entry(slot.clone()).or_default().up = true;
+                    let stats = self.workers.entry(slot.clone()).or_default();
+                    stats.up = true;
+                    // Restarts asked for (the `restart` action, a reload) have no `restart`
+                    // event; the spawn counts them all.
+                    stats.restarts = stats.restarts.max(u64::from(*restarts));
                 }
             }
             EventBody::Fork { .. } => self.processes += 1,
@@ -96,6 +102,10 @@ impl MetricsFold {
                     self.processes -= 1;
                 }
                 if let (Some(pool), Some(worker)) = (pool, worker) {
+                    if self.removed.contains(pool) {
+                        self.workers.remove(&(Arc::from(pool.as_str()), *worker));
+                        return;
+                    }
                     let stats = self
                         .workers
                         .entry((Arc::from(pool.as_str()), *worker))
@@ -129,6 +139,23 @@ impl MetricsFold {
             }
             EventBody::Scale { pool, to, .. } => {
                 self.pools.entry(pool.clone()).or_default().size = u64::from(*to);
+            }
+            EventBody::Reload {
+                ok: true,
+                removed,
+                pools,
+                ..
+            } => {
+                for pool in removed {
+                    self.pools.remove(pool);
+                    self.workers
+                        .retain(|(p, _), stats| **p != **pool || stats.up);
+                    self.removed.insert(pool.clone());
+                }
+                for pool in pools {
+                    self.removed.remove(&pool.name);
+                    self.pools.entry(pool.name.clone()).or_default().size = u64::from(pool.size);
+                }
             }
             EventBody::Output { line, partial, .. } => {
                 if let Some(stats) = slot.and_then(|slot| self.workers.get_mut(slot)) {
@@ -336,5 +363,50 @@ fn kind(body: &EventBody) -> &'static str {
         EventBody::Shm { .. } => "shm",
         EventBody::Ready { .. } => "ready",
         EventBody::Reload { .. } => "reload",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(body: EventBody) -> Event {
+        Event { t: 0.0, body }
+    }
+
+    fn spawn(pid: i32, restarts: u32) -> Event {
+        event(EventBody::Spawn {
+            pid,
+            ppid: 1,
+            pool: "web".into(),
+            worker: 0,
+            argv: Vec::new(),
+            start_time: None,
+            restarts,
+        })
+    }
+
+    #[test]
+    fn restarts_count_policy_restarts_and_asked_ones_once() {
+        let slot: Slot = (Arc::from("web"), 0);
+        let mut fold = MetricsFold::new("h".into());
+        fold.apply(&spawn(10, 0), Some(&slot));
+        // A crash: the `restart` event comes before the spawn that carries restarts = 1.
+        fold.apply(
+            &event(EventBody::Restart {
+                pid: Some(10),
+                pool: "web".into(),
+                worker: 0,
+                attempt: 1,
+                delay_ms: 100,
+            }),
+            None,
+        );
+        assert_eq!(fold.workers[&slot].restarts, 1);
+        fold.apply(&spawn(11, 1), Some(&slot));
+        assert_eq!(fold.workers[&slot].restarts, 1);
+        // `ctl restart` or a reload: no `restart` event, only the spawn.
+        fold.apply(&spawn(12, 2), Some(&slot));
+        assert_eq!(fold.workers[&slot].restarts, 2);
     }
 }

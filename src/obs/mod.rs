@@ -28,6 +28,8 @@ pub struct ObsState {
     owners: Owners,
     metrics: Option<MetricsFold>,
     logs: Option<LogRouter>,
+    /// The logs a reload read, applied when its `reload` event passes.
+    reloaded_logs: Option<Vec<(String, LogSpec)>>,
 }
 
 fn lock(state: &Mutex<ObsState>) -> MutexGuard<'_, ObsState> {
@@ -52,6 +54,7 @@ impl EventTap for ObsTap {
             owners,
             metrics,
             logs,
+            reloaded_logs,
         } = &mut *state;
         let spawned = owners.apply(&event.body);
         match &event.body {
@@ -80,6 +83,30 @@ impl EventTap for ObsTap {
                 if let Some(logs) = logs {
                     match body {
                         EventBody::Session { started_unix, .. } => logs.session(*started_unix),
+                        EventBody::Spawn { .. } => {
+                            if let Some(slot) = &spawned {
+                                logs.spawned(slot);
+                            }
+                        }
+                        EventBody::Exit {
+                            pid, pool: Some(_), ..
+                        } => {
+                            if let Some(slot) = owners.slot_of(*pid) {
+                                logs.exited(slot);
+                            }
+                        }
+                        EventBody::Reload {
+                            ok: true,
+                            changed,
+                            removed,
+                            ..
+                        } => {
+                            if let Some(specs) = reloaded_logs.take() {
+                                let restarting: Vec<String> =
+                                    changed.iter().chain(removed).cloned().collect();
+                                logs.reload(specs, &restarting);
+                            }
+                        }
                         EventBody::End { .. } => logs.end(),
                         _ => {}
                     }
@@ -124,12 +151,14 @@ pub struct Observers {
 }
 
 /// Checks and binds what `options` asks (a usage problem is `Err` with the message: exit
-/// 2, nothing started); `Ok(None)` when nothing is asked.
+/// 2, nothing started); `Ok(None)` when nothing is asked. A `reloadable` session always has
+/// a log writer: a reload may add a pool with a `log`.
 pub fn prepare(
     options: &ObsOptions,
     pools: &[crate::supervise::PoolSpec],
+    reloadable: bool,
 ) -> Result<Option<Observers>, String> {
-    if options.metrics.is_none() && options.logs.is_empty() {
+    if options.metrics.is_none() && options.logs.is_empty() && !reloadable {
         return Ok(None);
     }
     let listener = match options.metrics {
@@ -141,7 +170,7 @@ pub fn prepare(
     };
     let metrics_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     logs::check_paths(&logs::pool_specs(pools, &options.logs))?;
-    let (router, writer) = if options.logs.is_empty() {
+    let (router, writer) = if options.logs.is_empty() && !reloadable {
         (None, None)
     } else {
         let specs: HashMap<String, LogSpec> = options.logs.iter().cloned().collect();
@@ -155,6 +184,7 @@ pub fn prepare(
             .is_some()
             .then(|| MetricsFold::new(metrics::host_name())),
         logs: router,
+        reloaded_logs: None,
     };
     Ok(Some(Observers {
         state: Arc::new(Mutex::new(state)),
@@ -172,6 +202,22 @@ impl Observers {
             state: self.state.clone(),
             next,
         }))
+    }
+
+    /// Checks the logs a reload read (a path that cannot be written refuses the reload) and
+    /// keeps them for its `reload` event.
+    pub fn log_reloader(
+        &self,
+    ) -> impl Fn(&[crate::supervise::PoolSpec], Vec<(String, LogSpec)>) -> Result<(), String>
+    + Send
+    + Sync
+    + 'static {
+        let state = self.state.clone();
+        move |pools, specs| {
+            logs::check_paths(&logs::pool_specs(pools, &specs))?;
+            lock(&state).reloaded_logs = Some(specs);
+            Ok(())
+        }
     }
 
     /// Starts serving metrics once the engine runs (its sender has the pause count).

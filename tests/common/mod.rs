@@ -3,7 +3,7 @@
 //! its end: `run`; TUI in tmux: `tui`; one-shot commands: [`forkscope_output`]), wait on
 //! events with bounded deadlines, and check that nothing a test started is left running on
 //! every way out (`procs`). Shared memory (`shm`), the control socket (`socket`) and memory
-//! watching (`memory`) have their own modules.
+//! watching (`memory`) have their own modules, as have log files and metrics scrapes (`obs`).
 //!
 //! Every test gets a unique marker token that is put in the environment of forkscope (and so
 //! of every worker and descendant). `/proc/*/environ` is then scanned for it: a process
@@ -13,6 +13,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod memory;
+pub mod obs;
 mod procs;
 mod run;
 mod session;

@@ -1,9 +1,11 @@
 //! The engine's decisions against a fake OS (`fake_os.rs`): restart and backoff, the
-//! restart limit, scaling and what an exit means (`workers.rs`); stop phases and
+//! restart limit, scaling and what an exit means (`workers.rs`); scaling a pool that waits
+//! for its dependencies and retiring at a pool's stop timeout (`scaling.rs`); stop phases and
 //! escalation, ESRCH and EINTR (`stopping.rs`). No process is started and no time is waited:
 //! each test moves the fake clock and runs the engine's turn (actions, timers, reaping, the
 //! stop state machine) as its poll loop would. This file is the harness.
 
+mod scaling;
 mod stopping;
 mod workers;
 
@@ -111,6 +113,7 @@ impl Sim {
     /// One turn of the engine's loop; true when the session is over.
     fn turn(&mut self) -> bool {
         self.engine.take_actions();
+        self.engine.launch_step();
         self.engine.run_timers();
         let over = self.engine.step_phase(false);
         while let Ok(event) = self.events.try_recv() {
