@@ -11,21 +11,21 @@ source benches/binary.sh
 BIN=$FORKSCOPE
 SOCK=forkscope-bench-$$
 MARK="4${RANDOM}.5"
-REC=$(mktemp)
-cleanup() { tmux -L "$SOCK" kill-server 2>/dev/null || true; pkill -f "^sleep $MARK" 2>/dev/null || true; rm -f "$REC"; }
+cleanup() { tmux -L "$SOCK" kill-server 2>/dev/null || true; pkill -f "^sleep $MARK" 2>/dev/null || true; }
 trap cleanup EXIT
 
 ticks() { # utime+stime of a pid, in clock ticks
   awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 
-tmux -L "$SOCK" -f /dev/null new-session -d -s fs -x 120 -y 40 "$BIN run -n $WORKERS --record $REC -- sleep $MARK"
+# No --record: a recording adds its shared-memory watcher, which a plain session does not run.
+tmux -L "$SOCK" -f /dev/null new-session -d -s fs -x 120 -y 40 "$BIN run -n $WORKERS -- sleep $MARK"
 for _ in $(seq 1 200); do
-  [ "$(grep -c '"kind":"spawn"' "$REC" 2>/dev/null || true)" -ge "$WORKERS" ] && break
+  [ "$(pgrep -f -x "sleep $MARK" | wc -l)" -ge "$WORKERS" ] && break
   sleep 0.05
 done
-ENGINE=$(grep -m1 '"kind":"session"' "$REC" | sed 's/.*"pid":\([0-9]*\).*/\1/')
-PIDS=$(grep '"kind":"spawn"' "$REC" | sed 's/.*"pid":\([0-9]*\).*/\1/' | paste -sd, -)
+PIDS=$(pgrep -f -x "sleep $MARK" | paste -sd, -)
+ENGINE=$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/${PIDS%%,*}/stat")
 tmux -L "$SOCK" new-session -d -s htop -x 120 -y 40 "htop -d 10 -p $PIDS"
 sleep 2
 HTOP=$(pgrep -n -x htop)
