@@ -24,6 +24,10 @@ use crate::model::{EventBody, ExitStatus};
 use crate::supervise::ActionTx;
 use crate::supervise::channel::EventTx;
 
+#[path = "server_status.rs"]
+mod status_doc;
+use status_doc::status;
+
 /// Connections served at once; more are told so and closed.
 pub const MAX_CLIENTS: usize = 4096;
 /// Reply lines queued for one connection before its requests wait.
@@ -471,24 +475,6 @@ fn publish_watched(shared: &Shared) {
     }
     drop(coord);
     shared.emit_all(events);
-}
-
-/// The `status` document: the fold, barriers, watched objects (read now), subscribers.
-fn status(shared: &Shared) -> Value {
-    let (mut value, barriers) = {
-        let coord = shared.lock();
-        (
-            serde_json::to_value(&coord.fold).unwrap_or(Value::Null),
-            coord.barriers.all(),
-        )
-    };
-    let watches = watched_now(shared);
-    value["session_pid"] = json!(shared.context.session_pid);
-    value["title"] = json!(shared.context.title);
-    value["barriers"] = serde_json::to_value(barriers).unwrap_or(Value::Null);
-    value["watched"] = serde_json::to_value(watches).unwrap_or(Value::Null);
-    value["subscribers"] = json!(shared.context.hub.subscribers());
-    value
 }
 
 /// Streams a subscription's events to the connection; tells the client if it was cut off.
