@@ -26,7 +26,7 @@ use crate::supervise::channel::EventTx;
 
 #[path = "server_status.rs"]
 mod status_doc;
-use status_doc::status;
+use status_doc::{publish_watched, status, watched_now};
 
 /// Connections served at once; more are told so and closed.
 pub const MAX_CLIENTS: usize = 4096;
@@ -432,49 +432,6 @@ fn hello(shared: &Shared, peer: Peer) -> Value {
         "socket": context.socket,
         "your_pid": peer.pid,
     })
-}
-
-/// The watched objects with their values read now.
-fn watched_now(shared: &Shared) -> Vec<Watched> {
-    let mut watches = shared.lock().watches.clone();
-    for watched in &mut watches {
-        match watch::read(watched.pid, &watched.spec) {
-            Ok(v) => watched.value = v,
-            Err(err) => watched.error = Some(err),
-        }
-    }
-    watches
-}
-
-/// Emits a `watched` event for each watched object whose value (or error) changed since
-/// the last one emitted for its name.
-fn publish_watched(shared: &Shared) {
-    let now = watched_now(shared);
-    let mut coord = shared.lock();
-    coord
-        .published
-        .retain(|name, _| now.iter().any(|w| &w.spec.name == name));
-    let mut events = Vec::new();
-    for watched in now {
-        let current = (watched.pid, watched.value, watched.error);
-        if coord.published.get(&watched.spec.name) == Some(&current) {
-            continue;
-        }
-        let spec = watched.spec;
-        events.push(EventBody::Watched {
-            pid: current.0,
-            name: spec.name.clone(),
-            object: spec.kind,
-            typecode: spec.typecode,
-            length: spec.length,
-            parties: spec.parties,
-            value: current.1.clone(),
-            error: current.2.clone(),
-        });
-        coord.published.insert(spec.name, current);
-    }
-    drop(coord);
-    shared.emit_all(events);
 }
 
 /// Streams a subscription's events to the connection; tells the client if it was cut off.
