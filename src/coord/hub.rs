@@ -7,12 +7,12 @@
 //! lifecycle events (not output, not samples) to the service that folds them into `status`
 //! and watches barrier parties.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::mpsc;
 
+use super::ring::{PackedLines, Ring};
 use crate::model::{Event, EventBody};
 use crate::supervise::channel::EventTap;
 
@@ -26,17 +26,12 @@ pub const SUBSCRIBER_QUEUE: usize = 8_192;
 /// Bytes of output text a subscriber may lag behind before it is cut off.
 pub const SUBSCRIBER_BYTES: usize = 16 << 20;
 
-/// The memory an event holds beyond its fixed size (`channel::weight`).
-fn weight(event: &Event) -> usize {
-    crate::supervise::channel::weight(&event.body)
-}
-
 /// One event shared by the ring and every subscriber, serialised once, when first needed.
 #[derive(Debug)]
 pub struct SharedEvent {
     pub event: Event,
-    json: OnceLock<String>,
-    weight: usize,
+    pub(super) json: OnceLock<String>,
+    pub(super) weight: usize,
 }
 
 impl SharedEvent {
@@ -68,10 +63,8 @@ struct Subscriber {
     queued_bytes: Arc<AtomicUsize>,
 }
 
-#[derive(Default)]
 struct Inner {
-    ring: VecDeque<Arc<SharedEvent>>,
-    ring_bytes: usize,
+    ring: Ring,
     subscribers: Vec<Subscriber>,
 }
 
@@ -86,7 +79,10 @@ impl Hub {
     pub fn new() -> (Arc<Hub>, mpsc::UnboundedReceiver<Arc<SharedEvent>>) {
         let (lifecycle, rx) = mpsc::unbounded_channel();
         let hub = Hub {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                ring: Ring::new(RING_EVENTS, RING_BYTES),
+                subscribers: Vec::new(),
+            }),
             lifecycle,
         };
         (Arc::new(hub), rx)
@@ -106,7 +102,7 @@ impl Hub {
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let mut inner = self.lock();
         let backlog = if from_start {
-            inner.ring.iter().cloned().collect()
+            inner.ring.backlog()
         } else {
             Vec::new()
         };
@@ -153,36 +149,41 @@ impl EventTap for Hub {
     }
 
     fn observe_all(&self, events: &[Event]) {
-        let shared: Vec<Arc<SharedEvent>> = events
-            .iter()
-            .map(|event| {
-                Arc::new(SharedEvent {
-                    event: event.clone(),
-                    json: OnceLock::new(),
-                    weight: weight(event),
-                })
-            })
-            .collect();
-        for event in shared.iter().filter(|s| is_lifecycle(&s.event.body)) {
-            let _ = self.lifecycle.send(event.clone());
-        }
         let mut inner = self.lock();
-        for event in &shared {
-            inner.ring_bytes += event.weight;
-            inner.ring.push_back(event.clone());
+        if inner.subscribers.is_empty() {
+            // Nobody to hand events to: output lines go into the ring packed.
+            let mut packed = PackedLines::default();
+            for event in events {
+                if packed.push(event) {
+                    continue;
+                }
+                if !packed.is_empty() {
+                    inner
+                        .ring
+                        .push_packed(Arc::new(std::mem::take(&mut packed)));
+                }
+                let shared = Arc::new(SharedEvent::new(event.clone()));
+                if is_lifecycle(&shared.event.body) {
+                    let _ = self.lifecycle.send(shared.clone());
+                }
+                inner.ring.push_shared(shared);
+            }
+            if !packed.is_empty() {
+                inner.ring.push_packed(Arc::new(packed));
+            }
+            return;
         }
-        while inner.ring.len() > RING_EVENTS || inner.ring_bytes > RING_BYTES {
-            let Some(oldest) = inner.ring.pop_front() else {
-                break;
-            };
-            inner.ring_bytes -= oldest.weight;
-        }
-        for event in shared {
-            let weight = event.weight;
+        for event in events {
+            let shared = Arc::new(SharedEvent::new(event.clone()));
+            if is_lifecycle(&shared.event.body) {
+                let _ = self.lifecycle.send(shared.clone());
+            }
+            inner.ring.push_shared(shared.clone());
+            let weight = shared.weight;
             inner.subscribers.retain(|sub| {
                 let queued = sub.queued_bytes.fetch_add(weight, Ordering::SeqCst) + weight;
                 let full = queued > SUBSCRIBER_BYTES
-                    || match sub.tx.try_send(event.clone()) {
+                    || match sub.tx.try_send(shared.clone()) {
                         Ok(()) => false,
                         Err(mpsc::error::TrySendError::Full(_)) => true,
                         Err(mpsc::error::TrySendError::Closed(_)) => return false,

@@ -11,6 +11,7 @@ pub mod hub;
 mod line_reader;
 pub mod protocol;
 pub mod python;
+mod ring;
 mod server;
 pub mod status;
 pub mod watch;
