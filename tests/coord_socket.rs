@@ -305,3 +305,32 @@ fn the_socket_file_is_gone_after_every_ending() {
     fs.finish_clean(secs(20.0));
     assert!(!path.exists(), "after ctl stop");
 }
+
+/// The control socket's ring keeps a flood's lines packed while nobody subscribes; `ctl
+/// events` gets them back exactly as the headless stream printed them (valid lines, an
+/// invalid UTF-8 line with its `raw_hex`, in order, `seq` included).
+#[test]
+fn the_ring_gives_back_a_flood_exactly() {
+    let sockets = SocketDir::new();
+    let m = marker("sock_ring");
+    let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i é\"; i=$((i+1)); done; \
+                  printf 'bad \\377 byte\\n'; echo last; exec sleep 60";
+    let mut fs = sockets.start(&m, &["run", "--headless", "--", "sh", "-c", script]);
+    sockets.wait_socket(&fs);
+    fs.wait_kind("output", 3002, secs(30.0));
+    let printed: Vec<Value> = of_kind(&fs.events(), "output")
+        .into_iter()
+        .cloned()
+        .collect();
+    let ring: Vec<Value> = sockets
+        .ctl(&["events"])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| kind(e) == "output")
+        .collect();
+    assert_eq!(ring.len(), 3002);
+    assert_eq!(ring, printed);
+    assert!(ring[3000]["raw_hex"].is_string(), "{}", ring[3000]);
+    sockets.ctl(&["stop"]);
+    fs.finish_clean(secs(20.0));
+}
