@@ -87,6 +87,9 @@ pub fn print_events(
             if end {
                 break 'batches;
             }
+            if let EventBody::Output { line, .. } = event.body {
+                crate::supervise::lines::recycle(line.into_bytes());
+            }
         }
     }
     if let Some(rec) = recorder

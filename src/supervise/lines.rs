@@ -12,6 +12,37 @@ pub struct Piece {
     pub partial: bool,
 }
 
+/// Line buffers of at most this capacity come back from the consumer for reuse.
+const RECYCLED_CAPACITY: usize = 1024;
+/// Buffers waiting for reuse (at most this many, so at most 4 MiB).
+const RECYCLED_BUFFERS: usize = 4096;
+
+type Pool = (
+    crossbeam_channel::Sender<Vec<u8>>,
+    crossbeam_channel::Receiver<Vec<u8>>,
+);
+
+/// Line buffers handed back by the consumer once a line is written: an output flood then
+/// reuses them instead of allocating each line on the engine thread and freeing it on the
+/// consumer's (glibc's slowest path: `docs/PERFORMANCE.md`, "Output").
+fn recycled() -> &'static Pool {
+    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| crossbeam_channel::bounded(RECYCLED_BUFFERS))
+}
+
+/// Hands a line's buffer back for reuse (small ones only; never waits).
+pub fn recycle(mut buffer: Vec<u8>) {
+    if buffer.capacity() <= RECYCLED_CAPACITY {
+        buffer.clear();
+        let _ = recycled().0.try_send(buffer);
+    }
+}
+
+/// An empty buffer for the next line: a recycled one if any.
+fn fresh() -> Vec<u8> {
+    recycled().1.try_recv().unwrap_or_default()
+}
+
 /// Incremental line splitter for one stream.
 #[derive(Debug)]
 pub struct LineSplitter {
@@ -44,7 +75,7 @@ impl LineSplitter {
             match memchr::memchr(b'\n', window) {
                 Some(at) => {
                     self.pending.extend_from_slice(&window[..at]);
-                    let mut line = std::mem::take(&mut self.pending);
+                    let mut line = std::mem::replace(&mut self.pending, fresh());
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
@@ -61,7 +92,7 @@ impl LineSplitter {
                     if self.pending.len() == self.max_line {
                         self.open_line = true;
                         emit(Piece {
-                            bytes: std::mem::take(&mut self.pending),
+                            bytes: std::mem::replace(&mut self.pending, fresh()),
                             partial: true,
                         });
                     }
@@ -84,6 +115,18 @@ impl LineSplitter {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn recycled_buffers_come_back_empty() {
+        for _ in 0..64 {
+            let mut dirty = Vec::with_capacity(256);
+            dirty.extend_from_slice(b"left over from an earlier line");
+            recycle(dirty);
+        }
+        let pieces = split(&[b"one\ntwo\nthree\n"], 64);
+        let lines: Vec<&[u8]> = pieces.iter().map(|p| p.bytes.as_slice()).collect();
+        assert_eq!(lines, vec![&b"one"[..], b"two", b"three"]);
+    }
 
     fn split(chunks: &[&[u8]], max: usize) -> Vec<Piece> {
         let mut splitter = LineSplitter::new(max);
