@@ -12,12 +12,6 @@ use assert_cmd::prelude::*;
 use common::*;
 use serde_json::Value;
 
-fn write_config(dir: &Path, text: &str) -> String {
-    let path = dir.join("forkscope.toml");
-    std::fs::write(&path, text).expect("write config");
-    path.to_string_lossy().into_owned()
-}
-
 #[test]
 fn up_runs_every_pool_with_env_and_cwd() {
     let dir = tempfile::tempdir().expect("tempdir");

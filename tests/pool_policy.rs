@@ -5,16 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use serde_json::Value;
-
-fn write_config(dir: &Path, text: &str) -> String {
-    let path = dir.join("forkscope.toml");
-    std::fs::write(&path, text).expect("write config");
-    path.to_string_lossy().into_owned()
-}
 
 fn t(event: &Value) -> f64 {
     event["t"].as_f64().expect("t")

@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::obs::write_config;
 use common::socket::SocketDir;
 use common::*;
 use serde_json::Value;

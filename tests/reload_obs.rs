@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::obs::{kept_lines, metrics_addr, scrape, split_line, value, write_config};
+use common::obs::{kept_lines, metrics_addr, scrape, split_line, value};
 use common::*;
 use serde_json::Value;
 

@@ -11,11 +11,12 @@ fn start_pool(tmux: &Tmux, workers: usize, marker: &str) -> Vec<i32> {
     let record = tmux.path("rec.jsonl");
     tmux.type_line(&format!(
         "stty -g > {before}; {bin} run -n {workers} --stop-timeout 2 --record {rec} -- sleep {marker}; \
-         echo EXIT:$?; stty -g > {after}; cmp -s {before} {after} && echo TERMINAL-''RESTORED",
+         echo EXIT:$?; stty -g > {after}; cmp -s {before} {after} && {restored}",
         before = tmux.path("before").display(),
         after = tmux.path("after").display(),
         bin = forkscope(),
         rec = record.display(),
+        restored = common::tui::ECHO_RESTORED,
     ));
     let spawns = wait_recorded(&record, "spawn", workers, 15);
     let pids: Vec<i32> = spawns

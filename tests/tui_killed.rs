@@ -43,8 +43,9 @@ fn sigkill_of_the_tuis_process_group_leaves_nothing_and_restores_the_terminal() 
         tmux.modes() == (false, false, true)
     });
     tmux.type_line(&format!(
-        "stty -g | cmp -s {saved} - && echo TERMINAL-''RESTORED",
-        saved = saved.display()
+        "stty -g | cmp -s {saved} - && {restored}",
+        saved = saved.display(),
+        restored = common::tui::ECHO_RESTORED,
     ));
     tmux.wait_screen("stty modes as before", 10, |s| {
         s.contains(common::tui::RESTORED)

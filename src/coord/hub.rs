@@ -30,11 +30,21 @@ pub const SUBSCRIBER_BYTES: usize = 16 << 20;
 #[derive(Debug)]
 pub struct SharedEvent {
     pub event: Event,
-    pub(super) json: OnceLock<String>,
-    pub(super) weight: usize,
+    json: OnceLock<String>,
+    weight: usize,
 }
 
 impl SharedEvent {
+    /// An event shared by the ring and the subscribers, serialised when first needed.
+    pub fn new(event: Event) -> SharedEvent {
+        let weight = crate::supervise::channel::weight(&event.body);
+        SharedEvent {
+            event,
+            json: OnceLock::new(),
+            weight,
+        }
+    }
+
     /// Output bytes this event holds.
     pub fn weight(&self) -> usize {
         self.weight

@@ -5,7 +5,7 @@
 //! backlog gets every event back, unpacked, in order.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use super::hub::SharedEvent;
 use crate::model::{Event, EventBody, Stream};
@@ -151,18 +151,6 @@ impl Ring {
     /// Every event kept, oldest first.
     pub fn backlog(&self) -> Vec<Arc<SharedEvent>> {
         self.entries.iter().filter_map(Entry::shared).collect()
-    }
-}
-
-impl SharedEvent {
-    /// An event shared by the ring and the subscribers, serialised when first needed.
-    pub fn new(event: Event) -> SharedEvent {
-        let weight = crate::supervise::channel::weight(&event.body);
-        SharedEvent {
-            event,
-            json: OnceLock::new(),
-            weight,
-        }
     }
 }
 

@@ -144,6 +144,15 @@ fn drain(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
 }
 
 /// Seconds as a Duration.
+/// Writes `forkscope.toml` in `dir` aside and renames it: a reload never reads half a file.
+pub fn write_config(dir: &Path, text: &str) -> String {
+    let path = dir.join("forkscope.toml");
+    let tmp = dir.join("forkscope.toml.tmp");
+    std::fs::write(&tmp, text).expect("write config");
+    std::fs::rename(&tmp, &path).expect("rename config");
+    path.to_string_lossy().into_owned()
+}
+
 pub fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }

@@ -7,15 +7,6 @@ use std::path::{Path, PathBuf};
 
 use super::{Forkscope, kind, secs};
 
-/// Writes `forkscope.toml` in `dir` aside and renames it: a reload never reads half a file.
-pub fn write_config(dir: &Path, text: &str) -> String {
-    let path = dir.join("forkscope.toml");
-    let tmp = dir.join("forkscope.toml.tmp");
-    std::fs::write(&tmp, text).expect("write config");
-    std::fs::rename(&tmp, &path).expect("rename config");
-    path.to_string_lossy().into_owned()
-}
-
 /// The lines of `base` and its rotated files, oldest first; and how many files there were
 /// (none when `base` was never written).
 pub fn kept_lines(base: &Path) -> (Vec<String>, usize) {
