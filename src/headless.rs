@@ -2,7 +2,7 @@
 //! ([`crate::record`]) too when the session records; under systemd it also feeds the
 //! [`ServiceNotifier`] (`READY=1`, `STATUS=`, `WATCHDOG=1`, `STOPPING=1`).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use crate::model::{Action, Event, EventBody};
 use crate::notify::ServiceNotifier;
@@ -40,8 +40,10 @@ pub fn print_events(
     if let Err(err) = crate::supervise::wakeup::prefer_wakeups() {
         tracing::debug!("no short scheduler slice for the printer: {err}");
     }
-    let stdout = io::stdout();
-    let mut out = BufWriter::with_capacity(OUT_BUFFER, stdout.lock());
+    let mut out = Stdout {
+        pending: Vec::with_capacity(OUT_BUFFER + 64 * 1024),
+        stdout: io::stdout().lock(),
+    };
     let mut json = JsonLines::default();
     let mut status = 1;
     let mut stdout_broken = false;
@@ -62,7 +64,7 @@ pub fn print_events(
                 _ => false,
             };
             let shown = samples || !matches!(event.body, EventBody::Sample { .. });
-            if shown && !stdout_broken && json.write(&mut out, &event).is_err() {
+            if shown && !stdout_broken && out.write(&mut json, &event).is_err() {
                 // Nobody reads our output any more: stop the tree as if asked to quit.
                 stdout_broken = true;
                 engine.actions.send(Action::Quit);
@@ -87,9 +89,6 @@ pub fn print_events(
             if end {
                 break 'batches;
             }
-            if let EventBody::Output { line, .. } = event.body {
-                crate::supervise::lines::recycle(line.into_bytes());
-            }
         }
     }
     if let Some(rec) = recorder
@@ -98,4 +97,26 @@ pub fn print_events(
         tracing::error!("recording failed: {err}");
     }
     status
+}
+
+/// Stdout written in blocks of [`OUT_BUFFER`]: events are serialised straight into the block.
+struct Stdout {
+    pending: Vec<u8>,
+    stdout: io::StdoutLock<'static>,
+}
+
+impl Stdout {
+    fn write(&mut self, json: &mut JsonLines, event: &Event) -> io::Result<()> {
+        json.write(&mut self.pending, event)?;
+        if self.pending.len() >= OUT_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let written = self.stdout.write_all(&self.pending);
+        self.pending.clear();
+        written.and_then(|()| self.stdout.flush())
+    }
 }

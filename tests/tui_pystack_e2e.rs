@@ -23,8 +23,12 @@ fn the_detail_pane_shows_the_python_stack_of_the_selected_worker() {
         script = script.display(),
     ));
     // 60 s: the interpreter starts, then the reader's first reading (at most a second apart).
-    let screen = tmux.wait_screen("the Python wait in the detail pane", 60, |s| {
+    // Everything in one capture: a capture can fall between two parts of one redraw.
+    let screen = tmux.wait_screen("the Python wait and stack in the detail pane", 60, |s| {
         s.contains("python: waits in time.sleep at nap.py:4")
+            && s.contains("MainThread")
+            && s.contains("nap nap.py:4")
+            && s.contains("<module> nap.py:6")
     });
     let main = screen.find("MainThread").expect("main thread line");
     let inner = screen.find("nap nap.py:4").expect("innermost frame");

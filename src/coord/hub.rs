@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::mpsc;
 
-use super::ring::{PackedLines, Ring};
+use super::ring::Ring;
 use crate::model::{Event, EventBody};
 use crate::supervise::channel::EventTap;
 
@@ -161,25 +161,16 @@ impl EventTap for Hub {
     fn observe_all(&self, events: &[Event]) {
         let mut inner = self.lock();
         if inner.subscribers.is_empty() {
-            // Nobody to hand events to: output lines go into the ring packed.
-            let mut packed = PackedLines::default();
+            // Nobody to hand events to: output lines go into the ring as they are.
             for event in events {
-                if packed.push(event) {
+                if inner.ring.push_line(event) {
                     continue;
-                }
-                if !packed.is_empty() {
-                    inner
-                        .ring
-                        .push_packed(Arc::new(std::mem::take(&mut packed)));
                 }
                 let shared = Arc::new(SharedEvent::new(event.clone()));
                 if is_lifecycle(&shared.event.body) {
                     let _ = self.lifecycle.send(shared.clone());
                 }
                 inner.ring.push_shared(shared);
-            }
-            if !packed.is_empty() {
-                inner.ring.push_packed(Arc::new(packed));
             }
             return;
         }
@@ -258,7 +249,7 @@ mod tests {
             body: EventBody::Output {
                 pid: 1,
                 stream: crate::model::Stream::Stdout,
-                line: "x".repeat(64 * 1024),
+                line: "x".repeat(64 * 1024).into(),
                 raw_hex: None,
                 seq: 1,
                 partial: true,

@@ -1,110 +1,51 @@
 //! The hub's ring of recent events (`events --from-start`), bounded in events and in output
-//! bytes. While nobody subscribes, the output lines of a batch are kept packed: their text in
-//! one buffer per batch, not one `String` (and one `Arc`) per line, so an output flood costs
-//! the ring a copy of each read rather than two allocations per line. A subscriber taking the
-//! backlog gets every event back, unpacked, in order.
+//! bytes. While nobody subscribes, output lines are kept small: their text shares the buffer
+//! of the read it came from, so an output flood costs the ring neither an allocation nor a
+//! copy of the text per line. A subscriber taking the backlog gets every event back, in order.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::hub::SharedEvent;
-use crate::model::{Event, EventBody, Stream};
-
-/// The output lines of one batch.
-#[derive(Debug, Default)]
-pub struct PackedLines {
-    text: String,
-    lines: Vec<PackedLine>,
-}
-
-#[derive(Debug)]
-struct PackedLine {
-    t: f64,
-    pid: i32,
-    stream: Stream,
-    start: usize,
-    end: usize,
-    seq: u64,
-    partial: bool,
-}
-
-impl PackedLines {
-    /// Packs `event` if it is an output line that packing keeps exactly (valid UTF-8: no
-    /// `raw_hex`); false leaves it to the caller.
-    pub fn push(&mut self, event: &Event) -> bool {
-        let EventBody::Output {
-            pid,
-            stream,
-            line,
-            raw_hex: None,
-            seq,
-            partial,
-        } = &event.body
-        else {
-            return false;
-        };
-        let start = self.text.len();
-        self.text.push_str(line);
-        self.lines.push(PackedLine {
-            t: event.t,
-            pid: *pid,
-            stream: *stream,
-            start,
-            end: self.text.len(),
-            seq: *seq,
-            partial: *partial,
-        });
-        true
-    }
-
-    pub fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
-    fn weight(&self, index: usize) -> usize {
-        self.lines.get(index).map_or(0, |l| l.end - l.start)
-    }
-
-    fn event(&self, index: usize) -> Option<Event> {
-        let line = self.lines.get(index)?;
-        Some(Event {
-            t: line.t,
-            body: EventBody::Output {
-                pid: line.pid,
-                stream: line.stream,
-                line: self.text[line.start..line.end].to_string(),
-                raw_hex: None,
-                seq: line.seq,
-                partial: line.partial,
-            },
-        })
-    }
-}
+use crate::model::{Event, EventBody, LineText, Stream};
 
 enum Entry {
     Shared(Arc<SharedEvent>),
-    Packed(Arc<PackedLines>, usize),
+    /// An `output` line nobody has asked for yet (valid UTF-8: no `raw_hex`), kept small.
+    Line(KeptLine),
+}
+
+struct KeptLine {
+    t: f64,
+    pid: i32,
+    stream: Stream,
+    partial: bool,
+    seq: u64,
+    text: LineText,
 }
 
 impl Entry {
     fn weight(&self) -> usize {
         match self {
             Entry::Shared(event) => event.weight(),
-            Entry::Packed(lines, index) => lines.weight(*index),
+            Entry::Line(line) => line.text.len(),
         }
     }
 
-    fn shared(&self) -> Option<Arc<SharedEvent>> {
+    fn shared(&self) -> Arc<SharedEvent> {
         match self {
-            Entry::Shared(event) => Some(event.clone()),
-            Entry::Packed(lines, index) => {
-                let event = lines.event(*index)?;
-                Some(Arc::new(SharedEvent::new(event)))
-            }
+            Entry::Shared(event) => event.clone(),
+            Entry::Line(line) => Arc::new(SharedEvent::new(Event {
+                t: line.t,
+                body: EventBody::Output {
+                    pid: line.pid,
+                    stream: line.stream,
+                    line: line.text.clone(),
+                    raw_hex: None,
+                    seq: line.seq,
+                    partial: line.partial,
+                },
+            })),
         }
     }
 }
@@ -131,10 +72,28 @@ impl Ring {
         self.push(Entry::Shared(event));
     }
 
-    pub fn push_packed(&mut self, lines: Arc<PackedLines>) {
-        for index in 0..lines.len() {
-            self.push(Entry::Packed(lines.clone(), index));
-        }
+    /// Keeps an `output` line of valid UTF-8 (false, and nothing kept, for anything else).
+    pub fn push_line(&mut self, event: &Event) -> bool {
+        let EventBody::Output {
+            pid,
+            stream,
+            line,
+            raw_hex: None,
+            seq,
+            partial,
+        } = &event.body
+        else {
+            return false;
+        };
+        self.push(Entry::Line(KeptLine {
+            t: event.t,
+            pid: *pid,
+            stream: *stream,
+            partial: *partial,
+            seq: *seq,
+            text: line.clone(),
+        }));
+        true
     }
 
     fn push(&mut self, entry: Entry) {
@@ -150,7 +109,7 @@ impl Ring {
 
     /// Every event kept, oldest first.
     pub fn backlog(&self) -> Vec<Arc<SharedEvent>> {
-        self.entries.iter().filter_map(Entry::shared).collect()
+        self.entries.iter().map(Entry::shared).collect()
     }
 }
 
@@ -177,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn packed_lines_come_back_exactly_and_in_order() {
+    fn kept_lines_come_back_exactly_and_in_order() {
         let events: Vec<Event> = (1..=50)
             .map(|n| match n % 10 {
                 0 => output(n, "\u{fffd}", Some("ff")),
@@ -192,26 +151,21 @@ mod tests {
             })
             .collect();
         let mut ring = Ring::new(1000, 1 << 20);
-        let mut packed = PackedLines::default();
         for event in &events {
-            if !packed.push(event) {
-                ring.push_packed(Arc::new(std::mem::take(&mut packed)));
+            if !ring.push_line(event) {
                 ring.push_shared(Arc::new(SharedEvent::new(event.clone())));
             }
         }
-        ring.push_packed(Arc::new(packed));
         let back: Vec<Event> = ring.backlog().iter().map(|s| s.event.clone()).collect();
         assert_eq!(back, events);
     }
 
     #[test]
-    fn bounds_hold_across_packed_batches() {
+    fn bounds_hold_for_kept_lines() {
         let mut ring = Ring::new(10, 25);
-        let mut packed = PackedLines::default();
         for n in 1..=30 {
-            assert!(packed.push(&output(n, "abcd", None)));
+            assert!(ring.push_line(&output(n, "abcd", None)));
         }
-        ring.push_packed(Arc::new(packed));
         let back = ring.backlog();
         // 25 bytes of 4-byte lines: the newest 6.
         assert_eq!(back.len(), 6);

@@ -242,7 +242,7 @@ pub enum EventBody {
         pid: i32,
         stream: Stream,
         /// The line without its newline; invalid UTF-8 replaced by U+FFFD here...
-        line: String,
+        line: super::LineText,
         /// ...and the exact bytes in hex, present only when the line was not valid UTF-8.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         raw_hex: Option<String>,

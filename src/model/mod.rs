@@ -5,6 +5,7 @@ pub mod action;
 pub mod event;
 pub mod exit;
 pub mod lesson;
+pub mod line_text;
 pub mod named;
 pub mod output;
 pub mod policy;
@@ -23,4 +24,5 @@ pub use event::{
     Stream, TrackSource,
 };
 pub use exit::ExitStatus;
+pub use line_text::LineText;
 pub use state::{State, update};

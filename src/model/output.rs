@@ -3,13 +3,14 @@
 
 use std::collections::VecDeque;
 
+use super::LineText;
 use super::event::Stream;
 
 /// One captured line (or a piece of a line longer than the line limit).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputLine {
     pub stream: Stream,
-    pub text: String,
+    pub text: LineText,
     pub seq: u64,
     pub partial: bool,
     /// Seconds since forkscope started.
@@ -86,7 +87,7 @@ mod tests {
     fn line(seq: u64, text: &str) -> OutputLine {
         OutputLine {
             stream: Stream::Stdout,
-            text: text.to_string(),
+            text: text.into(),
             seq,
             partial: false,
             t: 0.0,

@@ -100,7 +100,7 @@ fn output_goes_to_the_process_scrollback() {
                 EventBody::Output {
                     pid: 10,
                     stream: super::super::event::Stream::Stdout,
-                    line: format!("line {seq}"),
+                    line: format!("line {seq}").into(),
                     raw_hex: None,
                     seq,
                     partial: false,

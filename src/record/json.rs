@@ -17,8 +17,8 @@ pub struct JsonLines {
 }
 
 impl JsonLines {
-    /// Writes `event` as one JSON line (with its newline) to `out`.
-    pub fn write(&mut self, out: &mut impl Write, event: &Event) -> io::Result<()> {
+    /// Appends `event` as one JSON line (with its newline) to `out`.
+    pub fn write(&mut self, out: &mut Vec<u8>, event: &Event) -> io::Result<()> {
         let EventBody::Output {
             pid,
             stream,
@@ -30,42 +30,41 @@ impl JsonLines {
         else {
             self.scratch.clear();
             serde_json::to_writer(&mut self.scratch, event)?;
-            return match std::str::from_utf8(&self.scratch) {
-                Ok(text) => out.write_all(printable::json(text).as_bytes()),
-                Err(_) => out.write_all(&self.scratch),
+            match std::str::from_utf8(&self.scratch) {
+                Ok(text) => out.extend_from_slice(printable::json(text).as_bytes()),
+                Err(_) => out.extend_from_slice(&self.scratch),
             }
-            .and_then(|()| out.write_all(b"\n"));
+            out.push(b'\n');
+            return Ok(());
         };
-        let buf = &mut self.scratch;
-        buf.clear();
-        buf.extend_from_slice(b"{\"t\":");
+        out.extend_from_slice(b"{\"t\":");
         let bits = event.t.to_bits();
         match &self.last_t {
-            Some((last, text)) if *last == bits => buf.extend_from_slice(text),
+            Some((last, text)) if *last == bits => out.extend_from_slice(text),
             _ => {
-                let start = buf.len();
-                serde_json::to_writer(&mut *buf, &event.t)?;
-                self.last_t = Some((bits, buf[start..].to_vec()));
+                let start = out.len();
+                serde_json::to_writer(&mut *out, &event.t)?;
+                self.last_t = Some((bits, out[start..].to_vec()));
             }
         }
-        buf.extend_from_slice(b",\"kind\":\"output\",\"pid\":");
-        serde_json::to_writer(&mut *buf, pid)?;
-        buf.extend_from_slice(match stream {
+        out.extend_from_slice(b",\"kind\":\"output\",\"pid\":");
+        out.extend_from_slice(itoa::Buffer::new().format(*pid).as_bytes());
+        out.extend_from_slice(match stream {
             Stream::Stdout => b",\"stream\":\"stdout\",\"line\":",
             Stream::Stderr => b",\"stream\":\"stderr\",\"line\":",
         });
-        string(buf, line);
+        string(out, line.as_bytes());
         if let Some(hex) = raw_hex {
-            buf.extend_from_slice(b",\"raw_hex\":");
-            string(buf, hex);
+            out.extend_from_slice(b",\"raw_hex\":");
+            string(out, hex.as_bytes());
         }
-        buf.extend_from_slice(b",\"seq\":");
-        serde_json::to_writer(&mut *buf, seq)?;
+        out.extend_from_slice(b",\"seq\":");
+        out.extend_from_slice(itoa::Buffer::new().format(*seq).as_bytes());
         if *partial {
-            buf.extend_from_slice(b",\"partial\":true");
+            out.extend_from_slice(b",\"partial\":true");
         }
-        buf.extend_from_slice(b"}\n");
-        out.write_all(buf)
+        out.extend_from_slice(b"}\n");
+        Ok(())
     }
 }
 
@@ -84,39 +83,56 @@ fn has_byte(word: u64, value: u8) -> bool {
     x.wrapping_sub(ONES) & !x & HIGHS != 0
 }
 
-/// The first byte of `bytes` for which [`may_escape`] holds: eight bytes at a time.
+/// The first byte of `bytes` for which [`may_escape`] holds: eight bytes at a time, each word
+/// tested for a control byte, a byte from DEL up (DEL and every non-ASCII byte), `"` and `\`;
+/// only a word that may hold one is looked at byte by byte.
 fn first_to_escape(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    for chunk in bytes.chunks_exact(8) {
+    let mut words = bytes.chunks_exact(8);
+    for (index, chunk) in words.by_ref().enumerate() {
         let mut word = [0; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if control
-            || [b'"', b'\\', 0x7f, 0xc2, 0xe2]
-                .iter()
-                .any(|&v| has_byte(word, v))
-        {
-            break;
+        let control = word.wrapping_sub(ONES * 0x20) & !word;
+        let del_or_high = word.wrapping_add(ONES) | word;
+        let suspect =
+            (control | del_or_high) & HIGHS != 0 || has_byte(word, b'"') || has_byte(word, b'\\');
+        if suspect && let Some(i) = chunk.iter().position(|&b| may_escape(b)) {
+            return Some(index * 8 + i);
         }
-        at += 8;
     }
-    bytes[at..]
+    let tail = bytes.len() - words.remainder().len();
+    words
+        .remainder()
         .iter()
         .position(|&b| may_escape(b))
-        .map(|i| at + i)
+        .map(|i| tail + i)
 }
 
-/// `text` as a JSON string, quoted, escaped as serde_json does plus the terminal controls.
-fn string(buf: &mut Vec<u8>, text: &str) {
+/// The character that starts at `at` in valid UTF-8.
+fn char_at(bytes: &[u8], at: usize) -> char {
+    let len = match bytes[at] {
+        b if b < 0x80 => 1,
+        b if b >= 0xf0 => 4,
+        b if b >= 0xe0 => 3,
+        _ => 2,
+    };
+    bytes
+        .get(at..at + len)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .and_then(|c| c.chars().next())
+        .unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// `text` (valid UTF-8) as a JSON string, quoted, escaped as serde_json does plus the
+/// terminal controls.
+fn string(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.push(b'"');
-    let bytes = text.as_bytes();
     let mut start = 0;
     while let Some(offset) = first_to_escape(&bytes[start..]) {
         let at = start + offset;
         buf.extend_from_slice(&bytes[start..at]);
         // `at` starts a character: every byte tested is ASCII or a UTF-8 lead byte.
-        let c = text[at..].chars().next().unwrap_or('\0');
+        let c = char_at(bytes, at);
         match c {
             '"' => buf.extend_from_slice(b"\\\""),
             '\\' => buf.extend_from_slice(b"\\\\"),
@@ -161,7 +177,7 @@ mod tests {
                 } else {
                     Stream::Stdout
                 },
-                line: line.to_string(),
+                line: line.into(),
                 raw_hex: raw_hex.map(str::to_string),
                 seq: 123_456_789,
                 partial,

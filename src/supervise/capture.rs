@@ -12,7 +12,7 @@ use super::channel::EventTx;
 use super::lines::{LineSplitter, Piece};
 use crate::inspect::shm::decode::hex::hex_string;
 use crate::model::lesson::STEP_PREFIX;
-use crate::model::{Event, EventBody, Stream};
+use crate::model::{Event, EventBody, LineText, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
 const VISIT_BUDGET: usize = 256 * 1024;
@@ -225,12 +225,13 @@ impl Captures {
                 }
                 Ok(n) => {
                     taken += n;
-                    let bytes = &self.buffer[..n];
+                    // The lines of this read share one buffer of exactly its size.
+                    let read = bytes::Bytes::copy_from_slice(&self.buffer[..n]);
                     let t = events.stamp();
                     let mut splitter = std::mem::take(&mut capture.splitter);
                     let mut batch =
-                        Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
-                    splitter.feed(bytes, &mut |piece| {
+                        Vec::with_capacity(memchr::memchr_iter(b'\n', &read).count() + 1);
+                    splitter.feed(&read, &mut |piece| {
                         let body = body_of(capture, piece, &mut self.steps);
                         batch.push(Event { t, body });
                     });
@@ -278,15 +279,12 @@ fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventB
         };
     }
     capture.seq += 1;
-    let (line, raw_hex) = match String::from_utf8(piece.bytes) {
+    let (line, raw_hex) = match LineText::from_utf8(piece.bytes) {
         Ok(text) => (text, None),
-        Err(err) => {
-            let bytes = err.into_bytes();
-            (
-                String::from_utf8_lossy(&bytes).into_owned(),
-                Some(hex_string(&bytes)),
-            )
-        }
+        Err(bytes) => (
+            LineText::from(String::from_utf8_lossy(&bytes).into_owned()),
+            Some(hex_string(&bytes)),
+        ),
     };
     EventBody::Output {
         pid: capture.pid,

@@ -366,7 +366,7 @@ mod tests {
         EventBody::Output {
             pid: 1,
             stream: Stream::Stdout,
-            line: "x".repeat(bytes),
+            line: "x".repeat(bytes).into(),
             raw_hex: None,
             seq: 1,
             partial: true,

@@ -4,48 +4,21 @@
 /// The longest line kept whole; longer ones are cut into pieces of this size.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// One complete line (without its newline) or one piece of an over-long line.
+use bytes::Bytes;
+
+/// One complete line (without its newline) or one piece of an over-long line: a slice of the
+/// read it came from when it lies within one read, its own buffer when it spans reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Piece {
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// More of the same line follows.
     pub partial: bool,
-}
-
-/// Line buffers of at most this capacity come back from the consumer for reuse.
-const RECYCLED_CAPACITY: usize = 1024;
-/// Buffers waiting for reuse (at most this many, so at most 4 MiB).
-const RECYCLED_BUFFERS: usize = 4096;
-
-type Pool = (
-    crossbeam_channel::Sender<Vec<u8>>,
-    crossbeam_channel::Receiver<Vec<u8>>,
-);
-
-/// Line buffers handed back by the consumer once a line is written: an output flood then
-/// reuses them instead of allocating each line on the engine thread and freeing it on the
-/// consumer's (glibc's slowest path: `docs/PERFORMANCE.md`, "Output").
-fn recycled() -> &'static Pool {
-    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| crossbeam_channel::bounded(RECYCLED_BUFFERS))
-}
-
-/// Hands a line's buffer back for reuse (small ones only; never waits).
-pub fn recycle(mut buffer: Vec<u8>) {
-    if buffer.capacity() <= RECYCLED_CAPACITY {
-        buffer.clear();
-        let _ = recycled().0.try_send(buffer);
-    }
-}
-
-/// An empty buffer for the next line: a recycled one if any.
-fn fresh() -> Vec<u8> {
-    recycled().1.try_recv().unwrap_or_default()
 }
 
 /// Incremental line splitter for one stream.
 #[derive(Debug)]
 pub struct LineSplitter {
+    /// The start of a line whose end has not been read yet.
     pending: Vec<u8>,
     max_line: usize,
     /// The last piece out was partial: the line is still open even if `pending` is empty.
@@ -67,35 +40,48 @@ impl LineSplitter {
         }
     }
 
-    /// Feeds bytes; calls `emit` for each finished line or piece.
-    pub fn feed(&mut self, mut bytes: &[u8], emit: &mut impl FnMut(Piece)) {
-        while !bytes.is_empty() {
+    /// The piece `read[start..end]`, after whatever is pending: a slice of `read` when
+    /// nothing is.
+    fn piece(&mut self, read: &Bytes, start: usize, end: usize) -> Bytes {
+        if self.pending.is_empty() {
+            read.slice(start..end)
+        } else {
+            self.pending.extend_from_slice(&read[start..end]);
+            Bytes::from(std::mem::take(&mut self.pending))
+        }
+    }
+
+    /// Feeds one read; calls `emit` for each finished line or piece.
+    pub fn feed(&mut self, read: &Bytes, emit: &mut impl FnMut(Piece)) {
+        let mut at = 0;
+        while at < read.len() {
             let room = self.max_line - self.pending.len();
-            let window = &bytes[..bytes.len().min(room)];
-            match memchr::memchr(b'\n', window) {
-                Some(at) => {
-                    self.pending.extend_from_slice(&window[..at]);
-                    let mut line = std::mem::replace(&mut self.pending, fresh());
+            let end = read.len().min(at + room);
+            match memchr::memchr(b'\n', &read[at..end]) {
+                Some(offset) => {
+                    let mut line = self.piece(read, at, at + offset);
                     if line.last() == Some(&b'\r') {
-                        line.pop();
+                        line.truncate(line.len() - 1);
                     }
                     self.open_line = false;
                     emit(Piece {
                         bytes: line,
                         partial: false,
                     });
-                    bytes = &bytes[at + 1..];
+                    at += offset + 1;
+                }
+                None if end - at == room => {
+                    self.open_line = true;
+                    let bytes = self.piece(read, at, end);
+                    emit(Piece {
+                        bytes,
+                        partial: true,
+                    });
+                    at = end;
                 }
                 None => {
-                    self.pending.extend_from_slice(window);
-                    bytes = &bytes[window.len()..];
-                    if self.pending.len() == self.max_line {
-                        self.open_line = true;
-                        emit(Piece {
-                            bytes: std::mem::replace(&mut self.pending, fresh()),
-                            partial: true,
-                        });
-                    }
+                    self.pending.extend_from_slice(&read[at..end]);
+                    at = end;
                 }
             }
         }
@@ -105,7 +91,7 @@ impl LineSplitter {
     pub fn finish(&mut self) -> Option<Piece> {
         let open = std::mem::take(&mut self.open_line);
         (open || !self.pending.is_empty()).then(|| Piece {
-            bytes: std::mem::take(&mut self.pending),
+            bytes: Bytes::from(std::mem::take(&mut self.pending)),
             partial: false,
         })
     }
@@ -116,32 +102,36 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn recycled_buffers_come_back_empty() {
-        for _ in 0..64 {
-            let mut dirty = Vec::with_capacity(256);
-            dirty.extend_from_slice(b"left over from an earlier line");
-            recycle(dirty);
-        }
-        let pieces = split(&[b"one\ntwo\nthree\n"], 64);
-        let lines: Vec<&[u8]> = pieces.iter().map(|p| p.bytes.as_slice()).collect();
-        assert_eq!(lines, vec![&b"one"[..], b"two", b"three"]);
-    }
-
     fn split(chunks: &[&[u8]], max: usize) -> Vec<Piece> {
         let mut splitter = LineSplitter::new(max);
         let mut out = Vec::new();
         for chunk in chunks {
-            splitter.feed(chunk, &mut |p| out.push(p));
+            splitter.feed(&Bytes::copy_from_slice(chunk), &mut |p| out.push(p));
         }
         out.extend(splitter.finish());
         out
     }
 
     #[test]
+    fn a_line_within_one_read_is_a_slice_of_it() {
+        let read = Bytes::from_static(b"one\ntwo\r\nthr");
+        let mut splitter = LineSplitter::new(64);
+        let mut out = Vec::new();
+        splitter.feed(&read, &mut |p| out.push(p));
+        let texts: Vec<&[u8]> = out.iter().map(|p| &p.bytes[..]).collect();
+        assert_eq!(texts, vec![&b"one"[..], b"two"]);
+        let range = read.as_ptr_range();
+        assert!(out.iter().all(|p| range.contains(&p.bytes.as_ptr())));
+        // A line that spans two reads is gathered in a buffer of its own.
+        splitter.feed(&Bytes::from_static(b"ee\n"), &mut |p| out.push(p));
+        assert_eq!(&out[2].bytes[..], b"three");
+        assert!(!range.contains(&out[2].bytes.as_ptr()));
+    }
+
+    #[test]
     fn lines_across_chunks() {
         let pieces = split(&[b"ab", b"c\nde\r\n", b"f"], 100);
-        let texts: Vec<&[u8]> = pieces.iter().map(|p| p.bytes.as_slice()).collect();
+        let texts: Vec<&[u8]> = pieces.iter().map(|p| &p.bytes[..]).collect();
         assert_eq!(texts, vec![&b"abc"[..], b"de", b"f"]);
     }
 
