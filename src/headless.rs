@@ -49,9 +49,9 @@ pub fn print_events(
     let mut stdout_broken = false;
     'batches: while let Some(batch) = next_batch(engine, notifier.as_mut()) {
         let last = batch.len();
-        for (i, event) in batch.into_iter().enumerate() {
+        for (i, event) in batch.iter().enumerate() {
             if let Some(rec) = recorder.as_mut()
-                && let Err(err) = rec.write(&event)
+                && let Err(err) = rec.write(event)
             {
                 tracing::error!("recording failed: {err}");
                 recorder = None;
@@ -64,7 +64,7 @@ pub fn print_events(
                 _ => false,
             };
             let shown = samples || !matches!(event.body, EventBody::Sample { .. });
-            if shown && !stdout_broken && out.write(&mut json, &event).is_err() {
+            if shown && !stdout_broken && out.write(&mut json, event).is_err() {
                 // Nobody reads our output any more: stop the tree as if asked to quit.
                 stdout_broken = true;
                 engine.actions.send(Action::Quit);
@@ -73,7 +73,7 @@ pub fn print_events(
             let notify = notifier.is_some()
                 && !matches!(
                     event.body,
-                    EventBody::Output { .. } | EventBody::Sample { .. }
+                    EventBody::Output { .. } | EventBody::OutputLines(_) | EventBody::Sample { .. }
                 );
             let caught_up = i + 1 == last && engine.events.is_empty();
             if caught_up && let Some(rec) = recorder.as_mut() {
@@ -84,7 +84,7 @@ pub fn print_events(
                 engine.actions.send(Action::Quit);
             }
             if let Some(notifier) = notifier.as_mut() {
-                notifier.on_event(&event);
+                notifier.on_event(event);
             }
             if end {
                 break 'batches;

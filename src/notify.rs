@@ -286,7 +286,7 @@ impl ServiceNotifier {
         // Output and samples change nothing here: only a start deadline may have passed
         // (checked cheaply, since an output flood leaves no time for `tick`).
         let messages = match event.body {
-            EventBody::Output { .. } | EventBody::Sample { .. } => {
+            EventBody::Output { .. } | EventBody::OutputLines(_) | EventBody::Sample { .. } => {
                 if self.readiness.next_deadline().is_some_and(|at| now >= at) {
                     self.readiness.poll(now)
                 } else {

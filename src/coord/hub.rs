@@ -161,9 +161,9 @@ impl EventTap for Hub {
     fn observe_all(&self, events: &[Event]) {
         let mut inner = self.lock();
         if inner.subscribers.is_empty() {
-            // Nobody to hand events to: output lines go into the ring as they are.
+            // Nobody to hand events to: the lines of a read stay one entry.
             for event in events {
-                if inner.ring.push_line(event) {
+                if inner.ring.push_lines(event) {
                     continue;
                 }
                 let shared = Arc::new(SharedEvent::new(event.clone()));
@@ -175,26 +175,41 @@ impl EventTap for Hub {
             return;
         }
         for event in events {
-            let shared = Arc::new(SharedEvent::new(event.clone()));
-            if is_lifecycle(&shared.event.body) {
-                let _ = self.lifecycle.send(shared.clone());
-            }
-            inner.ring.push_shared(shared.clone());
-            let weight = shared.weight;
-            inner.subscribers.retain(|sub| {
-                let queued = sub.queued_bytes.fetch_add(weight, Ordering::SeqCst) + weight;
-                let full = queued > SUBSCRIBER_BYTES
-                    || match sub.tx.try_send(shared.clone()) {
-                        Ok(()) => false,
-                        Err(mpsc::error::TrySendError::Full(_)) => true,
-                        Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                    };
-                if full {
-                    sub.cut_off.store(true, Ordering::SeqCst);
+            match &event.body {
+                EventBody::OutputLines(lines) => {
+                    for body in lines.bodies() {
+                        self.hand_out(&mut inner, Event { t: event.t, body });
+                    }
                 }
-                !full
-            });
+                _ => self.hand_out(&mut inner, event.clone()),
+            }
         }
+    }
+}
+
+impl Hub {
+    /// Keeps `event` in the ring and queues it for every subscriber (cutting off those whose
+    /// queue is full).
+    fn hand_out(&self, inner: &mut Inner, event: Event) {
+        let shared = Arc::new(SharedEvent::new(event));
+        if is_lifecycle(&shared.event.body) {
+            let _ = self.lifecycle.send(shared.clone());
+        }
+        inner.ring.push_shared(shared.clone());
+        let weight = shared.weight;
+        inner.subscribers.retain(|sub| {
+            let queued = sub.queued_bytes.fetch_add(weight, Ordering::SeqCst) + weight;
+            let full = queued > SUBSCRIBER_BYTES
+                || match sub.tx.try_send(shared.clone()) {
+                    Ok(()) => false,
+                    Err(mpsc::error::TrySendError::Full(_)) => true,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                };
+            if full {
+                sub.cut_off.store(true, Ordering::SeqCst);
+            }
+            !full
+        });
     }
 }
 

@@ -237,6 +237,10 @@ pub enum EventBody {
         reason: SignalReason,
         result: Delivery,
     },
+    /// Lines of one read, inside forkscope only (the engine's channel and its taps): never
+    /// serialised, it stands for one `output` event per line ([`OutputLines::bodies`]).
+    #[serde(skip)]
+    OutputLines(super::line_text::OutputLines),
     /// One line a worker (or a descendant sharing its pipes) wrote.
     Output {
         pid: i32,
@@ -491,6 +495,7 @@ impl EventBody {
             | EventBody::Exit { pid, .. }
             | EventBody::Signal { pid, .. }
             | EventBody::Output { pid, .. }
+            | EventBody::OutputLines(super::line_text::OutputLines { pid, .. })
             | EventBody::Reap { pid, .. }
             | EventBody::Reparent { pid, .. }
             | EventBody::Step { pid, .. }

@@ -1,6 +1,8 @@
 //! `LineText`: the text of one captured line, valid UTF-8 held in shared bytes. Lines read
 //! together share one buffer: an output flood costs one allocation per read, not per line,
 //! and the event, the control socket's ring and the scrollback keep slices of it.
+//! `OutputLines`: the lines of one read as the engine hands them over (one event for a whole
+//! read), standing for the `output` events each line is.
 
 use std::fmt;
 
@@ -99,6 +101,69 @@ impl<'de> Deserialize<'de> for LineText {
     }
 }
 
+/// Where one line lies in its read (without its newline), and whether more of the same line
+/// follows (a piece of a line longer than the line limit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineSpan {
+    pub start: u32,
+    pub end: u32,
+    pub partial: bool,
+}
+
+/// The lines of one read of one pipe that lie within the read, all valid UTF-8: one event in
+/// the engine's channel for what is printed, recorded and shown as one `output` event per
+/// line ([`OutputLines::bodies`]), `seq` counting on from `first_seq`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputLines {
+    pub pid: i32,
+    pub stream: super::Stream,
+    pub first_seq: u64,
+    pub read: Bytes,
+    pub spans: Vec<LineSpan>,
+}
+
+impl OutputLines {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The text of line `index` (a slice of the read).
+    pub fn text(&self, span: &LineSpan) -> LineText {
+        LineText(self.read.slice(span.start as usize..span.end as usize))
+    }
+
+    /// The bytes of line `index`.
+    pub fn bytes(&self, span: &LineSpan) -> &[u8] {
+        self.read
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or_default()
+    }
+
+    /// Bytes of text in all (what the lines weigh in the flow control).
+    pub fn text_len(&self) -> usize {
+        self.spans.iter().map(|s| (s.end - s.start) as usize).sum()
+    }
+
+    /// The `output` event body of each line, in order.
+    pub fn bodies(&self) -> impl Iterator<Item = super::EventBody> + '_ {
+        self.spans
+            .iter()
+            .zip(self.first_seq..)
+            .map(|(span, seq)| super::EventBody::Output {
+                pid: self.pid,
+                stream: self.stream,
+                line: self.text(span),
+                raw_hex: None,
+                seq,
+                partial: span.partial,
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +184,37 @@ mod tests {
         assert_eq!(json, r#""a \"quoted\" é""#);
         let back: LineText = serde_json::from_str(&json).unwrap();
         assert_eq!(back, text);
+    }
+
+    #[test]
+    fn output_lines_stand_for_one_output_event_each() {
+        let read = Bytes::from_static(b"ab\ncd\r\nef");
+        let span = |start, end, partial| LineSpan {
+            start,
+            end,
+            partial,
+        };
+        let lines = OutputLines {
+            pid: 7,
+            stream: super::super::Stream::Stderr,
+            first_seq: 41,
+            read,
+            spans: vec![span(0, 2, false), span(3, 5, false), span(7, 9, true)],
+        };
+        assert_eq!(lines.text_len(), 6);
+        let bodies: Vec<_> = lines.bodies().collect();
+        let expected: Vec<_> = [("ab", 41, false), ("cd", 42, false), ("ef", 43, true)]
+            .into_iter()
+            .map(|(text, seq, partial)| super::super::EventBody::Output {
+                pid: 7,
+                stream: super::super::Stream::Stderr,
+                line: text.into(),
+                raw_hex: None,
+                seq,
+                partial,
+            })
+            .collect();
+        assert_eq!(bodies, expected);
     }
 
     #[test]

@@ -24,5 +24,5 @@ pub use event::{
     Stream, TrackSource,
 };
 pub use exit::ExitStatus;
-pub use line_text::LineText;
+pub use line_text::{LineSpan, LineText, OutputLines};
 pub use state::{State, update};

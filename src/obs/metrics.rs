@@ -345,7 +345,7 @@ fn kind(body: &EventBody) -> &'static str {
         EventBody::Exec { .. } => "exec",
         EventBody::Exit { .. } => "exit",
         EventBody::Signal { .. } => "signal",
-        EventBody::Output { .. } => "output",
+        EventBody::Output { .. } | EventBody::OutputLines(_) => "output",
         EventBody::Restart { .. } => "restart",
         EventBody::WorkerFailed { .. } => "worker_failed",
         EventBody::Scale { .. } => "scale",

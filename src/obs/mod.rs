@@ -49,6 +49,31 @@ impl EventTap for ObsTap {
         if let Some(next) = &self.next {
             next.0.observe(event);
         }
+        if let EventBody::OutputLines(lines) = &event.body {
+            for body in lines.bodies() {
+                self.apply(&Event { t: event.t, body });
+            }
+        } else {
+            self.apply(event);
+        }
+    }
+
+    fn congested(&self, waker: &Arc<Waker>) -> bool {
+        if let Some(next) = &self.next
+            && next.0.congested(waker)
+        {
+            return true;
+        }
+        lock(&self.state)
+            .logs
+            .as_ref()
+            .is_some_and(|logs| logs.congested(waker))
+    }
+}
+
+impl ObsTap {
+    /// Folds one event into the metrics and routes its line to the logs.
+    fn apply(&self, event: &Event) {
         let mut state = lock(&self.state);
         let ObsState {
             owners,
@@ -116,18 +141,6 @@ impl EventTap for ObsTap {
                 }
             }
         }
-    }
-
-    fn congested(&self, waker: &Arc<Waker>) -> bool {
-        if let Some(next) = &self.next
-            && next.0.congested(waker)
-        {
-            return true;
-        }
-        lock(&self.state)
-            .logs
-            .as_ref()
-            .is_some_and(|logs| logs.congested(waker))
     }
 }
 

@@ -9,10 +9,12 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use super::channel::EventTx;
-use super::lines::{LineSplitter, Piece};
+use super::lines::{LineSplitter, Place};
 use crate::inspect::shm::decode::hex::hex_string;
 use crate::model::lesson::STEP_PREFIX;
-use crate::model::{Event, EventBody, LineText, Stream};
+use bytes::Bytes;
+
+use crate::model::{Event, EventBody, LineSpan, LineText, OutputLines, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
 const VISIT_BUDGET: usize = 256 * 1024;
@@ -215,7 +217,9 @@ impl Captures {
             match result {
                 Ok(0) => {
                     if let Some(piece) = capture.splitter.finish() {
-                        let body = body_of(capture, piece, &mut self.steps);
+                        let partial = piece.partial;
+                        let bytes = piece.into_bytes(&Bytes::new());
+                        let body = body_of(capture, bytes, partial, &mut self.steps);
                         events.emit(body);
                     }
                     let _ = registry.deregister(&mut SourceFd(&capture.file.as_raw_fd()));
@@ -229,12 +233,24 @@ impl Captures {
                     let read = bytes::Bytes::copy_from_slice(&self.buffer[..n]);
                     let t = events.stamp();
                     let mut splitter = std::mem::take(&mut capture.splitter);
-                    let mut batch =
-                        Vec::with_capacity(memchr::memchr_iter(b'\n', &read).count() + 1);
-                    splitter.feed(&read, &mut |piece| {
-                        let body = body_of(capture, piece, &mut self.steps);
-                        batch.push(Event { t, body });
+                    let mut batch = Vec::new();
+                    let mut lines = ReadLines::default();
+                    splitter.feed(&read, &mut |piece| match piece.place {
+                        Place::Within(within)
+                            if !maybe_step(capture.stream, &read[within.clone()]) =>
+                        {
+                            capture.seq += 1;
+                            lines.add(within, piece.partial, capture.seq);
+                        }
+                        _ => {
+                            lines.flush(capture, &read, t, &mut batch);
+                            let partial = piece.partial;
+                            let bytes = piece.into_bytes(&read);
+                            let body = body_of(capture, bytes, partial, &mut self.steps);
+                            batch.push(Event { t, body });
+                        }
                     });
+                    lines.flush(capture, &read, t, &mut batch);
                     capture.splitter = splitter;
                     events.emit_all(batch);
                 }
@@ -255,12 +271,65 @@ impl Captures {
     }
 }
 
+/// Whether a whole line may be a lesson step line (`model::lesson`).
+fn maybe_step(stream: Stream, line: &[u8]) -> bool {
+    stream == Stream::Stdout && line.starts_with(STEP_PREFIX.as_bytes())
+}
+
+/// The lines of one read that lie within it, gathered to go out as one `OutputLines` event.
+#[derive(Default)]
+struct ReadLines {
+    spans: Vec<LineSpan>,
+    first_seq: u64,
+}
+
+impl ReadLines {
+    fn add(&mut self, within: std::ops::Range<usize>, partial: bool, seq: u64) {
+        if self.spans.is_empty() {
+            self.first_seq = seq;
+        }
+        // A read is at most the capture buffer (64 KiB): its offsets fit in u32.
+        self.spans.push(LineSpan {
+            start: within.start as u32,
+            end: within.end as u32,
+            partial,
+        });
+    }
+
+    /// Sends what is gathered: one `OutputLines` if it is all valid UTF-8 (checked once for
+    /// the whole stretch), else one `output` event per line, with `raw_hex` where needed.
+    fn flush(&mut self, capture: &Capture, read: &Bytes, t: f64, batch: &mut Vec<Event>) {
+        let (Some(first), Some(last)) = (self.spans.first(), self.spans.last()) else {
+            return;
+        };
+        let stretch = &read[first.start as usize..last.end as usize];
+        let spans = std::mem::take(&mut self.spans);
+        if std::str::from_utf8(stretch).is_ok() {
+            batch.push(Event {
+                t,
+                body: EventBody::OutputLines(OutputLines {
+                    pid: capture.pid,
+                    stream: capture.stream,
+                    first_seq: self.first_seq,
+                    read: read.clone(),
+                    spans,
+                }),
+            });
+            return;
+        }
+        for (span, seq) in spans.iter().zip(self.first_seq..) {
+            let bytes = read.slice(span.start as usize..span.end as usize);
+            let body = output_body(capture, bytes, seq, span.partial);
+            batch.push(Event { t, body });
+        }
+    }
+}
+
 /// The event of one line or piece: a lesson step, or output.
-fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventBody {
-    if capture.stream == Stream::Stdout
-        && !piece.partial
-        && piece.bytes.starts_with(STEP_PREFIX.as_bytes())
-        && let Some(words) = std::str::from_utf8(&piece.bytes)
+fn body_of(capture: &mut Capture, bytes: Bytes, partial: bool, steps: &mut StepLines) -> EventBody {
+    if !partial
+        && maybe_step(capture.stream, &bytes)
+        && let Some(words) = std::str::from_utf8(&bytes)
             .ok()
             .and_then(crate::model::lesson::parse_step_line)
     {
@@ -279,7 +348,12 @@ fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventB
         };
     }
     capture.seq += 1;
-    let (line, raw_hex) = match LineText::from_utf8(piece.bytes) {
+    output_body(capture, bytes, capture.seq, partial)
+}
+
+/// One `output` event: the text, and the exact bytes in hex when they are not valid UTF-8.
+fn output_body(capture: &Capture, bytes: Bytes, seq: u64, partial: bool) -> EventBody {
+    let (line, raw_hex) = match LineText::from_utf8(bytes) {
         Ok(text) => (text, None),
         Err(bytes) => (
             LineText::from(String::from_utf8_lossy(&bytes).into_owned()),
@@ -291,7 +365,89 @@ fn body_of(capture: &mut Capture, piece: Piece, steps: &mut StepLines) -> EventB
         stream: capture.stream,
         line,
         raw_hex,
-        seq: capture.seq,
-        partial: piece.partial,
+        seq,
+        partial,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervise::channel::channels;
+    use std::sync::Arc;
+
+    /// What a real pipe carrying `data` (then closed) becomes: the batches sent.
+    fn captured(data: &[u8]) -> Vec<Vec<Event>> {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(mio::Waker::new(poll.registry(), Token(0)).unwrap());
+        let (tx, rx, _actions, _action_rx) = channels(waker, std::time::Instant::now());
+        let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+        let mut captures = Captures::new();
+        captures
+            .add(poll.registry(), 42, Stream::Stdout, read_end)
+            .unwrap();
+        assert_eq!(rustix::io::write(&write_end, data).unwrap(), data.len());
+        drop(write_end);
+        captures.drain_all(poll.registry(), &tx);
+        let mut batches = Vec::new();
+        while let Ok(batch) = rx.raw().try_recv() {
+            rx.ack(&batch);
+            batches.push(batch.events);
+        }
+        batches
+    }
+
+    fn lines(batches: &[Vec<Event>]) -> Vec<(String, Option<String>, u64)> {
+        let mut out = Vec::new();
+        for event in batches.iter().flatten() {
+            let bodies: Vec<EventBody> = match &event.body {
+                EventBody::OutputLines(lines) => lines.bodies().collect(),
+                body => vec![body.clone()],
+            };
+            for body in bodies {
+                if let EventBody::Output {
+                    line, raw_hex, seq, ..
+                } = body
+                {
+                    out.push((line.to_string(), raw_hex, seq));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_lines_of_a_read_travel_as_one_event() {
+        let batches = captured(b"one\ntwo\r\nthree\nend");
+        assert_eq!(batches.len(), 2, "{batches:?}");
+        assert!(
+            matches!(&batches[0][..], [Event { body: EventBody::OutputLines(l), .. }] if l.len() == 3)
+        );
+        let expected = [("one", 1), ("two", 2), ("three", 3), ("end", 4)]
+            .map(|(text, seq)| (text.to_string(), None, seq));
+        assert_eq!(lines(&batches), expected);
+    }
+
+    #[test]
+    fn a_read_with_invalid_utf8_goes_line_by_line_with_raw_hex() {
+        let batches = captured(b"ok\nbad \xff\nok too\n");
+        assert!(
+            batches[0]
+                .iter()
+                .all(|e| matches!(e.body, EventBody::Output { .. })),
+            "{batches:?}"
+        );
+        assert_eq!(
+            lines(&batches),
+            vec![
+                ("ok".to_string(), None, 1),
+                (
+                    "bad \u{fffd}".to_string(),
+                    Some("62616420ff".to_string()),
+                    2
+                ),
+                ("ok too".to_string(), None, 3),
+            ]
+        );
     }
 }

@@ -42,6 +42,7 @@ pub fn weight(body: &EventBody) -> usize {
         EventBody::Output { line, raw_hex, .. } => {
             line.len() + raw_hex.as_ref().map_or(0, String::len)
         }
+        EventBody::OutputLines(lines) => lines.text_len(),
         // A segment's value: two hex digits a byte, capped like `record::shm` caps it.
         EventBody::Shm {
             value: Some(_),
@@ -49,6 +50,23 @@ pub fn weight(body: &EventBody) -> usize {
             ..
         } => (*size as usize).saturating_mul(2).min(16 << 10),
         _ => 0,
+    }
+}
+
+/// Events sent together, with the output bytes they count for in the flow control (summed
+/// once, by the sender).
+#[derive(Debug)]
+pub struct Batch {
+    pub events: Vec<Event>,
+    count: usize,
+    bytes: usize,
+}
+
+/// How many events `body` stands for in the flow control (the lines of a read count one each).
+fn count(body: &EventBody) -> usize {
+    match body {
+        EventBody::OutputLines(lines) => lines.len(),
+        _ => 1,
     }
 }
 
@@ -85,7 +103,7 @@ impl std::fmt::Debug for Tap {
 /// channel, its flow control and its clock.
 #[derive(Clone, Debug)]
 pub struct EventTx {
-    tx: Sender<Vec<Event>>,
+    tx: Sender<Batch>,
     /// `exit` events sent with an unknown status.
     unknown_exits: Arc<AtomicU64>,
     flow: Arc<Flow>,
@@ -98,7 +116,7 @@ pub struct EventTx {
 /// The consumer's end of the event channel.
 #[derive(Debug)]
 pub struct EventRx {
-    rx: Receiver<Vec<Event>>,
+    rx: Receiver<Batch>,
     flow: Arc<Flow>,
     /// The rest of a batch taken by the one-event methods.
     rest: std::sync::Mutex<std::collections::VecDeque<Event>>,
@@ -200,14 +218,24 @@ impl EventTx {
         self.send_batch(vec![Event { t, body }]);
     }
 
-    fn send_batch(&self, batch: Vec<Event>) {
-        let (count, bytes) = books(&batch);
+    fn send_batch(&self, events: Vec<Event>) {
+        let (count, bytes) = events.iter().fold((0, 0), |(n, bytes), e| {
+            (n + count(&e.body), bytes + weight(&e.body))
+        });
         self.flow.pending.fetch_add(count, Ordering::SeqCst);
         self.flow.pending_bytes.fetch_add(bytes, Ordering::SeqCst);
         if let Some(tap) = &self.tap {
-            tap.0.observe_all(&batch);
+            tap.0.observe_all(&events);
         }
-        if self.tx.send(batch).is_err() {
+        if self
+            .tx
+            .send(Batch {
+                events,
+                count,
+                bytes,
+            })
+            .is_err()
+        {
             // The consumer is gone; nobody will ack, so the books no longer matter.
             self.flow.pending.fetch_sub(count, Ordering::SeqCst);
         }
@@ -252,7 +280,7 @@ impl EventRx {
         }
         let batch = self.rx.recv().ok()?;
         self.ack(&batch);
-        self.keep_rest(batch)
+        self.keep_rest(batch.events)
     }
 
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
@@ -261,7 +289,8 @@ impl EventRx {
         }
         let batch = self.rx.recv_timeout(timeout)?;
         self.ack(&batch);
-        self.keep_rest(batch).ok_or(RecvTimeoutError::Timeout)
+        self.keep_rest(batch.events)
+            .ok_or(RecvTimeoutError::Timeout)
     }
 
     pub fn try_recv(&self) -> Result<Event, TryRecvError> {
@@ -270,17 +299,18 @@ impl EventRx {
         }
         let batch = self.rx.try_recv()?;
         self.ack(&batch);
-        self.keep_rest(batch).ok_or(TryRecvError::Empty)
+        self.keep_rest(batch.events).ok_or(TryRecvError::Empty)
     }
 
-    /// The next batch of events (the rest of one taken by [`EventRx::recv`] first).
+    /// The next batch of events (the rest of one taken by [`EventRx::recv`] first), the lines
+    /// of a read still together as one `OutputLines` event.
     pub fn recv_batch(&self) -> Option<Vec<Event>> {
         if let Some(rest) = self.take_all_rest() {
             return Some(rest);
         }
         let batch = self.rx.recv().ok()?;
         self.ack(&batch);
-        Some(batch)
+        Some(batch.events)
     }
 
     /// [`EventRx::recv_batch`] waiting at most `timeout`.
@@ -290,7 +320,7 @@ impl EventRx {
         }
         let batch = self.rx.recv_timeout(timeout)?;
         self.ack(&batch);
-        Ok(batch)
+        Ok(batch.events)
     }
 
     /// Whether no event is waiting.
@@ -300,13 +330,13 @@ impl EventRx {
 
     /// The raw receiver of batches, for `select!`; call [`EventRx::ack`] for every batch
     /// taken from it (and do not mix with the one-event methods).
-    pub fn raw(&self) -> &Receiver<Vec<Event>> {
+    pub fn raw(&self) -> &Receiver<Batch> {
         &self.rx
     }
 
     /// Marks a batch as consumed, waking a paused engine once the backlog is small.
-    pub fn ack(&self, batch: &[Event]) {
-        let (n, bytes) = books(batch);
+    pub fn ack(&self, batch: &Batch) {
+        let (n, bytes) = (batch.count, batch.bytes);
         let before_bytes = self.flow.pending_bytes.fetch_sub(bytes, Ordering::SeqCst);
         let before = self.flow.pending.fetch_sub(n, Ordering::SeqCst);
         let low = before.saturating_sub(n) <= LOW_WATER
@@ -325,20 +355,20 @@ impl EventRx {
         (!rest.is_empty()).then(|| rest.drain(..).collect())
     }
 
-    /// The first event of `batch`; the others wait for the next calls.
+    /// The first event of `batch`; the others wait for the next calls. The lines of a read
+    /// come out as one `output` event each.
     fn keep_rest(&self, batch: Vec<Event>) -> Option<Event> {
-        let mut events = batch.into_iter();
-        let first = events.next();
-        if let Ok(mut rest) = self.rest.lock() {
-            rest.extend(events);
+        let mut rest = self.rest.lock().ok()?;
+        for Event { t, body } in batch {
+            match body {
+                EventBody::OutputLines(lines) => {
+                    rest.extend(lines.bodies().map(|body| Event { t, body }));
+                }
+                body => rest.push_back(Event { t, body }),
+            }
         }
-        first
+        rest.pop_front()
     }
-}
-
-/// Events and output bytes a batch counts for in the flow control.
-fn books(batch: &[Event]) -> (usize, usize) {
-    (batch.len(), batch.iter().map(|e| weight(&e.body)).sum())
 }
 
 impl Flow {
@@ -391,7 +421,7 @@ mod tests {
         while tx.congested() {
             let batch = rx.raw().try_recv().unwrap();
             rx.ack(&batch);
-            taken += batch.len();
+            taken += batch.events.len();
         }
         assert_eq!(taken, 1);
         while rx.try_recv().is_ok() {}

@@ -1,18 +1,46 @@
 //! Splits a byte stream into lines without ever holding more than the line limit: a longer
 //! line comes out in pieces marked partial. Bytes are kept exactly (invalid UTF-8 included).
+//! A line that lies within one read is only a range of it (nothing copied or counted); one
+//! that spans reads is gathered into a buffer of its own.
 
 /// The longest line kept whole; longer ones are cut into pieces of this size.
 pub const MAX_LINE: usize = 64 * 1024;
 
 use bytes::Bytes;
 
-/// One complete line (without its newline) or one piece of an over-long line: a slice of the
-/// read it came from when it lies within one read, its own buffer when it spans reads.
+/// One complete line (without its newline) or one piece of an over-long line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Piece {
-    pub bytes: Bytes,
+    pub place: Place,
     /// More of the same line follows.
     pub partial: bool,
+}
+
+/// Where a piece's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// This range of the read fed when the piece came out.
+    Within(std::ops::Range<usize>),
+    /// A buffer of its own (the piece spans reads).
+    Gathered(Bytes),
+}
+
+impl Piece {
+    /// Its bytes; `read` is the read fed when it came out.
+    pub fn bytes<'a>(&'a self, read: &'a [u8]) -> &'a [u8] {
+        match &self.place {
+            Place::Within(range) => read.get(range.clone()).unwrap_or_default(),
+            Place::Gathered(bytes) => bytes,
+        }
+    }
+
+    /// Its bytes as a buffer of their own or a slice of `read`.
+    pub fn into_bytes(self, read: &Bytes) -> Bytes {
+        match self.place {
+            Place::Within(range) => read.slice(range),
+            Place::Gathered(bytes) => bytes,
+        }
+    }
 }
 
 /// Incremental line splitter for one stream.
@@ -42,12 +70,26 @@ impl LineSplitter {
 
     /// The piece `read[start..end]`, after whatever is pending: a slice of `read` when
     /// nothing is.
-    fn piece(&mut self, read: &Bytes, start: usize, end: usize) -> Bytes {
+    fn piece(&mut self, read: &Bytes, start: usize, end: usize, partial: bool) -> Piece {
         if self.pending.is_empty() {
-            read.slice(start..end)
+            let end = if !partial && end > start && read[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            Piece {
+                place: Place::Within(start..end),
+                partial,
+            }
         } else {
             self.pending.extend_from_slice(&read[start..end]);
-            Bytes::from(std::mem::take(&mut self.pending))
+            if !partial && self.pending.last() == Some(&b'\r') {
+                self.pending.pop();
+            }
+            Piece {
+                place: Place::Gathered(Bytes::from(std::mem::take(&mut self.pending))),
+                partial,
+            }
         }
     }
 
@@ -59,24 +101,13 @@ impl LineSplitter {
             let end = read.len().min(at + room);
             match memchr::memchr(b'\n', &read[at..end]) {
                 Some(offset) => {
-                    let mut line = self.piece(read, at, at + offset);
-                    if line.last() == Some(&b'\r') {
-                        line.truncate(line.len() - 1);
-                    }
                     self.open_line = false;
-                    emit(Piece {
-                        bytes: line,
-                        partial: false,
-                    });
+                    emit(self.piece(read, at, at + offset, false));
                     at += offset + 1;
                 }
                 None if end - at == room => {
                     self.open_line = true;
-                    let bytes = self.piece(read, at, end);
-                    emit(Piece {
-                        bytes,
-                        partial: true,
-                    });
+                    emit(self.piece(read, at, end, true));
                     at = end;
                 }
                 None => {
@@ -91,7 +122,7 @@ impl LineSplitter {
     pub fn finish(&mut self) -> Option<Piece> {
         let open = std::mem::take(&mut self.open_line);
         (open || !self.pending.is_empty()).then(|| Piece {
-            bytes: Bytes::from(std::mem::take(&mut self.pending)),
+            place: Place::Gathered(Bytes::from(std::mem::take(&mut self.pending))),
             partial: false,
         })
     }
@@ -102,30 +133,49 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn split(chunks: &[&[u8]], max: usize) -> Vec<Piece> {
+    /// A piece as the tests look at it: its bytes, partial, and its range if within its read.
+    struct Got {
+        bytes: Vec<u8>,
+        partial: bool,
+        within: Option<std::ops::Range<usize>>,
+    }
+
+    fn got(piece: Piece, read: &[u8]) -> Got {
+        Got {
+            bytes: piece.bytes(read).to_vec(),
+            partial: piece.partial,
+            within: match piece.place {
+                Place::Within(range) => Some(range),
+                Place::Gathered(_) => None,
+            },
+        }
+    }
+
+    fn split(chunks: &[&[u8]], max: usize) -> Vec<Got> {
         let mut splitter = LineSplitter::new(max);
         let mut out = Vec::new();
         for chunk in chunks {
-            splitter.feed(&Bytes::copy_from_slice(chunk), &mut |p| out.push(p));
+            let read = Bytes::copy_from_slice(chunk);
+            splitter.feed(&read, &mut |p| out.push(got(p, &read)));
         }
-        out.extend(splitter.finish());
+        out.extend(splitter.finish().map(|p| got(p, &[])));
         out
     }
 
     #[test]
-    fn a_line_within_one_read_is_a_slice_of_it() {
-        let read = Bytes::from_static(b"one\ntwo\r\nthr");
-        let mut splitter = LineSplitter::new(64);
-        let mut out = Vec::new();
-        splitter.feed(&read, &mut |p| out.push(p));
-        let texts: Vec<&[u8]> = out.iter().map(|p| &p.bytes[..]).collect();
-        assert_eq!(texts, vec![&b"one"[..], b"two"]);
-        let range = read.as_ptr_range();
-        assert!(out.iter().all(|p| range.contains(&p.bytes.as_ptr())));
+    fn a_line_within_one_read_is_a_range_of_it() {
+        let pieces = split(&[b"one\ntwo\r\nthr", b"ee\n"], 64);
+        let texts: Vec<&[u8]> = pieces.iter().map(|p| &p.bytes[..]).collect();
+        assert_eq!(texts, vec![&b"one"[..], b"two", b"three"]);
+        assert_eq!(pieces[0].within, Some(0..3));
+        assert_eq!(pieces[1].within, Some(4..7));
         // A line that spans two reads is gathered in a buffer of its own.
-        splitter.feed(&Bytes::from_static(b"ee\n"), &mut |p| out.push(p));
-        assert_eq!(&out[2].bytes[..], b"three");
-        assert!(!range.contains(&out[2].bytes.as_ptr()));
+        assert_eq!(pieces[2].within, None);
+        let read = Bytes::from_static(b"ab\n");
+        let mut splitter = LineSplitter::new(64);
+        let mut slices = Vec::new();
+        splitter.feed(&read, &mut |p| slices.push(p.into_bytes(&read)));
+        assert!(read.as_ptr_range().contains(&slices[0].as_ptr()));
     }
 
     #[test]

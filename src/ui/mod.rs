@@ -206,8 +206,8 @@ pub fn run(
                 let mut next = Some(batch);
                 while let Some(batch) = next.take() {
                     engine.events.ack(&batch);
-                    taken += batch.len();
-                    for event in batch {
+                    taken += batch.events.len();
+                    for event in batch.events {
                         record(&mut recorder, &event);
                         app.update(Msg::Engine(event));
                     }

@@ -2,37 +2,57 @@
 
 use super::*;
 
-/// Applies an `output` event, moving its text into the scrollback (no copy per line in a
-/// flood); gives any other event back for [`update`].
+/// Applies an `output` event (or the lines of one read), moving its text into the scrollback
+/// (no copy per line in a flood); gives any other event back for [`update`].
 pub fn update_output(state: &mut State, event: Event) -> Option<Event> {
-    let EventBody::Output {
-        pid,
-        stream,
-        line,
-        seq,
-        partial,
-        ..
-    } = event.body
-    else {
-        return Some(event);
-    };
-    state.now = state.now.max(event.t);
-    let line = OutputLine {
-        stream,
-        text: line,
-        seq,
-        partial,
-        t: event.t,
-    };
-    file_output(state, pid, line);
-    None
+    let t = event.t;
+    match event.body {
+        EventBody::OutputLines(lines) => {
+            state.now = state.now.max(t);
+            if let Some(log) = output_log(state, lines.pid) {
+                for (span, seq) in lines.spans.iter().zip(lines.first_seq..) {
+                    log.push(OutputLine {
+                        stream: lines.stream,
+                        text: lines.text(span),
+                        seq,
+                        partial: span.partial,
+                        t,
+                    });
+                }
+            }
+            None
+        }
+        EventBody::Output {
+            pid,
+            stream,
+            line,
+            seq,
+            partial,
+            ..
+        } => {
+            state.now = state.now.max(t);
+            let line = OutputLine {
+                stream,
+                text: line,
+                seq,
+                partial,
+                t,
+            };
+            file_output(state, pid, line);
+            None
+        }
+        body => Some(Event { t, body }),
+    }
+}
+
+fn output_log(state: &mut State, pid: i32) -> Option<&mut crate::model::output::OutputLog> {
+    let id = state.id_for_pid(pid)?;
+    state.procs.get_mut(&id).map(|proc| &mut proc.output)
 }
 
 fn file_output(state: &mut State, pid: i32, line: OutputLine) {
-    if let Some(id) = state.id_for_pid(pid)
-        && let Some(proc) = state.procs.get_mut(&id)
-    {
-        proc.output.push(line);
+    if let Some(log) = output_log(state, pid) {
+        log.push(line);
     }
 }
 
@@ -199,6 +219,11 @@ pub fn update(state: &mut State, event: &Event) {
                     reason: *reason,
                     result: result.clone(),
                 });
+            }
+        }
+        EventBody::OutputLines(lines) => {
+            for body in lines.bodies() {
+                update(state, &Event { t, body });
             }
         }
         EventBody::Output {
