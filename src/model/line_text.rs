@@ -38,11 +38,6 @@ impl LineText {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// A copy in a buffer of its own, so a line kept long does not keep its whole read alive.
-    pub fn detached(&self) -> LineText {
-        LineText(Bytes::copy_from_slice(&self.0))
-    }
 }
 
 impl From<String> for LineText {
@@ -131,12 +126,12 @@ impl OutputLines {
         self.spans.is_empty()
     }
 
-    /// The text of line `index` (a slice of the read).
+    /// The text of the line at `span` (a slice of the read).
     pub fn text(&self, span: &LineSpan) -> LineText {
         LineText(self.read.slice(span.start as usize..span.end as usize))
     }
 
-    /// The bytes of line `index`.
+    /// The bytes of the line at `span`.
     pub fn bytes(&self, span: &LineSpan) -> &[u8] {
         self.read
             .get(span.start as usize..span.end as usize)
@@ -215,16 +210,5 @@ mod tests {
             })
             .collect();
         assert_eq!(bodies, expected);
-    }
-
-    #[test]
-    fn a_detached_copy_is_equal_and_owns_its_bytes() {
-        let read = Bytes::from(vec![b'x'; 4096]);
-        let line = LineText::from_utf8(read.slice(0..3)).unwrap();
-        let kept = line.detached();
-        assert_eq!(kept, line);
-        drop(read);
-        drop(line);
-        assert_eq!(kept.as_str(), "xxx");
     }
 }

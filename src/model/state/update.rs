@@ -221,27 +221,8 @@ pub fn update(state: &mut State, event: &Event) {
                 });
             }
         }
-        EventBody::OutputLines(lines) => {
-            for body in lines.bodies() {
-                update(state, &Event { t, body });
-            }
-        }
-        EventBody::Output {
-            pid,
-            stream,
-            line,
-            seq,
-            partial,
-            ..
-        } => {
-            let line = OutputLine {
-                stream: *stream,
-                text: line.clone(),
-                seq: *seq,
-                partial: *partial,
-                t,
-            };
-            file_output(state, *pid, line);
+        EventBody::Output { .. } | EventBody::OutputLines(_) => {
+            update_output(state, event.clone());
         }
         EventBody::Restart {
             pool,
