@@ -26,6 +26,11 @@ impl LineText {
         &self.0
     }
 
+    /// The shared bytes themselves.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+
     /// The text (validated again: the type never holds anything else, so it never fails).
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()

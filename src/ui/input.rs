@@ -439,25 +439,25 @@ impl App {
         let Some(proc) = self.selected_proc() else {
             return;
         };
-        let lines = proc.output.lines();
-        let total = lines.len();
-        // Distance from the bottom of each line: 0 is the newest.
+        let log = &proc.output;
+        let total = log.len();
+        let hit =
+            |line: &crate::model::output::OutputLine| line.text.to_lowercase().contains(&needle);
+        // Distance from the bottom of each line: 0 is the newest. One pass over the lines.
         let found = if older {
-            (self.output_scroll + usize::from(self.output_scroll > 0 || !self.search_hit_at(0))
-                ..total)
-                .find(|back| {
-                    lines[total - 1 - back]
-                        .text
-                        .to_lowercase()
-                        .contains(&needle)
-                })
+            let from =
+                self.output_scroll + usize::from(self.output_scroll > 0 || !self.search_hit_at(0));
+            let end = total.saturating_sub(from);
+            log.range(0..end)
+                .enumerate()
+                .filter(|(_, line)| hit(line))
+                .last()
+                .map(|(index, _)| total - 1 - index)
         } else {
-            (0..self.output_scroll).rev().find(|back| {
-                lines[total - 1 - back]
-                    .text
-                    .to_lowercase()
-                    .contains(&needle)
-            })
+            let start = total.saturating_sub(self.output_scroll);
+            log.range(start..total)
+                .position(|line| hit(&line))
+                .map(|offset| total - 1 - (start + offset))
         };
         match found {
             Some(back) => self.output_scroll = back,
@@ -468,12 +468,10 @@ impl App {
     fn search_hit_at(&self, back: usize) -> bool {
         let needle = self.output_search.to_lowercase();
         self.selected_proc().is_some_and(|p| {
-            let lines = p.output.lines();
-            back < lines.len()
-                && lines[lines.len() - 1 - back]
-                    .text
-                    .to_lowercase()
-                    .contains(&needle)
+            back < p.output.len()
+                && p.output
+                    .line(p.output.len() - 1 - back)
+                    .is_some_and(|line| line.text.to_lowercase().contains(&needle))
         })
     }
 

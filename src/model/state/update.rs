@@ -10,15 +10,7 @@ pub fn update_output(state: &mut State, event: Event) -> Option<Event> {
         EventBody::OutputLines(lines) => {
             state.now = state.now.max(t);
             if let Some(log) = output_log(state, lines.pid) {
-                for (span, seq) in lines.spans.iter().zip(lines.first_seq..) {
-                    log.push(OutputLine {
-                        stream: lines.stream,
-                        text: lines.text(span),
-                        seq,
-                        partial: span.partial,
-                        t,
-                    });
-                }
+                log.push_lines(t, lines);
             }
             None
         }

@@ -55,11 +55,11 @@ pub fn render(app: &App, frame: &mut Frame, area: Rect) {
     if height == 0 {
         return;
     }
-    let lines = proc.output.lines();
-    let end = lines.len().saturating_sub(app.output_scroll);
+    let end = proc.output.len().saturating_sub(app.output_scroll);
     let start = end.saturating_sub(height);
     let needle = app.output_search.to_lowercase();
-    let shown: Vec<Line> = lines
+    let shown: Vec<Line> = proc
+        .output
         .range(start..end)
         .map(|line| {
             let stderr = line.stream == Stream::Stderr;

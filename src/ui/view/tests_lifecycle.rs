@@ -201,3 +201,64 @@ fn a_new_output_pane_size_goes_to_the_engine_once() {
     assert_eq!(effects, vec![Effect::Engine(expected)]);
     assert!(app.update(Msg::Layout(areas)).is_empty(), "same size again");
 }
+
+#[test]
+fn output_search_steps_through_matches_across_reads() {
+    use crate::model::{LineSpan, OutputLines, Stream};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = sample_app();
+    // Worker 201 already has "hello red" and "oops"; then one read of four lines, then one.
+    let text = "alpha 3\nbeta\nALPHA 5\ngamma\n";
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for line in text.lines() {
+        spans.push(LineSpan {
+            start: start as u32,
+            end: (start + line.len()) as u32,
+            partial: false,
+        });
+        start += line.len() + 1;
+    }
+    let read = OutputLines {
+        pid: 201,
+        stream: Stream::Stdout,
+        first_seq: 2,
+        read: bytes::Bytes::from(text),
+        spans,
+    };
+    app.update(ev(1.0, EventBody::OutputLines(read)));
+    app.update(ev(
+        1.1,
+        EventBody::Output {
+            pid: 201,
+            stream: Stream::Stdout,
+            line: "last".into(),
+            raw_hex: None,
+            seq: 6,
+            partial: false,
+        },
+    ));
+    app.selected = Some(crate::ui::rows::RowKey::Proc(
+        app.state.find_pid(201).unwrap().id,
+    ));
+    assert_eq!(app.selected_proc().map(|p| p.output.len()), Some(7));
+    let key = |code| Msg::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    app.update(key(KeyCode::Tab));
+    app.output_search = "alpha".into();
+    // Lines from the newest: 0 last, 1 gamma, 2 ALPHA 5, 3 beta, 4 alpha 3, 5 oops, 6 hello.
+    app.update(key(KeyCode::Char('n')));
+    assert_eq!(app.output_scroll, 2);
+    app.update(key(KeyCode::Char('n')));
+    assert_eq!(app.output_scroll, 4);
+    app.update(key(KeyCode::Char('n')));
+    assert_eq!(app.output_scroll, 4, "no older match: it stays");
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.text.contains("no more matches"))
+    );
+    app.update(key(KeyCode::Char('N')));
+    assert_eq!(app.output_scroll, 2);
+    let screen = draw(&app, 120, 30);
+    assert!(screen.contains("ALPHA 5"), "{screen}");
+}
