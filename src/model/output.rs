@@ -136,11 +136,16 @@ impl OutputLog {
                 self.chunks.pop_front();
                 continue;
             }
-            let span = oldest.lines.spans[oldest.first];
-            oldest.first += 1;
-            self.len -= 1;
-            self.bytes -= span_len(&span);
-            self.evicted += 1;
+            // Only part of it: line by line, until both bounds hold.
+            while oldest.kept() > 0
+                && (self.len > self.max_lines || (self.bytes > self.max_bytes && self.len > 1))
+            {
+                let span = oldest.lines.spans[oldest.first];
+                oldest.first += 1;
+                self.len -= 1;
+                self.bytes -= span_len(&span);
+                self.evicted += 1;
+            }
             if oldest.kept() == 0 {
                 self.chunks.pop_front();
             }
