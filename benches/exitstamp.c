@@ -34,6 +34,25 @@ static void nap_ms(long ms) {
     while (nanosleep(&ts, &ts) != 0) {}
 }
 
+/* Forks n children that each sleep 1 s + i * step ms, write {pid, CLOCK_REALTIME ns} to
+ * fds[1] and _exit(0) (with `unblock` unblocked first, if given); their pids in pids[].
+ * Closes fds[1] in the parent. */
+static void fork_stampers(int n, long step, int fds[2], pid_t *pids, const sigset_t *unblock) {
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            if (unblock) sigprocmask(SIG_UNBLOCK, unblock, NULL);
+            nap_ms(i * step + 1000);
+            long long stamp[2] = {getpid(), now_ns()};
+            ssize_t w = write(fds[1], stamp, sizeof stamp); (void)w;
+            _exit(0);
+        }
+        pids[i] = pid;
+    }
+    close(fds[1]);
+}
+
 /* Reads every stamp the pipe holds (non-blocking) into stamps[] by child index. */
 static void read_stamps(int fd, int n, pid_t *pids, long long *stamps) {
     long long stamp[2];
@@ -53,19 +72,7 @@ static int floor_read(int n, long step) {
     if (sfd < 0) return 1;
     long long *waited = calloc(n, sizeof *waited), *stamps = calloc(n, sizeof *stamps);
     pid_t *pids = calloc(n, sizeof *pids);
-    for (int i = 0; i < n; i++) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            close(fds[0]);
-            sigprocmask(SIG_UNBLOCK, &chld, NULL);
-            nap_ms(i * step + 1000);
-            long long stamp[2] = {getpid(), now_ns()};
-            ssize_t w = write(fds[1], stamp, sizeof stamp); (void)w;
-            _exit(0);
-        }
-        pids[i] = pid;
-    }
-    close(fds[1]);
+    fork_stampers(n, step, fds, pids, &chld);
     fcntl(fds[0], F_SETFL, O_NONBLOCK);
     struct pollfd pfd[2] = {{fds[0], POLLIN, 0}, {sfd, POLLIN, 0}};
     for (int reaped = 0; reaped < n;) {
@@ -94,18 +101,7 @@ int main(int argc, char **argv) {
         if (pipe(fds) != 0) return 1;
         long long *waited = calloc(n, sizeof *waited);
         pid_t *pids = calloc(n, sizeof *pids);
-        for (int i = 0; i < n; i++) {
-            pid_t pid = fork();
-            if (pid == 0) {
-                close(fds[0]);
-                nap_ms(i * step + 1000);
-                long long stamp[2] = {getpid(), now_ns()};
-                ssize_t w = write(fds[1], stamp, sizeof stamp); (void)w;
-                _exit(0);
-            }
-            pids[i] = pid;
-        }
-        close(fds[1]);
+        fork_stampers(n, step, fds, pids, NULL);
         for (int i = 0; i < n; i++) {
             pid_t pid = waitpid(-1, NULL, 0);
             long long t = now_ns();
