@@ -114,9 +114,6 @@ impl Sampler {
         let spawned = std::thread::Builder::new()
             .name("forkscope-sampler".into())
             .spawn(move || {
-                if let Err(err) = super::wakeup::background() {
-                    tracing::debug!("the sampler keeps its priority: {err}");
-                }
                 let mut reader = StatReader::new();
                 // Ends when the engine drops its sender.
                 while let Ok(request) = req_rx.recv() {

@@ -3,8 +3,6 @@
 //! instead of after the running tasks' slices. Since Linux 6.12 (EEVDF) an unprivileged
 //! thread may ask for a shorter slice (`sched_attr.sched_runtime` with `SCHED_OTHER`): it
 //! gets no more CPU than its share, only earlier. Older kernels ignore the request.
-//! Background threads (the `/proc` sampler) go the other way, to nice +10: a woken engine
-//! that shares their CPU then gets it within a fraction of a millisecond instead of a tick.
 
 use std::cell::Cell;
 use std::io;
@@ -73,38 +71,9 @@ pub fn prefer_wakeups() -> io::Result<()> {
     Ok(())
 }
 
-/// The nice value of background threads: a tenth of a default thread's weight, so a
-/// woken engine becomes eligible to run about ten times sooner, while the thread still
-/// gets CPU on a loaded machine (`SCHED_IDLE` would starve it).
-pub const BACKGROUND_NICE: i32 = 10;
-
-/// Lowers the calling thread's priority to [`BACKGROUND_NICE`] (never raises it).
-pub fn background() -> io::Result<()> {
-    let now = rustix::process::getpriority_process(None)?;
-    if now >= BACKGROUND_NICE {
-        return Ok(());
-    }
-    // On Linux a nice value is per thread: pid 0 here is the calling thread.
-    rustix::process::setpriority_process(None, BACKGROUND_NICE)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn background_lowers_only_the_calling_thread() {
-        let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        let inside = std::thread::spawn(|| {
-            background().unwrap();
-            unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }
-        })
-        .join()
-        .unwrap();
-        assert_eq!(inside, before.max(BACKGROUND_NICE));
-        assert_eq!(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) }, before);
-    }
 
     #[test]
     fn keeps_policy_and_nice() {
