@@ -17,7 +17,7 @@ use crate::model::{EventBody, TrackSource};
 use crate::supervise::reap::Reaped;
 use crate::supervise::sampler::Request;
 use crate::track::TrackMode;
-use crate::track::kernel::{KernelTracker, LiveProc, ReapVerdict, Tracked};
+use crate::track::kernel::{KernelTracker, LiveProc, ProcReader, ReapVerdict, Tracked};
 use crate::track::netlink::{ConnectorError, ProcConnector, ProcMessage};
 
 /// The token of the process-events socket in the engine's poll.
@@ -372,13 +372,36 @@ impl Engine {
 
     /// Reconciles with a scan of `/proc` the sampler read: the children reaped while it was
     /// read, and their children (adopted since), are left out of it, since their entries
-    /// there are older than what the engine reported of them.
+    /// there are older than what the engine reported of them; so are the descendants it
+    /// shows that the tracker does not know and that are gone by now (their parents reaped
+    /// them meanwhile, after the tracker reported their exits).
     pub(super) fn reconcile_read_earlier(
         &mut self,
         mut all: HashMap<i32, ProcStat>,
         reaped: &HashSet<i32>,
     ) {
         leave_out_reaped(&mut all, reaped);
+        if let Some(kernel) = &self.kernel {
+            let known: HashSet<i32> = kernel
+                .tracker
+                .member_identities()
+                .into_iter()
+                .map(|(pid, _)| pid)
+                .collect();
+            let gone: Vec<i32> = proc::descendants_in(&all, self.me)
+                .into_iter()
+                .filter(|stat| {
+                    !known.contains(&stat.pid)
+                        && LiveProc
+                            .stat(stat.pid)
+                            .is_none_or(|now| now.start_time != stat.start_time)
+                })
+                .map(|stat| stat.pid)
+                .collect();
+            for pid in gone {
+                all.remove(&pid);
+            }
+        }
         self.reconcile_with(&all);
     }
 
