@@ -529,9 +529,9 @@ def latency_forkscope(forkscope, helpers, n, step_ms):
     return latencies, emitted
 
 
-def latency_floor(helpers, n, step_ms):
+def latency_floor(helpers, n, step_ms, mode="floor"):
     out = subprocess.run(
-        [os.path.join(helpers, "exitstamp"), "floor", str(n), str(step_ms)],
+        [os.path.join(helpers, "exitstamp"), mode, str(n), str(step_ms)],
         capture_output=True, text=True, check=True,
     ).stdout
     return [int(x) for x in out.split()]
@@ -557,7 +557,7 @@ def stop_all(procs):
 def bench_latency(forkscope, helpers, n, step_ms, runs, busy):
     print(f"## exit-to-event latency: {n} workers exiting {step_ms} ms apart, {runs} runs, "
           f"under {busy} busy loops of our own (on top of the machine's load)")
-    fs, fs_emitted, floor = [], [], []
+    fs, fs_emitted, floor, peer = [], [], [], []
     loops = busy_loops(busy)
     try:
         for _ in range(runs):
@@ -565,19 +565,23 @@ def bench_latency(forkscope, helpers, n, step_ms, runs, busy):
             fs += read
             fs_emitted += emitted
             floor += latency_floor(helpers, n, step_ms)
+            peer += latency_floor(helpers, n, step_ms, "floor-read")
             print(f"# load average after a round: {loadavg()}", flush=True)
     finally:
         stop_all(loops)
     for name, values in [("waitpid() in a C parent (floor)", floor),
+                         ("C parent reading output + reaping", peer),
                          ("forkscope exit event, read", fs),
                          ("(of which: until emitted, `t`)", fs_emitted)]:
         print(
-            f"{name:32}: median {statistics.median(values) / 1000:.0f} us, "
+            f"{name:34}: median {statistics.median(values) / 1000:.0f} us, "
             f"p99 {pct(values, 99) / 1000:.0f} us, max {max(values) / 1000:.0f} us (n={len(values)})"
         )
     print(
         f"ratio forkscope/floor: median {statistics.median(fs) / statistics.median(floor):.1f}, "
-        f"p99 {pct(fs, 99) / pct(floor, 99):.1f}"
+        f"p99 {pct(fs, 99) / pct(floor, 99):.1f}; "
+        f"forkscope/C reader: median {statistics.median(fs) / statistics.median(peer):.1f}, "
+        f"p99 {pct(fs, 99) / pct(peer, 99):.1f}"
     )
 
 

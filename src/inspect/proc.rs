@@ -98,8 +98,19 @@ pub fn parse_stat(text: &str) -> Result<ProcStat, StatParseError> {
 
 /// Reads and parses `/proc/PID/stat`.
 pub fn read_stat(pid: i32) -> io::Result<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_stat(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    use rustix::fs::{Mode, OFlags, open};
+    let fd = open(
+        format!("/proc/{pid}/stat"),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    // The kernel writes the whole line in one read when it fits (it is under 1 KiB): one
+    // `read` instead of `read_to_string`'s `statx` and growing reads (an exit waits on it).
+    let mut buf = [0u8; 4096];
+    let len = rustix::io::read(&fd, &mut buf)?;
+    let text = std::str::from_utf8(buf.get(..len).unwrap_or_default())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    parse_stat(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The argument vector of a live process (empty for zombies and kernel threads).
@@ -187,6 +198,25 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 2 0 5555 1000000 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 256";
+
+    #[test]
+    fn read_stat_reads_the_whole_line_of_a_zombie_and_of_pid_1() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while read_stat(pid).unwrap().state != 'Z' {
+            assert!(std::time::Instant::now() < deadline, "never a zombie");
+            std::thread::yield_now();
+        }
+        for pid in [pid, 1] {
+            let whole = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            // Field 52, the exit code, is the line's last: it is only there if all was read.
+            assert_eq!(read_stat(pid).unwrap(), parse_stat(&whole).unwrap());
+        }
+        assert_eq!(read_stat(pid).unwrap().exit_code, Some(0));
+        child.wait().unwrap();
+        assert!(read_stat(pid).is_err(), "reaped: no entry");
+    }
 
     #[test]
     fn parses_stat_with_parens_in_comm() {

@@ -24,6 +24,9 @@ pub(crate) enum Request {
     Members(Vec<(i32, Option<u64>)>),
     /// Every process of `/proc`, keeping the descendants of `root` (polling).
     Tree { root: i32 },
+    /// These processes, and every process of `/proc` in [`Reading::all`]: the kernel
+    /// source's periodic reconciliation, read here so that the engine never stalls on it.
+    MembersAndAll(Vec<(i32, Option<u64>)>),
 }
 
 /// What a request found: the processes read, parents first for [`Request::Tree`], and the
@@ -33,19 +36,18 @@ pub(crate) struct Reading {
     pub tree: Vec<ProcStat>,
     pub pipes: HashMap<i32, [Option<u64>; 2]>,
     pub tree_request: bool,
+    /// Every process of `/proc`, for [`Request::MembersAndAll`] (`None` if unreadable).
+    pub all: Option<HashMap<i32, ProcStat>>,
 }
 
 /// Does the reads of one request.
 pub(crate) fn read(reader: &mut StatReader, request: &Request) -> Reading {
     let mut reading = Reading::default();
     match request {
-        Request::Members(members) => {
-            for (pid, start) in members {
-                if let Some(read) = reader.read(*pid, *start) {
-                    reading.pipes.insert(*pid, read.pipes);
-                    reading.tree.push(read.stat);
-                }
-            }
+        Request::Members(members) => read_members(reader, members, &mut reading),
+        Request::MembersAndAll(members) => {
+            reading.all = proc::scan_all().ok();
+            read_members(reader, members, &mut reading);
         }
         Request::Tree { root } => {
             reading.tree_request = true;
@@ -67,6 +69,15 @@ pub(crate) fn read(reader: &mut StatReader, request: &Request) -> Reading {
     }
     reader.end_round();
     reading
+}
+
+fn read_members(reader: &mut StatReader, members: &[(i32, Option<u64>)], reading: &mut Reading) {
+    for (pid, start) in members {
+        if let Some(read) = reader.read(*pid, *start) {
+            reading.pipes.insert(*pid, read.pipes);
+            reading.tree.push(read.stat);
+        }
+    }
 }
 
 enum Mode {
@@ -223,5 +234,21 @@ mod tests {
         assert!(!sampler.outstanding());
         assert!(sampler.request(Request::Tree { root: 1 }));
         drop(sampler);
+    }
+
+    #[test]
+    fn members_and_all_reads_both() {
+        let mut reader = StatReader::new();
+        let me = std::process::id() as i32;
+        let reading = read(&mut reader, &Request::MembersAndAll(vec![(me, None)]));
+        assert_eq!(reading.tree.len(), 1);
+        let all = reading.all.expect("a scan of /proc");
+        assert!(
+            all.contains_key(&me) && all.contains_key(&1),
+            "{:?}",
+            all.keys()
+        );
+        let members = read(&mut reader, &Request::Members(vec![(me, None)]));
+        assert!(members.all.is_none());
     }
 }

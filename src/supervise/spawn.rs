@@ -12,7 +12,7 @@ use super::PoolSpec;
 use super::launch::{LaunchError, Plan, Step, launch};
 use super::pidfd::Pidfd;
 use super::worker_io::{SessionIo, StdinMode, buffering_env};
-use crate::inspect::proc::{ProcStat, parse_stat};
+use crate::inspect::proc::{ProcStat, read_stat};
 
 /// A worker that was started.
 pub struct Spawned {
@@ -246,7 +246,7 @@ pub fn spawn_worker(
     // The worker's ends must close here, or end of file would never come.
     drop(ends.theirs);
     let pid = launched.pid;
-    let stat = read_stat_once(pid);
+    let stat = read_stat(pid).ok();
     Ok(Spawned {
         pid,
         pidfd: Pidfd::from_owned(launched.pidfd, pid),
@@ -287,21 +287,6 @@ fn candidates(program: &str, search: Option<&OsStr>) -> std::io::Result<Vec<CStr
             c_string(path)
         })
         .collect()
-}
-
-/// `/proc/PID/stat` in one `read` (the file is well under 1 KiB): open, read, close.
-fn read_stat_once(pid: i32) -> Option<ProcStat> {
-    use rustix::fs::{Mode, OFlags, open};
-    let fd = open(
-        format!("/proc/{pid}/stat"),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let mut buf = [0u8; 1024];
-    let len = rustix::io::read(&fd, &mut buf).ok()?;
-    let text = std::str::from_utf8(buf.get(..len)?).ok()?;
-    parse_stat(text).ok()
 }
 
 /// Raises the soft limit of open files to the hard limit; returns the new soft limit.

@@ -346,6 +346,10 @@ impl Engine {
             }
             // Before any exit is handled: a process's own pipes are read before its end.
             self.take_own_pipes();
+            // An exit is reported before the turn's other work (a sample, starts, pipes).
+            if self.more_to_reap && !self.events.congested() {
+                self.reap();
+            }
             self.take_actions();
             self.take_sample();
             self.launch_step();

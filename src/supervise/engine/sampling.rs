@@ -26,10 +26,13 @@ impl Engine {
     /// Turns a ready reading into events: the sample, and when polling the lifecycle
     /// events the scan shows.
     pub(super) fn take_sample(&mut self) {
-        let Some(reading) = self.sampler.as_mut().and_then(Sampler::take) else {
+        let Some(mut reading) = self.sampler.as_mut().and_then(Sampler::take) else {
             return;
         };
         let reaped: HashSet<i32> = self.reaped_while_sampling.drain(..).collect();
+        if let Some(all) = reading.all.take() {
+            self.reconcile_read_earlier(all, &reaped);
+        }
         let mut tree = reading.tree;
         tree.retain(|stat| !reaped.contains(&stat.pid));
         let exact = self.exact_members();

@@ -5,18 +5,19 @@
 //! the session's description of the active source.
 
 use crate::model::NoticeLevel;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
 
 use super::Engine;
-use crate::inspect::proc;
+use crate::inspect::proc::{self, ProcStat};
 use crate::model::{EventBody, TrackSource};
 use crate::supervise::reap::Reaped;
 use crate::supervise::sampler::Request;
 use crate::track::TrackMode;
-use crate::track::kernel::{KernelTracker, LiveProc, ReapVerdict, Tracked};
+use crate::track::kernel::{KernelTracker, LiveProc, ProcReader, ReapVerdict, Tracked};
 use crate::track::netlink::{ConnectorError, ProcConnector, ProcMessage};
 
 /// The token of the process-events socket in the engine's poll.
@@ -134,6 +135,12 @@ impl KernelClock {
         let ago = Duration::from_nanos(self.mono_ns.saturating_sub(ns));
         self.now.checked_sub(ago).unwrap_or(self.now)
     }
+}
+
+/// Takes out of a scan read earlier the processes reaped since, and their children (their
+/// parent there is the dead one; the engine reported their adoption).
+fn leave_out_reaped(all: &mut HashMap<i32, ProcStat>, reaped: &HashSet<i32>) {
+    all.retain(|pid, stat| !reaped.contains(pid) && !reaped.contains(&stat.ppid));
 }
 
 impl Engine {
@@ -315,9 +322,12 @@ impl Engine {
 
     /// Samples the tree: asks the sampler thread for the tree's pids (an exact source) or
     /// for a scan of `/proc` (polling). With the kernel source, the periodic full scan that
-    /// reconciles its view with `/proc` runs here first.
+    /// reconciles its view with `/proc` is read by the sampler too (the engine would stall
+    /// milliseconds on it, and every exit meanwhile with it), and compared when it comes
+    /// back ([`Engine::reconcile_read_earlier`]).
     pub(super) fn sample(&mut self) {
-        let Some(_) = self.exact_members() else {
+        self.drain_kernel();
+        let Some(members) = self.exact_members() else {
             self.request_sample(Request::Tree { root: self.me });
             return;
         };
@@ -325,14 +335,11 @@ impl Engine {
             k.last_reconcile
                 .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY)
         });
-        if full_scan_due {
-            self.scan_tree();
+        self.request_sample(if full_scan_due {
+            Request::MembersAndAll(members)
         } else {
-            self.drain_kernel();
-        }
-        if let Some(members) = self.exact_members() {
-            self.request_sample(Request::Members(members));
-        }
+            Request::Members(members)
+        });
     }
 
     /// The tree's live processes as an exact source knows them (workers included); `None`
@@ -357,14 +364,50 @@ impl Engine {
     /// Reconciles the kernel's view of the tree with a scan of `/proc`.
     fn scan_tree(&mut self) {
         self.drain_kernel();
-        let all = match proc::scan_all() {
-            Ok(all) => all,
-            Err(err) => {
-                tracing::warn!("scanning /proc failed: {err}");
-                return;
+        match proc::scan_all() {
+            Ok(all) => self.reconcile_with(&all),
+            Err(err) => tracing::warn!("scanning /proc failed: {err}"),
+        }
+    }
+
+    /// Reconciles with a scan of `/proc` the sampler read: the children reaped while it was
+    /// read, and their children (adopted since), are left out of it, since their entries
+    /// there are older than what the engine reported of them; so are the descendants it
+    /// shows that the tracker does not know and that are gone by now (their parents reaped
+    /// them meanwhile, after the tracker reported their exits).
+    pub(super) fn reconcile_read_earlier(
+        &mut self,
+        mut all: HashMap<i32, ProcStat>,
+        reaped: &HashSet<i32>,
+    ) {
+        leave_out_reaped(&mut all, reaped);
+        if let Some(kernel) = &self.kernel {
+            let known: HashSet<i32> = kernel
+                .tracker
+                .member_identities()
+                .into_iter()
+                .map(|(pid, _)| pid)
+                .collect();
+            let gone: Vec<i32> = proc::descendants_in(&all, self.me)
+                .into_iter()
+                .filter(|stat| {
+                    !known.contains(&stat.pid)
+                        && LiveProc
+                            .stat(stat.pid)
+                            .is_none_or(|now| now.start_time != stat.start_time)
+                })
+                .map(|stat| stat.pid)
+                .collect();
+            for pid in gone {
+                all.remove(&pid);
             }
-        };
-        let tree = proc::descendants_in(&all, self.me);
+        }
+        self.reconcile_with(&all);
+    }
+
+    /// Compares the kernel's view of the tree with `all`, a scan of `/proc`.
+    fn reconcile_with(&mut self, all: &HashMap<i32, ProcStat>) {
+        let tree = proc::descendants_in(all, self.me);
         if self.ptrace.is_some() {
             self.release_held_tracees();
             return;
@@ -383,7 +426,7 @@ impl Engine {
         } else if let Some(kernel) = self.kernel.as_mut() {
             let repairs = kernel
                 .tracker
-                .reconcile(&all, &tree, &LiveProc, |pid| by_pid.contains_key(&pid));
+                .reconcile(all, &tree, &LiveProc, |pid| by_pid.contains_key(&pid));
             let clock = KernelClock::read();
             for tracked in repairs {
                 emit_tracked(&self.events, &clock, tracked);
@@ -528,5 +571,28 @@ fn emit_tracked(events: &crate::supervise::channel::EventTx, clock: &KernelClock
     match t.timestamp_ns {
         Some(ns) => events.emit_at(clock.instant(ns), t.body),
         None => events.emit(t.body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scan_read_earlier_loses_the_reaped_and_their_children() {
+        let mut all: HashMap<i32, ProcStat> = [
+            ProcStat::fixture(10, 1, 5),
+            ProcStat::fixture(11, 10, 6),
+            ProcStat::fixture(12, 11, 7),
+            ProcStat::fixture(20, 1, 8),
+        ]
+        .into_iter()
+        .map(|stat| (stat.pid, stat))
+        .collect();
+        leave_out_reaped(&mut all, &HashSet::from([10]));
+        let mut left: Vec<i32> = all.into_keys().collect();
+        left.sort_unstable();
+        // 12's parent is alive: its entry stands.
+        assert_eq!(left, vec![12, 20]);
     }
 }
