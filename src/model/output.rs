@@ -87,7 +87,7 @@ impl OutputLog {
         }
     }
 
-    /// Keeps one line.
+    /// Keeps one line (as a chunk of one; the scrollback has no use for its pid).
     pub fn push(&mut self, line: OutputLine) {
         let end = line.text.len() as u32;
         let lines = OutputLines {

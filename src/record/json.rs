@@ -76,7 +76,7 @@ impl JsonLines {
             Some((last, text)) if *last == bits => out.extend_from_slice(text),
             _ => {
                 let start = out.len();
-                out.extend_from_slice(ryu_like(t).as_bytes());
+                out.extend_from_slice(json_number(t).as_bytes());
                 self.last_t = Some((bits, out[start..].to_vec()));
             }
         }
@@ -90,7 +90,7 @@ impl JsonLines {
 }
 
 /// `t` as serde_json writes it.
-fn ryu_like(t: f64) -> String {
+fn json_number(t: f64) -> String {
     serde_json::to_string(&t).unwrap_or_else(|_| "0.0".to_string())
 }
 
@@ -269,6 +269,38 @@ mod tests {
             },
         };
         assert_eq!(written(&mut writer, &other), reference(&other));
+    }
+
+    #[test]
+    fn the_lines_of_a_read_are_written_as_their_output_events() {
+        let text = "plain\nquote \" é\n\nlast piece";
+        let mut spans = Vec::new();
+        let mut start = 0;
+        for line in text.split('\n') {
+            spans.push(crate::model::LineSpan {
+                start: start as u32,
+                end: (start + line.len()) as u32,
+                partial: line == "last piece",
+            });
+            start += line.len() + 1;
+        }
+        let lines = OutputLines {
+            pid: 31,
+            stream: Stream::Stderr,
+            first_seq: 9,
+            read: bytes::Bytes::from(text),
+            spans,
+        };
+        let mut writer = JsonLines::default();
+        let event = Event {
+            t: 0.25,
+            body: EventBody::OutputLines(lines.clone()),
+        };
+        let expected: Vec<u8> = lines
+            .bodies()
+            .flat_map(|body| reference(&Event { t: 0.25, body }))
+            .collect();
+        assert_eq!(written(&mut writer, &event), expected);
     }
 
     proptest::proptest! {

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use bytes::Bytes;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
@@ -12,8 +13,6 @@ use super::channel::EventTx;
 use super::lines::{LineSplitter, Place};
 use crate::inspect::shm::decode::hex::hex_string;
 use crate::model::lesson::STEP_PREFIX;
-use bytes::Bytes;
-
 use crate::model::{Event, EventBody, LineSpan, LineText, OutputLines, Stream};
 
 /// Bytes read from one pipe per visit before the loop moves on (fairness between pipes).
@@ -230,7 +229,7 @@ impl Captures {
                 Ok(n) => {
                     taken += n;
                     // The lines of this read share one buffer of exactly its size.
-                    let read = bytes::Bytes::copy_from_slice(&self.buffer[..n]);
+                    let read = Bytes::copy_from_slice(&self.buffer[..n]);
                     let t = events.stamp();
                     let mut splitter = std::mem::take(&mut capture.splitter);
                     let mut batch = Vec::new();
