@@ -134,28 +134,19 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LineSpan, Stream};
+    use crate::model::Stream;
 
     /// The lines of one read of `n` lines of `text`, numbered from `first_seq`.
     fn read(t: f64, first_seq: u64, n: usize, text: &str) -> Event {
-        let line = format!("{text}\n");
-        let read = bytes::Bytes::from(line.repeat(n));
-        let spans = (0..n)
-            .map(|i| LineSpan {
-                start: (i * line.len()) as u32,
-                end: (i * line.len() + text.len()) as u32,
-                partial: false,
-            })
-            .collect();
+        let lines = vec![text; n];
         Event {
             t,
-            body: EventBody::OutputLines(OutputLines {
-                pid: 7,
-                stream: Stream::Stdout,
+            body: EventBody::OutputLines(OutputLines::of_lines(
+                7,
+                Stream::Stdout,
                 first_seq,
-                read,
-                spans,
-            }),
+                &lines,
+            )),
         }
     }
 

@@ -165,6 +165,32 @@ impl OutputLines {
 }
 
 #[cfg(test)]
+impl OutputLines {
+    /// One read holding `lines`, each followed by a newline (tests build reads with it).
+    pub fn of_lines(pid: i32, stream: super::Stream, first_seq: u64, lines: &[&str]) -> Self {
+        let mut read = String::new();
+        let mut spans = Vec::new();
+        for line in lines {
+            let start = read.len() as u32;
+            read.push_str(line);
+            spans.push(LineSpan {
+                start,
+                end: read.len() as u32,
+                partial: false,
+            });
+            read.push('\n');
+        }
+        OutputLines {
+            pid,
+            stream,
+            first_seq,
+            read: Bytes::from(read),
+            spans,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

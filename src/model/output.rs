@@ -210,25 +210,11 @@ mod tests {
 
     /// One read of `n` lines "line N", numbered from `first_seq`.
     fn read(first_seq: u64, n: usize) -> OutputLines {
-        let mut text = String::new();
-        let mut spans = Vec::new();
-        for seq in first_seq..first_seq + n as u64 {
-            let start = text.len() as u32;
-            text.push_str(&format!("line {seq}"));
-            spans.push(LineSpan {
-                start,
-                end: text.len() as u32,
-                partial: false,
-            });
-            text.push('\n');
-        }
-        OutputLines {
-            pid: 1,
-            stream: Stream::Stderr,
-            first_seq,
-            read: bytes::Bytes::from(text),
-            spans,
-        }
+        let texts: Vec<String> = (first_seq..first_seq + n as u64)
+            .map(|seq| format!("line {seq}"))
+            .collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        OutputLines::of_lines(1, Stream::Stderr, first_seq, &texts)
     }
 
     fn seqs(log: &OutputLog) -> Vec<u64> {

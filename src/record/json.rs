@@ -273,24 +273,11 @@ mod tests {
 
     #[test]
     fn the_lines_of_a_read_are_written_as_their_output_events() {
-        let text = "plain\nquote \" é\n\nlast piece";
-        let mut spans = Vec::new();
-        let mut start = 0;
-        for line in text.split('\n') {
-            spans.push(crate::model::LineSpan {
-                start: start as u32,
-                end: (start + line.len()) as u32,
-                partial: line == "last piece",
-            });
-            start += line.len() + 1;
+        let texts = ["plain", "quote \" é", "", "last piece"];
+        let mut lines = OutputLines::of_lines(31, Stream::Stderr, 9, &texts);
+        if let Some(last) = lines.spans.last_mut() {
+            last.partial = true;
         }
-        let lines = OutputLines {
-            pid: 31,
-            stream: Stream::Stderr,
-            first_seq: 9,
-            read: bytes::Bytes::from(text),
-            spans,
-        };
         let mut writer = JsonLines::default();
         let event = Event {
             t: 0.25,

@@ -204,28 +204,16 @@ fn a_new_output_pane_size_goes_to_the_engine_once() {
 
 #[test]
 fn output_search_steps_through_matches_across_reads() {
-    use crate::model::{LineSpan, OutputLines, Stream};
+    use crate::model::{OutputLines, Stream};
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let mut app = sample_app();
     // Worker 201 already has "hello red" and "oops"; then one read of four lines, then one.
-    let text = "alpha 3\nbeta\nALPHA 5\ngamma\n";
-    let mut spans = Vec::new();
-    let mut start = 0;
-    for line in text.lines() {
-        spans.push(LineSpan {
-            start: start as u32,
-            end: (start + line.len()) as u32,
-            partial: false,
-        });
-        start += line.len() + 1;
-    }
-    let read = OutputLines {
-        pid: 201,
-        stream: Stream::Stdout,
-        first_seq: 2,
-        read: bytes::Bytes::from(text),
-        spans,
-    };
+    let read = OutputLines::of_lines(
+        201,
+        Stream::Stdout,
+        2,
+        &["alpha 3", "beta", "ALPHA 5", "gamma"],
+    );
     app.update(ev(1.0, EventBody::OutputLines(read)));
     app.update(ev(
         1.1,
